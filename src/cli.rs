@@ -1,0 +1,335 @@
+//! The `cairn` command line: `server` (the embedded all-in-one store) and `admin` (keys).
+//! Secrets come from the environment or are generated; they never appear on argv or in logs.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::config::{ByteSize, HumanDuration};
+use crate::datanode::local::LocalChunkStore;
+use crate::gateway::{Gateway, GatewayConfig, now};
+use crate::meta::sqlite::SqliteMeta;
+use crate::meta::{AccessKey, MetaStore};
+use crate::s3::server::{S3Service, serve};
+
+/// The chunk size a new store gets when none is given.
+pub const DEFAULT_CHUNK_SIZE: ByteSize = ByteSize(64 << 20);
+/// Chunks smaller than this would make the chunk map larger than the data it maps.
+const MIN_CHUNK_SIZE: u64 = 4 << 10;
+/// How often the garbage collector looks for chunks whose grace period is over.
+const GC_INTERVAL: Duration = Duration::from_secs(2);
+const CHUNK_SIZE_SETTING: &str = "chunk_size";
+const CREDENTIALS_FILE: &str = "credentials";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cairn",
+    version,
+    about = "An S3-compatible object store for files too large for one machine"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// The all-in-one store: S3 gateway, SQLite metadata and local chunk storage.
+    Server(ServerArgs),
+    /// Administer a store through its metadata database.
+    Admin(AdminArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Address to serve S3 on.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    listen: SocketAddr,
+    /// Data directory: metadata (meta.db), chunks and generated credentials.
+    #[arg(long, default_value = "./cairn-data")]
+    data: PathBuf,
+    /// Size of the chunks new uploads are cut into (e.g. 64MiB, 1MiB); recorded in the store.
+    #[arg(long)]
+    chunk_size: Option<ByteSize>,
+    /// Serve virtual-hosted-style requests (BUCKET.DOMAIN) as well as path style.
+    #[arg(long)]
+    domain: Option<String>,
+    /// How long replaced or deleted data stays readable for downloads already under way.
+    #[arg(long, default_value = "5m")]
+    gc_grace: HumanDuration,
+}
+
+#[derive(clap::Args, Debug)]
+struct AdminArgs {
+    /// The metadata store, e.g. sqlite://cairn-data/meta.db
+    #[arg(long)]
+    meta: String,
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// S3 access keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Create a key and print its id and secret.
+    Create { name: String },
+    /// List keys (ids and names, never secrets).
+    List,
+    /// Delete a key.
+    Delete { id: String },
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cairn: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Server(args) => run_server(args).await,
+            Command::Admin(args) => run_admin(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A new access key: an id in AWS's style and a 40-character secret, from the OS's CSPRNG.
+pub fn generate_key(name: &str) -> AccessKey {
+    let random = |n: usize| -> Vec<u8> {
+        (0..n.div_ceil(16))
+            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+            .take(n)
+            .collect()
+    };
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let id: String = random(18)
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    let secret = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random(30));
+    AccessKey {
+        id: format!("CK{id}"),
+        secret,
+        name: name.to_owned(),
+        created: now(),
+    }
+}
+
+/// The bootstrap key: from the environment, else from DATA/credentials, else generated and
+/// written there (mode 0600). Returns the key and whether its secret should be shown.
+async fn bootstrap_key(
+    meta: &dyn MetaStore,
+    data: &Path,
+) -> Result<(AccessKey, bool), Box<dyn std::error::Error>> {
+    let env_id = std::env::var("CAIRN_ACCESS_KEY_ID").ok();
+    let env_secret = std::env::var("CAIRN_SECRET_ACCESS_KEY").ok();
+    let path = data.join(CREDENTIALS_FILE);
+    let (key, fresh) = match (env_id, env_secret) {
+        (Some(id), Some(secret)) => (
+            AccessKey {
+                id,
+                secret,
+                name: "bootstrap (environment)".to_owned(),
+                created: now(),
+            },
+            false,
+        ),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(
+                "set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither".into(),
+            );
+        }
+        (None, None) if path.exists() => {
+            let text = std::fs::read_to_string(&path)?;
+            let mut id = None;
+            let mut secret = None;
+            for line in text.lines() {
+                if let Some((k, v)) = line.split_once('=') {
+                    match k.trim() {
+                        "access_key_id" => id = Some(v.trim().to_owned()),
+                        "secret_access_key" => secret = Some(v.trim().to_owned()),
+                        _ => {}
+                    }
+                }
+            }
+            let (Some(id), Some(secret)) = (id, secret) else {
+                return Err(format!("{} is not a credentials file", path.display()).into());
+            };
+            let key = AccessKey {
+                id,
+                secret,
+                name: "bootstrap".to_owned(),
+                created: now(),
+            };
+            (key, false)
+        }
+        (None, None) => {
+            let key = generate_key("bootstrap");
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)?;
+            writeln!(file, "access_key_id = {}", key.id)?;
+            writeln!(file, "secret_access_key = {}", key.secret)?;
+            file.sync_all()?;
+            (key, true)
+        }
+    };
+    match meta.key(&key.id).await? {
+        Some(stored) if stored.secret == key.secret => {}
+        Some(_) => {
+            meta.delete_key(&key.id).await?;
+            meta.create_key(&key).await?;
+        }
+        None => meta.create_key(&key).await?,
+    }
+    Ok((key, fresh))
+}
+
+async fn run_server(args: ServerArgs) -> CliResult {
+    std::fs::create_dir_all(&args.data)?;
+    let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
+    let chunk_size = match (args.chunk_size, meta.setting(CHUNK_SIZE_SETTING).await?) {
+        (Some(size), _) => size.0,
+        (None, Some(stored)) => stored
+            .parse()
+            .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
+        (None, None) => DEFAULT_CHUNK_SIZE.0,
+    };
+    if chunk_size < MIN_CHUNK_SIZE {
+        return Err(format!("--chunk-size must be at least {}", ByteSize(MIN_CHUNK_SIZE)).into());
+    }
+    meta.set_setting(CHUNK_SIZE_SETTING, &chunk_size.to_string())
+        .await?;
+    let (key, fresh) = bootstrap_key(meta.as_ref(), &args.data).await?;
+
+    let store = Arc::new(LocalChunkStore::open(args.data.join("chunks")).await?);
+    let temp = store.remove_temp_files().await?;
+    let gateway = Arc::new(Gateway::new(
+        meta,
+        store,
+        GatewayConfig {
+            chunk_size,
+            gc_grace: args.gc_grace.0,
+        },
+    ));
+    let orphans = gateway.remove_orphans().await?;
+    let collected = gateway.collect_garbage().await?;
+    tracing::info!(temp, orphans, collected, "startup cleanup done");
+
+    let listener = TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    println!("Cairn S3 endpoint: http://{addr}");
+    println!("Data directory:    {}", args.data.display());
+    println!("Chunk size:        {}", ByteSize(chunk_size));
+    println!("Access key id:     {}", key.id);
+    if fresh {
+        println!(
+            "Secret access key: {} (shown once; also in {})",
+            key.secret,
+            args.data.join(CREDENTIALS_FILE).display()
+        );
+    }
+    std::io::stdout().flush()?;
+
+    let gc = {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(GC_INTERVAL);
+            loop {
+                tick.tick().await;
+                if let Err(e) = gateway.collect_garbage().await {
+                    tracing::warn!(error = %e, "garbage collection failed");
+                }
+            }
+        })
+    };
+    let service = Arc::new(S3Service {
+        gateway,
+        domain: args.domain,
+    });
+    serve(listener, service, shutdown_signal()).await?;
+    gc.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn run_admin(args: AdminArgs) -> CliResult {
+    let meta = crate::meta::open(&args.meta).await?;
+    match args.command {
+        AdminCommand::Key(KeyCommand::Create { name }) => {
+            let key = generate_key(&name);
+            meta.create_key(&key).await?;
+            println!("AccessKeyId: {}", key.id);
+            println!("SecretAccessKey: {}", key.secret);
+        }
+        AdminCommand::Key(KeyCommand::List) => {
+            println!("{:<22} {:<25} NAME", "ACCESS KEY ID", "CREATED");
+            for key in meta.list_keys().await? {
+                println!(
+                    "{:<22} {:<25} {}",
+                    key.id,
+                    crate::s3::range::iso8601(key.created),
+                    key.name
+                );
+            }
+        }
+        AdminCommand::Key(KeyCommand::Delete { id }) => {
+            if !meta.delete_key(&id).await? {
+                return Err(format!("no access key {id}").into());
+            }
+            println!("deleted {id}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,986 @@
+//! The local-disk `ChunkStore`: one file per chunk at `root/<xx>/<id>`, `xx` being the id's first
+//! byte in hex. A file holds the chunk's bytes, then one CRC32C per `BLOCK_SIZE` block, then a
+//! fixed-size footer, so it is written in one pass as bytes stream in and is read from its end.
+//! Writers fill a temp file that is fsynced and renamed into place on commit; readers verify every
+//! block they touch before yielding any byte of it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream;
+
+use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+
+/// Bytes covered by one CRC32C. Small enough that a short range read verifies at most two blocks
+/// (128 KiB); large enough that the table is 1/16384 of the data (4 KiB for a 64 MiB chunk).
+pub const BLOCK_SIZE: usize = 64 * 1024;
+
+/// Bytes a writer gathers before writing, so pieces of a few KiB from the network cost one syscall
+/// per 256 KiB instead of one each, while a writer's memory stays bounded.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
+/// per chunk, bounded memory per open stream.
+const READ_BATCH: u64 = 1024 * 1024;
+
+/// The largest block size a footer may declare, so a damaged footer that still passes its own
+/// CRC cannot make a read allocate without limit.
+const MAX_BLOCK_SIZE: u64 = 16 * 1024 * 1024;
+
+const MAGIC: [u8; 8] = *b"CAIRNCHK";
+const FORMAT_VERSION: u32 = 1;
+/// Magic, version u32, data length u64, block size u32, table CRC u32, then a CRC u32 of the
+/// footer's first 28 bytes, all little-endian.
+const FOOTER_LEN: u64 = 32;
+const CRC_LEN: u64 = 4;
+/// Separates a temp file's chunk id from its random suffix: `<id>.tmp.<random>`.
+const TEMP_MARKER: &str = ".tmp.";
+
+/// The fixed trailer of a chunk file. A reader trusts the data length and block size only after
+/// the footer's own CRC matched and the file length agrees with them.
+struct Footer {
+    data_len: u64,
+    block_size: u64,
+    table_crc: u32,
+}
+
+impl Footer {
+    fn encode(&self) -> io::Result<[u8; FOOTER_LEN as usize]> {
+        let block_size = u32::try_from(self.block_size).map_err(io::Error::other)?;
+        let mut out = [0u8; FOOTER_LEN as usize];
+        out[0..8].copy_from_slice(&MAGIC);
+        out[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[12..20].copy_from_slice(&self.data_len.to_le_bytes());
+        out[20..24].copy_from_slice(&block_size.to_le_bytes());
+        out[24..28].copy_from_slice(&self.table_crc.to_le_bytes());
+        let footer_crc = crc32c::crc32c(&out[0..28]);
+        out[28..32].copy_from_slice(&footer_crc.to_le_bytes());
+        Ok(out)
+    }
+
+    /// `None` for anything this version did not write: wrong magic or version, a CRC mismatch, an
+    /// impossible block size.
+    fn decode(raw: &[u8; FOOTER_LEN as usize]) -> Option<Footer> {
+        let u32_at = |at: usize| raw[at..at + 4].try_into().ok().map(u32::from_le_bytes);
+        if raw[0..8] != MAGIC || u32_at(28)? != crc32c::crc32c(&raw[0..28]) {
+            return None;
+        }
+        if u32_at(8)? != FORMAT_VERSION {
+            return None;
+        }
+        let data_len = u64::from_le_bytes(raw[12..20].try_into().ok()?);
+        let block_size = u64::from(u32_at(20)?);
+        if block_size == 0 || block_size > MAX_BLOCK_SIZE {
+            return None;
+        }
+        Some(Footer {
+            data_len,
+            block_size,
+            table_crc: u32_at(24)?,
+        })
+    }
+
+    fn blocks(&self) -> u64 {
+        self.data_len.div_ceil(self.block_size)
+    }
+
+    /// The length of the file this footer describes; `None` if that would overflow.
+    fn file_len(&self) -> Option<u64> {
+        self.blocks()
+            .checked_mul(CRC_LEN)?
+            .checked_add(self.data_len)?
+            .checked_add(FOOTER_LEN)
+    }
+}
+
+/// The running CRC32C table of the bytes written so far.
+struct BlockSums {
+    table: Vec<u32>,
+    current: u32,
+    filled: usize,
+    len: u64,
+}
+
+impl BlockSums {
+    fn new() -> Self {
+        BlockSums {
+            table: Vec::new(),
+            current: 0,
+            filled: 0,
+            len: 0,
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        while !data.is_empty() {
+            let take = (BLOCK_SIZE - self.filled).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.current = crc32c::crc32c_append(self.current, head);
+            self.filled += take;
+            if self.filled == BLOCK_SIZE {
+                self.table.push(self.current);
+                self.current = 0;
+                self.filled = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// The table (the last block may be short) and the data length.
+    fn finish(mut self) -> (Vec<u32>, u64) {
+        if self.filled > 0 {
+            self.table.push(self.current);
+        }
+        (self.table, self.len)
+    }
+}
+
+/// The open temp file with what is buffered for it; moved to a blocking thread for each write.
+struct Sink {
+    file: File,
+    buf: Vec<u8>,
+    sums: BlockSums,
+}
+
+impl Sink {
+    /// Writes the buffer, then `extra`, checksumming the bytes in the order they land in the file.
+    fn write_out(&mut self, extra: &[u8]) -> io::Result<()> {
+        self.sums.update(&self.buf);
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        self.sums.update(extra);
+        self.file.write_all(extra)
+    }
+
+    /// Writes what is left, the CRC table and the footer, and fsyncs. Returns the data length.
+    fn seal(mut self) -> io::Result<u64> {
+        self.write_out(&[])?;
+        let (table, data_len) = self.sums.finish();
+        let mut tail = Vec::with_capacity(table.len() * CRC_LEN as usize + FOOTER_LEN as usize);
+        for crc in &table {
+            tail.extend_from_slice(&crc.to_le_bytes());
+        }
+        let footer = Footer {
+            data_len,
+            block_size: BLOCK_SIZE as u64,
+            table_crc: crc32c::crc32c(&tail),
+        };
+        tail.extend_from_slice(&footer.encode()?);
+        self.file.write_all(&tail)?;
+        self.file.sync_all()?;
+        Ok(data_len)
+    }
+}
+
+/// Removes the temp file when dropped unless `kept`: the guard that discards a chunk whose writer
+/// was dropped, failed or cancelled before commit.
+struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TempFile {
+    /// Called once the file was renamed to its final name, which must stay.
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        // Unlink is one quick metadata call; doing it in place avoids depending on a runtime that
+        // may be shutting down. A write still running on a blocking thread keeps only an unlinked
+        // inode alive, which disappears when that thread closes it.
+        if let Err(err) = fs::remove_file(&self.path)
+            && err.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %err, "could not remove chunk temp file");
+        }
+    }
+}
+
+struct LocalChunkWriter {
+    /// `None` once a write failed or was cancelled mid-flight: the file's contents are unknown.
+    sink: Option<Sink>,
+    temp: TempFile,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl ChunkWriter for LocalChunkWriter {
+    async fn write(&mut self, data: Bytes) -> Result<(), ChunkError> {
+        let sink = self.sink.as_mut().ok_or_else(writer_unusable)?;
+        if sink.buf.len() + data.len() < WRITE_BUFFER {
+            sink.buf.extend_from_slice(&data);
+            return Ok(());
+        }
+        let mut sink = self.sink.take().ok_or_else(writer_unusable)?;
+        let sink = blocking(move || sink.write_out(&data).map(|()| sink)).await??;
+        self.sink = Some(sink);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<u64, ChunkError> {
+        let LocalChunkWriter {
+            sink,
+            mut temp,
+            path,
+        } = *self;
+        let sink = sink.ok_or_else(writer_unusable)?;
+        // The temp guard moves along so that a failure, or a caller that stops waiting, still
+        // removes the temp file once the blocking work ends.
+        blocking(move || {
+            let data_len = sink.seal()?;
+            fs::rename(&temp.path, &path)?;
+            temp.keep();
+            sync_parent(&path)?;
+            Ok(data_len)
+        })
+        .await?
+    }
+}
+
+fn writer_unusable() -> ChunkError {
+    ChunkError::Io(io::Error::other(
+        "chunk writer is unusable after a failed or interrupted write",
+    ))
+}
+
+/// An open chunk file positioned by block: the state of one read stream.
+struct BlockReader {
+    id: ChunkId,
+    file: File,
+    range: Range<u64>,
+    data_len: u64,
+    block_size: u64,
+    /// The CRCs of blocks `first_block..end_block`, the blocks the range touches.
+    crcs: Vec<u32>,
+    first_block: u64,
+    next_block: u64,
+    end_block: u64,
+}
+
+impl BlockReader {
+    /// Checks the footer and the range and reads the CRCs of the blocks the range touches; `None`
+    /// for an empty range.
+    fn open(id: ChunkId, path: &Path, range: Range<u64>) -> Result<Option<Self>, ChunkError> {
+        let mut file = File::open(path).map_err(|err| not_found_or_io(id, err))?;
+        let footer = read_footer(id, &mut file)?;
+        if range.start > range.end || range.end > footer.data_len {
+            return Err(ChunkError::OutOfRange {
+                id,
+                start: range.start,
+                end: range.end,
+                size: footer.data_len,
+            });
+        }
+        if range.is_empty() {
+            return Ok(None);
+        }
+        let first_block = range.start / footer.block_size;
+        let end_block = (range.end - 1) / footer.block_size + 1;
+        let table_at = footer.data_len + first_block * CRC_LEN;
+        let mut raw = vec![0u8; ((end_block - first_block) * CRC_LEN) as usize];
+        file.seek(SeekFrom::Start(table_at))?;
+        file.read_exact(&mut raw)?;
+        // A damaged entry shows as a mismatch of the block it covers; the table's own CRC is
+        // checked whenever the whole table is read anyway (a read of the whole chunk, as scrub
+        // does), so such damage is also reported where it is.
+        if first_block == 0
+            && end_block == footer.blocks()
+            && crc32c::crc32c(&raw) != footer.table_crc
+        {
+            return Err(ChunkError::Corrupt {
+                id,
+                offset: footer.data_len,
+            });
+        }
+        let crcs = raw
+            .chunks_exact(CRC_LEN as usize)
+            .map(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]))
+            .collect();
+        Ok(Some(BlockReader {
+            id,
+            file,
+            range,
+            data_len: footer.data_len,
+            block_size: footer.block_size,
+            crcs,
+            first_block,
+            next_block: first_block,
+            end_block,
+        }))
+    }
+
+    fn is_done(&self) -> bool {
+        self.next_block >= self.end_block
+    }
+
+    /// Reads up to `READ_BATCH` of whole blocks, verifies each, and returns the part of them
+    /// inside the range.
+    fn next_batch(&mut self) -> Result<Bytes, ChunkError> {
+        let per_batch = (READ_BATCH / self.block_size).max(1);
+        let batch_end = (self.next_block + per_batch).min(self.end_block);
+        let start = self.next_block * self.block_size;
+        let end = (batch_end * self.block_size).min(self.data_len);
+        let mut buf = vec![0u8; (end - start) as usize];
+        self.file.seek(SeekFrom::Start(start))?;
+        self.file.read_exact(&mut buf)?;
+        for (block, index) in buf
+            .chunks(self.block_size as usize)
+            .zip(self.next_block..batch_end)
+        {
+            let expected = self.crcs[(index - self.first_block) as usize];
+            if crc32c::crc32c(block) != expected {
+                return Err(ChunkError::Corrupt {
+                    id: self.id,
+                    offset: index * self.block_size,
+                });
+            }
+        }
+        self.next_block = batch_end;
+        let from = self.range.start.max(start) - start;
+        let to = self.range.end.min(end) - start;
+        Ok(Bytes::from(buf).slice(from as usize..to as usize))
+    }
+}
+
+/// Reads and validates the footer. Corrupt offsets count from the start of the file, so for data
+/// blocks they are offsets within the chunk.
+fn read_footer(id: ChunkId, file: &mut File) -> Result<Footer, ChunkError> {
+    let file_len = file.metadata()?.len();
+    let Some(footer_at) = file_len.checked_sub(FOOTER_LEN) else {
+        return Err(ChunkError::Corrupt { id, offset: 0 });
+    };
+    let mut raw = [0u8; FOOTER_LEN as usize];
+    file.seek(SeekFrom::Start(footer_at))?;
+    file.read_exact(&mut raw)?;
+    match Footer::decode(&raw) {
+        Some(footer) if footer.file_len() == Some(file_len) => Ok(footer),
+        _ => Err(ChunkError::Corrupt {
+            id,
+            offset: footer_at,
+        }),
+    }
+}
+
+fn not_found_or_io(id: ChunkId, err: io::Error) -> ChunkError {
+    if err.kind() == io::ErrorKind::NotFound {
+        ChunkError::NotFound(id)
+    } else {
+        ChunkError::Io(err)
+    }
+}
+
+/// Makes a rename or unlink in `path`'s directory durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+fn prefix_dir(root: &Path, prefix: u8) -> PathBuf {
+    root.join(format!("{prefix:02x}"))
+}
+
+fn prefix_of(id: ChunkId) -> u8 {
+    id.0.as_bytes()[0]
+}
+
+/// The id a committed chunk file is named after, if `name` is exactly such a name.
+fn chunk_name(name: &str) -> Option<ChunkId> {
+    let id: ChunkId = name.parse().ok()?;
+    (id.to_string() == name).then_some(id)
+}
+
+/// The names in one prefix directory; a missing directory is empty.
+fn names_in(dir: &Path) -> io::Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ChunkError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|err| ChunkError::Io(io::Error::other(err)))
+}
+
+/// Chunk files on one local filesystem.
+#[derive(Clone, Debug)]
+pub struct LocalChunkStore {
+    root: PathBuf,
+}
+
+impl LocalChunkStore {
+    /// Opens (creating if needed) a store at `root` with its 256 prefix directories.
+    pub async fn open(root: PathBuf) -> Result<Self, ChunkError> {
+        let dir = root.clone();
+        blocking(move || -> io::Result<()> {
+            for prefix in 0..=u8::MAX {
+                fs::create_dir_all(prefix_dir(&dir, prefix))?;
+            }
+            // The prefix directories must survive a crash for the chunks later fsynced into them.
+            File::open(&dir)?.sync_all()
+        })
+        .await??;
+        Ok(LocalChunkStore { root })
+    }
+
+    /// Where the chunk `id` lives once committed.
+    pub fn path_of(&self, id: ChunkId) -> PathBuf {
+        prefix_dir(&self.root, prefix_of(id)).join(id.to_string())
+    }
+
+    /// Deletes the temp files a crashed process left behind and returns how many. Call it only
+    /// while no writer is active, since it cannot tell theirs from abandoned ones.
+    pub async fn remove_temp_files(&self) -> Result<usize, ChunkError> {
+        let root = self.root.clone();
+        let removed = blocking(move || -> io::Result<usize> {
+            let mut removed = 0;
+            for prefix in 0..=u8::MAX {
+                let dir = prefix_dir(&root, prefix);
+                for name in names_in(&dir)? {
+                    let is_temp = name
+                        .split_once(TEMP_MARKER)
+                        .is_some_and(|(id, _)| chunk_name(id).is_some());
+                    if !is_temp {
+                        continue;
+                    }
+                    match fs::remove_file(dir.join(&name)) {
+                        Ok(()) => removed += 1,
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                        Err(err) => return Err(err),
+                    }
+                }
+            }
+            Ok(removed)
+        })
+        .await??;
+        if removed > 0 {
+            tracing::info!(removed, root = %self.root.display(), "removed leftover chunk temp files");
+        }
+        Ok(removed)
+    }
+}
+
+#[async_trait]
+impl ChunkStore for LocalChunkStore {
+    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
+        let path = self.path_of(id);
+        let temp_path = prefix_dir(&self.root, prefix_of(id)).join(format!(
+            "{id}{TEMP_MARKER}{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let open_path = temp_path.clone();
+        let file = blocking(move || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(open_path)
+        })
+        .await??;
+        Ok(Box::new(LocalChunkWriter {
+            sink: Some(Sink {
+                file,
+                buf: Vec::with_capacity(WRITE_BUFFER),
+                sums: BlockSums::new(),
+            }),
+            temp: TempFile {
+                path: temp_path,
+                kept: false,
+            },
+            path,
+        }))
+    }
+
+    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+        let path = self.path_of(id);
+        let Some(reader) = blocking(move || BlockReader::open(id, &path, range)).await?? else {
+            return Ok(Box::pin(stream::empty()));
+        };
+        Ok(Box::pin(stream::try_unfold(
+            reader,
+            |mut reader| async move {
+                if reader.is_done() {
+                    return Ok(None);
+                }
+                let (reader, batch) = blocking(move || {
+                    let batch = reader.next_batch();
+                    (reader, batch)
+                })
+                .await?;
+                Ok(Some((batch?, reader)))
+            },
+        )))
+    }
+
+    async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError> {
+        let path = self.path_of(id);
+        blocking(move || {
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(err) => return Err(err.into()),
+            };
+            Ok(Some(read_footer(id, &mut file)?.data_len))
+        })
+        .await?
+    }
+
+    /// The directory is not fsynced after the unlink: a delete lost in a crash leaves an orphan
+    /// that garbage collection finds and deletes again.
+    async fn delete(&self, id: ChunkId) -> Result<(), ChunkError> {
+        let path = self.path_of(id);
+        blocking(move || match fs::remove_file(path) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+            _ => Ok(()),
+        })
+        .await??;
+        Ok(())
+    }
+
+    async fn list(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkId>, ChunkError> {
+        let root = self.root.clone();
+        blocking(move || -> io::Result<Vec<ChunkId>> {
+            let mut found = Vec::new();
+            if limit == 0 {
+                return Ok(found);
+            }
+            // Hex names sort like the ids' bytes, and the prefix directory is the first byte, so
+            // walking the directories in order and sorting each one yields ids in order.
+            for prefix in after.map_or(0, prefix_of)..=u8::MAX {
+                let mut ids: Vec<ChunkId> = names_in(&prefix_dir(&root, prefix))?
+                    .iter()
+                    .filter_map(|name| chunk_name(name))
+                    .filter(|id| prefix_of(*id) == prefix && after.is_none_or(|after| *id > after))
+                    .collect();
+                ids.sort_unstable();
+                ids.truncate(limit - found.len());
+                found.extend(ids);
+                if found.len() == limit {
+                    break;
+                }
+            }
+            Ok(found)
+        })
+        .await?
+        .map_err(ChunkError::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    const BLOCK: u64 = BLOCK_SIZE as u64;
+
+    async fn new_store() -> (tempfile::TempDir, LocalChunkStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalChunkStore::open(dir.path().join("chunks"))
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    /// Bytes that differ at every offset, so a misplaced byte cannot go unnoticed.
+    fn pattern(len: usize) -> Vec<u8> {
+        let mut state: u32 = 0x9e37_79b9;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                state as u8
+            })
+            .collect()
+    }
+
+    /// Writes `data` in pieces whose sizes cycle through `pieces` and commits it.
+    async fn put(store: &LocalChunkStore, data: &[u8], pieces: &[usize]) -> ChunkId {
+        let id = ChunkId::random();
+        let mut writer = store.create(id).await.unwrap();
+        let mut at = 0;
+        for size in pieces.iter().cycle() {
+            if at == data.len() {
+                break;
+            }
+            let end = (at + size).min(data.len());
+            writer
+                .write(Bytes::copy_from_slice(&data[at..end]))
+                .await
+                .unwrap();
+            at = end;
+        }
+        assert_eq!(writer.commit().await.unwrap(), data.len() as u64);
+        id
+    }
+
+    async fn get(
+        store: &LocalChunkStore,
+        id: ChunkId,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let mut stream = store.read(id, range).await?;
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            out.extend_from_slice(&item?);
+        }
+        Ok(out)
+    }
+
+    fn flip(path: &Path, offset: u64) {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        byte[0] ^= 0x20;
+        file.seek(SeekFrom::Start(offset)).unwrap();
+        file.write_all(&byte).unwrap();
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        fs::metadata(path).unwrap().len()
+    }
+
+    fn is_corrupt_at<T>(result: Result<T, ChunkError>, at: u64) -> bool {
+        matches!(result, Err(ChunkError::Corrupt { offset, .. }) if offset == at)
+    }
+
+    #[tokio::test]
+    async fn round_trips_every_boundary_size() {
+        let (_dir, store) = new_store().await;
+        for len in [0, 1, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 5] {
+            let data = pattern(len as usize);
+            let id = put(&store, &data, &[1, 4097, 70_000, 13]).await;
+            assert_eq!(store.len(id).await.unwrap(), Some(len));
+            assert_eq!(get(&store, id, 0..len).await.unwrap(), data, "len {len}");
+            let blocks = len.div_ceil(BLOCK);
+            assert_eq!(
+                file_len(&store.path_of(id)),
+                len + CRC_LEN * blocks + FOOTER_LEN
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trips_pieces_around_the_write_buffer() {
+        let (_dir, store) = new_store().await;
+        let data = pattern(5 * BLOCK_SIZE + 3);
+        for pieces in [
+            &[WRITE_BUFFER + 1, 3, WRITE_BUFFER - 2][..],
+            &[WRITE_BUFFER][..],
+            &[data.len()][..],
+        ] {
+            let id = put(&store, &data, pieces).await;
+            assert_eq!(get(&store, id, 0..data.len() as u64).await.unwrap(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_every_range_shape() {
+        let (_dir, store) = new_store().await;
+        let len = 3 * BLOCK + 5;
+        let data = pattern(len as usize);
+        let id = put(&store, &data, &[9999]).await;
+        for range in [
+            10..20,
+            BLOCK - 3..BLOCK + 4,
+            BLOCK - 1..BLOCK,
+            BLOCK..BLOCK + 1,
+            2 * BLOCK..3 * BLOCK,
+            len - 1..len,
+            3 * BLOCK..len,
+            0..len,
+        ] {
+            let want = &data[range.start as usize..range.end as usize];
+            assert_eq!(
+                get(&store, id, range.clone()).await.unwrap(),
+                want,
+                "{range:?}"
+            );
+        }
+        for empty in [0..0, BLOCK..BLOCK, len..len] {
+            let mut stream = store.read(id, empty).await.unwrap();
+            assert!(stream.next().await.is_none());
+        }
+        // A reversed range is what a caller's bad arithmetic produces; it must not read.
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = 20..10;
+        for outside in [0..len + 1, len + 1..len + 1, len..len + 7, reversed] {
+            assert!(
+                matches!(
+                    store.read(id, outside.clone()).await,
+                    Err(ChunkError::OutOfRange { start, end, size, .. })
+                        if start == outside.start && end == outside.end && size == len
+                ),
+                "{outside:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_large_reads_in_bounded_pieces() {
+        let (_dir, store) = new_store().await;
+        let len = 2 * READ_BATCH + READ_BATCH / 2 + 7;
+        let data = pattern(len as usize);
+        let id = put(&store, &data, &[100_000]).await;
+
+        let mut stream = store.read(id, 1..len).await.unwrap();
+        let mut items = 0;
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            let item = item.unwrap();
+            assert!(item.len() as u64 <= READ_BATCH);
+            out.extend_from_slice(&item);
+            items += 1;
+        }
+        assert_eq!(items, 3);
+        assert_eq!(out, &data[1..]);
+
+        // Damage in the second batch: the first batch still arrives, then the error ends the stream.
+        let bad_block = READ_BATCH / BLOCK + 2;
+        flip(&store.path_of(id), bad_block * BLOCK + 17);
+        let mut stream = store.read(id, 0..len).await.unwrap();
+        assert_eq!(
+            stream.next().await.unwrap().unwrap().len() as u64,
+            READ_BATCH
+        );
+        assert!(is_corrupt_at(
+            stream.next().await.unwrap(),
+            bad_block * BLOCK
+        ));
+        assert!(stream.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn flipped_data_byte_fails_only_its_block() {
+        let (_dir, store) = new_store().await;
+        let len = 4 * BLOCK;
+        let data = pattern(len as usize);
+        let id = put(&store, &data, &[50_000]).await;
+        flip(&store.path_of(id), BLOCK + 100);
+
+        for touching in [
+            BLOCK..BLOCK + 1,
+            BLOCK + 100..BLOCK + 101,
+            BLOCK - 1..BLOCK + 1,
+            0..len,
+        ] {
+            assert!(
+                is_corrupt_at(get(&store, id, touching.clone()).await, BLOCK),
+                "{touching:?}"
+            );
+        }
+        for clean in [0..BLOCK, 2 * BLOCK..len, BLOCK - 10..BLOCK] {
+            let want = &data[clean.start as usize..clean.end as usize];
+            assert_eq!(get(&store, id, clean).await.unwrap(), want);
+        }
+        assert_eq!(store.len(id).await.unwrap(), Some(len));
+    }
+
+    #[tokio::test]
+    async fn damaged_table_entry_fails_its_block_and_whole_reads() {
+        let (_dir, store) = new_store().await;
+        let len = 3 * BLOCK;
+        let data = pattern(len as usize);
+        let id = put(&store, &data, &[BLOCK_SIZE]).await;
+        let path = store.path_of(id);
+        flip(&path, len + CRC_LEN + 2);
+
+        assert!(is_corrupt_at(
+            get(&store, id, BLOCK..BLOCK + 5).await,
+            BLOCK
+        ));
+        assert!(is_corrupt_at(get(&store, id, 0..len).await, len));
+        assert_eq!(
+            get(&store, id, 2 * BLOCK..len).await.unwrap(),
+            &data[2 * BLOCK as usize..]
+        );
+    }
+
+    #[tokio::test]
+    async fn damaged_footer_is_corrupt() {
+        let (_dir, store) = new_store().await;
+        let data = pattern(BLOCK_SIZE + 10);
+        // Magic, version, data length, block size, table CRC, footer CRC.
+        for field_at in [0, 8, 12, 20, 24, 28] {
+            let id = put(&store, &data, &[1000]).await;
+            let path = store.path_of(id);
+            let footer_at = file_len(&path) - FOOTER_LEN;
+            flip(&path, footer_at + field_at);
+            assert!(
+                is_corrupt_at(store.len(id).await, footer_at),
+                "field {field_at}"
+            );
+            assert!(is_corrupt_at(get(&store, id, 0..1).await, footer_at));
+        }
+
+        let id = put(&store, &data, &[1000]).await;
+        let path = store.path_of(id);
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(FOOTER_LEN - 1)
+            .unwrap();
+        assert!(is_corrupt_at(store.len(id).await, 0));
+
+        // A file cut short by whole bytes disagrees with the length its footer declares.
+        let id = put(&store, &data, &[1000]).await;
+        let path = store.path_of(id);
+        let intact = fs::read(&path).unwrap();
+        let mut cut = intact[..BLOCK_SIZE].to_vec();
+        cut.extend_from_slice(&intact[intact.len() - FOOTER_LEN as usize..]);
+        fs::write(&path, &cut).unwrap();
+        assert!(is_corrupt_at(
+            store.len(id).await,
+            cut.len() as u64 - FOOTER_LEN
+        ));
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_leaves_no_file() {
+        let (_dir, store) = new_store().await;
+        // One writer still holds everything in its buffer, the other has written to disk.
+        for size in [10, 2 * WRITE_BUFFER] {
+            let id = ChunkId::random();
+            let mut writer = store.create(id).await.unwrap();
+            writer.write(Bytes::from(pattern(size))).await.unwrap();
+            let dir = store.path_of(id).parent().unwrap().to_path_buf();
+            assert_eq!(names_in(&dir).unwrap().len(), 1);
+            drop(writer);
+            assert!(names_in(&dir).unwrap().is_empty());
+            assert_eq!(store.len(id).await.unwrap(), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_visible_before_commit() {
+        let (_dir, store) = new_store().await;
+        let id = ChunkId::random();
+        let mut writer = store.create(id).await.unwrap();
+        writer
+            .write(Bytes::from(pattern(WRITE_BUFFER * 2)))
+            .await
+            .unwrap();
+        assert_eq!(store.len(id).await.unwrap(), None);
+        assert!(store.list(None, 10).await.unwrap().is_empty());
+        assert_eq!(writer.commit().await.unwrap(), 2 * WRITE_BUFFER as u64);
+        assert_eq!(store.list(None, 10).await.unwrap(), vec![id]);
+    }
+
+    #[tokio::test]
+    async fn removes_temp_files_of_a_crashed_writer() {
+        let (_dir, store) = new_store().await;
+        let kept = put(&store, &pattern(100), &[100]).await;
+        for _ in 0..2 {
+            let mut writer = store.create(ChunkId::random()).await.unwrap();
+            writer.write(Bytes::from(pattern(10))).await.unwrap();
+            // A crash: the drop guard never runs.
+            std::mem::forget(writer);
+        }
+        let stray = store.path_of(kept).with_file_name("notes.tmp.txt");
+        fs::write(&stray, b"not ours").unwrap();
+
+        assert_eq!(store.remove_temp_files().await.unwrap(), 2);
+        assert_eq!(store.remove_temp_files().await.unwrap(), 0);
+        assert!(stray.exists());
+        assert_eq!(get(&store, kept, 0..100).await.unwrap(), pattern(100));
+    }
+
+    #[tokio::test]
+    async fn lists_in_id_order_page_by_page() {
+        let (_dir, store) = new_store().await;
+        let mut ids = vec![
+            ChunkId(uuid::Uuid::from_u128(0)),
+            ChunkId(uuid::Uuid::from_u128(u128::MAX)),
+            ChunkId(uuid::Uuid::from_u128(0x42 << 120)),
+            ChunkId(uuid::Uuid::from_u128((0x42 << 120) | 1)),
+            ChunkId(uuid::Uuid::from_u128((0x42 << 120) | (1 << 64))),
+        ];
+        ids.extend((0..25).map(|_| ChunkId::random()));
+        for id in &ids {
+            let mut writer = store.create(*id).await.unwrap();
+            writer.write(Bytes::from_static(b"x")).await.unwrap();
+            writer.commit().await.unwrap();
+        }
+        let _open_writer = store.create(ChunkId::random()).await.unwrap();
+        fs::write(store.root.join("42").join("README"), b"x").unwrap();
+        ids.sort();
+
+        let mut listed = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.list(after, 4).await.unwrap();
+            assert!(page.len() <= 4);
+            let Some(last) = page.last() else { break };
+            after = Some(*last);
+            listed.extend(page);
+        }
+        assert_eq!(listed, ids);
+        assert_eq!(store.list(Some(ids[2]), 2).await.unwrap(), &ids[3..5]);
+        assert!(store.list(None, 0).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn delete_is_idempotent_and_missing_is_not_found() {
+        let (_dir, store) = new_store().await;
+        let id = put(&store, &pattern(10), &[3]).await;
+        store.delete(id).await.unwrap();
+        store.delete(id).await.unwrap();
+        assert_eq!(store.len(id).await.unwrap(), None);
+        assert!(
+            matches!(store.read(id, 0..1).await, Err(ChunkError::NotFound(missing)) if missing == id)
+        );
+        assert!(matches!(
+            store.read(id, 0..0).await,
+            Err(ChunkError::NotFound(_))
+        ));
+        assert!(store.list(None, 10).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("chunks");
+        let store = LocalChunkStore::open(root.clone()).await.unwrap();
+        let data = pattern(BLOCK_SIZE + 1);
+        let id = put(&store, &data, &[777]).await;
+        assert_eq!(fs::read_dir(&root).unwrap().count(), 256);
+
+        let store: Box<dyn ChunkStore> = Box::new(LocalChunkStore::open(root).await.unwrap());
+        let mut stream = store.read(id, 0..data.len() as u64).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(item) = stream.next().await {
+            out.extend_from_slice(&item.unwrap());
+        }
+        assert_eq!(out, data);
+    }
+}

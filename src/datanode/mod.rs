@@ -1,0 +1,89 @@
+//! Chunk storage: the `ChunkStore` trait every backend implements (local disk now, a remote data
+//! node later), and the local-disk backend. A chunk is an immutable run of bytes named by a
+//! `ChunkId`; it becomes visible only once fully written, checksummed and fsynced, and every read
+//! is verified against a CRC32C kept per block.
+
+pub mod local;
+
+use std::fmt;
+use std::ops::Range;
+use std::pin::Pin;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// The identity of one chunk: a random UUID, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkId(pub uuid::Uuid);
+
+impl ChunkId {
+    pub fn random() -> Self {
+        ChunkId(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.simple())
+    }
+}
+
+impl FromStr for ChunkId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::try_parse(s).map(ChunkId)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChunkError {
+    #[error("chunk {0} not found")]
+    NotFound(ChunkId),
+    #[error("chunk {id} is corrupt at byte {offset}")]
+    Corrupt { id: ChunkId, offset: u64 },
+    #[error("range {start}..{end} is outside chunk {id} of {size} bytes")]
+    OutOfRange {
+        id: ChunkId,
+        start: u64,
+        end: u64,
+        size: u64,
+    },
+    #[error("chunk storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The bytes of a chunk read, in order, each item verified before it is yielded.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, ChunkError>> + Send>>;
+
+#[async_trait]
+pub trait ChunkStore: Send + Sync + 'static {
+    /// Starts writing a new chunk. Nothing is visible under `id` until `ChunkWriter::commit`
+    /// returns; dropping the writer before that discards what was written.
+    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError>;
+
+    /// Streams the bytes `range` (half-open, within the chunk), verifying the CRC32C of every
+    /// block it touches.
+    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError>;
+
+    /// The length in bytes of a stored chunk, or `None` when there is no such chunk.
+    async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError>;
+
+    /// Removes a chunk; removing a chunk that does not exist succeeds.
+    async fn delete(&self, id: ChunkId) -> Result<(), ChunkError>;
+
+    /// Up to `limit` stored chunk ids greater than `after`, in ascending order (the inventory that
+    /// orphan collection and scrub walk through).
+    async fn list(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkId>, ChunkError>;
+}
+
+#[async_trait]
+pub trait ChunkWriter: Send {
+    /// Appends bytes to the chunk being written.
+    async fn write(&mut self, data: Bytes) -> Result<(), ChunkError>;
+
+    /// Makes the chunk durable and visible: flush, fsync the file, rename it to its final name,
+    /// fsync the directory. Returns the chunk's length in bytes.
+    async fn commit(self: Box<Self>) -> Result<u64, ChunkError>;
+}

@@ -1,0 +1,494 @@
+//! The object service: what S3 handlers call, free of HTTP. A write streams the body through the
+//! chunker into the chunk store while hashing it, verifies every digest the client declared, and
+//! only then commits one metadata transaction; a read streams the chunks covering a byte range.
+//! Chunks written by a request that fails before its commit are deleted by a drop guard.
+
+mod list;
+pub mod multipart;
+
+pub use list::{ListPage, ListQuery, UploadPage};
+
+use std::io;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use md5::{Digest, Md5};
+use sha2::Sha256;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::checksum::{Checksum, ChecksumAlgorithm, Checksummer};
+use crate::chunk::{Chunker, slice_in_chunk};
+use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkWriter};
+use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders};
+
+/// A body flowing in or out of the service.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
+
+/// S3's limit for a single PutObject (and for one part).
+pub const MAX_PUT_SIZE: u64 = 5 << 30;
+/// S3's maximum object size (10,000 parts of 5 GiB).
+pub const MAX_OBJECT_SIZE: u64 = 10_000 * MAX_PUT_SIZE;
+/// How many chunk references a read fetches from the metadata store at a time: enough to keep
+/// the stream fed, small enough that an object of millions of chunks costs no memory.
+const CHUNK_PAGE: usize = 256;
+/// Chunk reads buffered ahead of the client: the next chunk is being read while one streams.
+const READ_AHEAD_BUFFERS: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("Content-MD5 does not match the body")]
+    BadDigest,
+    #[error("{0} checksum does not match the body")]
+    ChecksumMismatch(ChecksumAlgorithm),
+    #[error("x-amz-content-sha256 does not match the body")]
+    Sha256Mismatch,
+    #[error("body has {got} bytes, Content-Length said {expected}")]
+    IncompleteBody { expected: u64, got: u64 },
+    #[error("body is larger than {0} bytes")]
+    EntityTooLarge(u64),
+    #[error("part {0} is not stored or its ETag differs")]
+    InvalidPart(u32),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {number} has {size} bytes, under the 5 MiB minimum for all but the last part")]
+    EntityTooSmall { number: u32, size: u64 },
+    #[error("the part list is empty")]
+    NoParts,
+    #[error("the request body could not be read: {0}")]
+    Body(io::Error),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Chunk(#[from] ChunkError),
+}
+
+pub type GatewayResult<T> = Result<T, GatewayError>;
+
+/// What the client declared about a body, checked against what arrived before anything commits.
+#[derive(Clone, Debug, Default)]
+pub struct BodyChecks {
+    pub content_length: Option<u64>,
+    pub md5: Option<[u8; 16]>,
+    pub sha256: Option<[u8; 32]>,
+    pub checksum: Option<Checksum>,
+    /// The most bytes this kind of write accepts.
+    pub max_size: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct GatewayConfig {
+    pub chunk_size: u64,
+    /// How long chunks of replaced or deleted data stay readable for reads already under way.
+    pub gc_grace: Duration,
+}
+
+pub struct Gateway {
+    meta: Arc<dyn MetaStore>,
+    store: Arc<dyn ChunkStore>,
+    config: GatewayConfig,
+}
+
+/// A body written to chunks but not yet committed.
+struct Written {
+    chunks: Vec<ChunkRef>,
+    size: u64,
+    md5: [u8; 16],
+    checksum: Option<Checksum>,
+    guard: ChunkGuard,
+}
+
+/// Deletes chunks of a write that never committed, when dropped without `disarm`.
+struct ChunkGuard {
+    store: Arc<dyn ChunkStore>,
+    chunks: Vec<ChunkId>,
+}
+
+impl ChunkGuard {
+    fn disarm(mut self) {
+        self.chunks.clear();
+    }
+}
+
+impl Drop for ChunkGuard {
+    fn drop(&mut self) {
+        if self.chunks.is_empty() {
+            return;
+        }
+        let chunks = std::mem::take(&mut self.chunks);
+        let store = self.store.clone();
+        // Dropped inside the runtime (a request task); if the runtime is going away the files
+        // are found as orphans at the next start.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                for id in chunks {
+                    if let Err(e) = store.delete(id).await {
+                        tracing::warn!(chunk = %id, error = %e, "could not delete uncommitted chunk");
+                    }
+                }
+            });
+        }
+    }
+}
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+/// A new object's metadata as the handlers describe it.
+#[derive(Clone, Debug)]
+pub struct NewObject {
+    pub bucket: String,
+    pub key: String,
+    pub headers: StoredHeaders,
+}
+
+impl Gateway {
+    pub fn new(
+        meta: Arc<dyn MetaStore>,
+        store: Arc<dyn ChunkStore>,
+        config: GatewayConfig,
+    ) -> Self {
+        Gateway {
+            meta,
+            store,
+            config,
+        }
+    }
+
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.meta
+    }
+
+    fn gc_due(&self) -> OffsetDateTime {
+        now() + self.config.gc_grace
+    }
+
+    pub async fn require_bucket(&self, bucket: &str) -> GatewayResult<()> {
+        match self.meta.bucket(bucket).await? {
+            Some(_) => Ok(()),
+            None => Err(GatewayError::NoSuchBucket),
+        }
+    }
+
+    /// Streams `body` into new chunks, hashing as it goes, and checks every declared digest.
+    async fn write_body(
+        &self,
+        mut body: ByteStream,
+        checks: &BodyChecks,
+        compute: Option<ChecksumAlgorithm>,
+    ) -> GatewayResult<Written> {
+        let mut guard = ChunkGuard {
+            store: self.store.clone(),
+            chunks: Vec::new(),
+        };
+        let mut chunks = Vec::new();
+        let mut chunker = Chunker::new(self.config.chunk_size);
+        let mut writer: Option<(ChunkId, u64, Box<dyn ChunkWriter>)> = None;
+        let mut md5 = Md5::new();
+        let mut sha256 = checks.sha256.map(|_| Sha256::new());
+        let algorithm = checks.checksum.as_ref().map(|c| c.algorithm).or(compute);
+        let mut summer = algorithm.map(Checksummer::new);
+        let limit = checks
+            .content_length
+            .unwrap_or(checks.max_size)
+            .min(checks.max_size);
+        let mut size = 0u64;
+
+        while let Some(data) = body.next().await {
+            let data = data.map_err(GatewayError::Body)?;
+            size += data.len() as u64;
+            if size > limit {
+                return Err(match checks.content_length {
+                    Some(expected) if expected <= checks.max_size => GatewayError::IncompleteBody {
+                        expected,
+                        got: size,
+                    },
+                    _ => GatewayError::EntityTooLarge(checks.max_size),
+                });
+            }
+            md5.update(&data);
+            if let Some(h) = sha256.as_mut() {
+                h.update(&data);
+            }
+            if let Some(s) = summer.as_mut() {
+                s.update(&data);
+            }
+            for piece in chunker.split(data) {
+                let (_, filled, w) = match writer.as_mut() {
+                    Some(w) => w,
+                    None => {
+                        let id = ChunkId::random();
+                        guard.chunks.push(id);
+                        let w = self.store.create(id).await?;
+                        writer.insert((id, 0, w))
+                    }
+                };
+                *filled += piece.data.len() as u64;
+                w.write(piece.data).await?;
+                if piece.ends_chunk {
+                    if let Some((id, filled, w)) = writer.take() {
+                        finish_chunk(&mut chunks, id, filled, w).await?;
+                    }
+                }
+            }
+        }
+        if let Some((id, filled, w)) = writer.take() {
+            finish_chunk(&mut chunks, id, filled, w).await?;
+        }
+        if let Some(expected) = checks.content_length {
+            if size != expected {
+                return Err(GatewayError::IncompleteBody {
+                    expected,
+                    got: size,
+                });
+            }
+        }
+        let md5: [u8; 16] = md5.finalize().into();
+        if checks.md5.is_some_and(|m| m != md5) {
+            return Err(GatewayError::BadDigest);
+        }
+        if let (Some(h), Some(expected)) = (sha256, checks.sha256) {
+            let got: [u8; 32] = h.finalize().into();
+            if got != expected {
+                return Err(GatewayError::Sha256Mismatch);
+            }
+        }
+        let checksum = summer.map(|s| Checksum {
+            algorithm: s.algorithm(),
+            value: s.finalize(),
+        });
+        if let (Some(declared), Some(got)) = (&checks.checksum, &checksum) {
+            if declared != got {
+                return Err(GatewayError::ChecksumMismatch(declared.algorithm));
+            }
+        }
+        Ok(Written {
+            chunks,
+            size,
+            md5,
+            checksum,
+            guard,
+        })
+    }
+
+    /// PutObject: the body becomes the key's visible object only once it is all stored and
+    /// verified.
+    pub async fn put_object(
+        &self,
+        new: NewObject,
+        checks: &BodyChecks,
+        body: ByteStream,
+    ) -> GatewayResult<ObjectMeta> {
+        self.require_bucket(&new.bucket).await?;
+        let written = self.write_body(body, checks, None).await?;
+        let object = ObjectMeta {
+            id: Uuid::new_v4(),
+            bucket: new.bucket,
+            key: new.key,
+            size: written.size,
+            etag: hex::encode(written.md5),
+            last_modified: now(),
+            headers: new.headers,
+            checksum: written.checksum,
+            parts_count: None,
+        };
+        self.meta
+            .put_object(&object, &written.chunks, self.gc_due())
+            .await
+            .map_err(not_found_bucket)?;
+        written.guard.disarm();
+        Ok(object)
+    }
+
+    pub async fn object(&self, bucket: &str, key: &str) -> GatewayResult<ObjectMeta> {
+        match self.meta.object(bucket, key).await? {
+            Some(o) => Ok(o),
+            None => {
+                self.require_bucket(bucket).await?;
+                Err(GatewayError::NoSuchKey)
+            }
+        }
+    }
+
+    /// The byte range an object's part `number` occupies, if it has such a part. An object
+    /// stored by one PutObject is its own part 1.
+    pub async fn part_range(
+        &self,
+        object: &ObjectMeta,
+        number: u32,
+    ) -> GatewayResult<Option<Range<u64>>> {
+        if object.parts_count.is_none() {
+            return Ok((number == 1).then_some(0..object.size));
+        }
+        Ok(self
+            .meta
+            .object_part(object.id, number)
+            .await?
+            .map(|p| p.offset..p.offset + p.size))
+    }
+
+    /// Streams the bytes `range` of `object`, reading ahead while the client consumes.
+    pub fn read(&self, object: &ObjectMeta, range: Range<u64>) -> ByteStream {
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(READ_AHEAD_BUFFERS);
+        let meta = self.meta.clone();
+        let store = self.store.clone();
+        let owner = object.id;
+        tokio::spawn(async move {
+            if let Err(e) = stream_chunks(meta, store, owner, range, &tx).await {
+                tracing::error!(object = %owner, error = %e, "read failed mid-stream");
+                let _ = tx.send(Err(io::Error::other(e))).await;
+            }
+        });
+        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+    }
+
+    /// Returns whether an object was deleted (S3 answers 204 either way).
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> GatewayResult<bool> {
+        self.require_bucket(bucket).await?;
+        Ok(self.meta.delete_object(bucket, key, self.gc_due()).await?)
+    }
+
+    /// CopyObject: streams the source's bytes into new chunks of the destination.
+    pub async fn copy_object(
+        &self,
+        source: &ObjectMeta,
+        new: NewObject,
+    ) -> GatewayResult<ObjectMeta> {
+        self.require_bucket(&new.bucket).await?;
+        let body = self.read(source, 0..source.size);
+        let checks = BodyChecks {
+            content_length: Some(source.size),
+            max_size: MAX_PUT_SIZE,
+            ..BodyChecks::default()
+        };
+        let compute = source.checksum.as_ref().map(|c| c.algorithm);
+        let written = self.write_body(body, &checks, compute).await?;
+        let object = ObjectMeta {
+            id: Uuid::new_v4(),
+            bucket: new.bucket,
+            key: new.key,
+            size: written.size,
+            // A copy of a multipart object is a single-part object: its ETag is its MD5.
+            etag: hex::encode(written.md5),
+            last_modified: now(),
+            headers: new.headers,
+            checksum: written.checksum,
+            parts_count: None,
+        };
+        self.meta
+            .put_object(&object, &written.chunks, self.gc_due())
+            .await
+            .map_err(not_found_bucket)?;
+        written.guard.disarm();
+        Ok(object)
+    }
+
+    /// Removes from storage the chunks whose grace period is over; returns how many.
+    pub async fn collect_garbage(&self) -> GatewayResult<usize> {
+        let mut removed = 0;
+        loop {
+            let due = self.meta.gc_due(now(), 1000).await?;
+            if due.is_empty() {
+                return Ok(removed);
+            }
+            for id in &due {
+                self.store.delete(*id).await?;
+            }
+            self.meta.gc_done(&due).await?;
+            removed += due.len();
+        }
+    }
+
+    /// Deletes chunk files the metadata store does not know: writes cut off by a crash before
+    /// their commit. Only safe while no write is in flight (at startup).
+    pub async fn remove_orphans(&self) -> GatewayResult<usize> {
+        let mut removed = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.list(after, 1000).await?;
+            let Some(last) = page.last().copied() else {
+                return Ok(removed);
+            };
+            let known = self.meta.known_chunks(&page).await?;
+            for id in page.iter().filter(|id| !known.contains(id)) {
+                self.store.delete(*id).await?;
+                removed += 1;
+            }
+            after = Some(last);
+        }
+    }
+}
+
+async fn finish_chunk(
+    chunks: &mut Vec<ChunkRef>,
+    id: ChunkId,
+    filled: u64,
+    writer: Box<dyn ChunkWriter>,
+) -> GatewayResult<()> {
+    let size = writer.commit().await?;
+    debug_assert_eq!(size, filled);
+    let offset = chunks.last().map_or(0, ChunkRef::end);
+    chunks.push(ChunkRef {
+        offset,
+        size,
+        chunk: id,
+    });
+    Ok(())
+}
+
+fn not_found_bucket(e: MetaError) -> GatewayError {
+    match e {
+        MetaError::NoSuchBucket => GatewayError::NoSuchBucket,
+        MetaError::NoSuchUpload => GatewayError::NoSuchUpload,
+        e => GatewayError::Meta(e),
+    }
+}
+
+async fn stream_chunks(
+    meta: Arc<dyn MetaStore>,
+    store: Arc<dyn ChunkStore>,
+    owner: Uuid,
+    range: Range<u64>,
+    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+) -> GatewayResult<()> {
+    let mut pos = range.start;
+    while pos < range.end {
+        let page = meta.chunks(owner, pos..range.end, CHUNK_PAGE).await?;
+        if page.is_empty() {
+            return Err(
+                MetaError::Corrupt(format!("object {owner} has no chunk at byte {pos}")).into(),
+            );
+        }
+        for chunk in page {
+            let Some(slice) = slice_in_chunk(&chunk, &(pos..range.end)) else {
+                continue;
+            };
+            if chunk.offset + slice.start != pos {
+                return Err(
+                    MetaError::Corrupt(format!("object {owner} has a gap at byte {pos}")).into(),
+                );
+            }
+            pos = chunk.offset + slice.end;
+            let mut data = store.read(chunk.chunk, slice).await?;
+            while let Some(buf) = data.next().await {
+                if tx.send(Ok(buf?)).await.is_err() {
+                    // The client went away.
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}

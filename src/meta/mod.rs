@@ -1,0 +1,243 @@
+//! The metadata store: buckets, objects, multipart uploads, the chunk map and access keys, behind
+//! one trait so that the embedded SQLite store and a cluster's PostgreSQL store are
+//! interchangeable. Every change that makes data visible is one transaction, and chunks that stop
+//! being referenced go to a garbage-collection queue in that same transaction.
+
+pub mod sqlite;
+
+use std::ops::Range;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::checksum::Checksum;
+use crate::datanode::ChunkId;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("no such bucket")]
+    NoSuchBucket,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("part {0} changed or vanished while the upload was being completed")]
+    PartChanged(u32),
+    #[error("metadata database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("metadata migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("metadata row is invalid: {0}")]
+    Corrupt(String),
+}
+
+pub type MetaResult<T> = Result<T, MetaError>;
+
+#[derive(Clone, Debug)]
+pub struct AccessKey {
+    pub id: String,
+    pub secret: String,
+    pub name: String,
+    pub created: OffsetDateTime,
+}
+
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    pub name: String,
+    pub created: OffsetDateTime,
+}
+
+/// The HTTP headers an object keeps and returns on GET and HEAD.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHeaders {
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_encoding: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_disposition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub content_language: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub cache_control: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<String>,
+    /// `x-amz-meta-*` pairs, names lowercased and without the prefix.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub user: Vec<(String, String)>,
+}
+
+/// One visible object.
+#[derive(Clone, Debug)]
+pub struct ObjectMeta {
+    /// Identifies this version of the key; it owns the object's chunks.
+    pub id: Uuid,
+    pub bucket: String,
+    pub key: String,
+    pub size: u64,
+    /// Without quotes: an MD5 in hex, or `md5-of-part-md5s-N` for a multipart object.
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+    pub headers: StoredHeaders,
+    pub checksum: Option<Checksum>,
+    pub parts_count: Option<u32>,
+}
+
+/// A chunk placed at `offset` within its owner (an object or an upload part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub size: u64,
+    pub chunk: ChunkId,
+}
+
+impl ChunkRef {
+    pub fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+}
+
+/// Where a part of a completed multipart object lies within it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartRange {
+    pub number: u32,
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub initiated: OffsetDateTime,
+    pub headers: StoredHeaders,
+    pub checksum_algorithm: Option<crate::checksum::ChecksumAlgorithm>,
+}
+
+/// A stored part of a multipart upload.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub number: u32,
+    /// Owns the part's chunks while the upload is in progress.
+    pub owner: Uuid,
+    pub size: u64,
+    pub etag: String,
+    pub last_modified: OffsetDateTime,
+    pub checksum: Option<Checksum>,
+}
+
+/// Keys in one page of a listing, in UTF-8 byte order.
+#[derive(Clone, Debug)]
+pub struct ListStart<'a> {
+    pub key: &'a str,
+    /// Whether a key equal to `key` itself belongs in the page.
+    pub inclusive: bool,
+}
+
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    async fn setting(&self, name: &str) -> MetaResult<Option<String>>;
+    async fn set_setting(&self, name: &str, value: &str) -> MetaResult<()>;
+
+    async fn create_key(&self, key: &AccessKey) -> MetaResult<()>;
+    async fn key(&self, id: &str) -> MetaResult<Option<AccessKey>>;
+    async fn list_keys(&self) -> MetaResult<Vec<AccessKey>>;
+    /// Returns whether the key existed.
+    async fn delete_key(&self, id: &str) -> MetaResult<bool>;
+
+    /// Returns false when the bucket already existed.
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<bool>;
+    async fn bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
+    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>>;
+    async fn delete_bucket(&self, name: &str) -> MetaResult<DeleteBucket>;
+
+    async fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectMeta>>;
+    /// Makes `object` the visible version of its key, with `chunks` (offsets within the object);
+    /// the replaced version's chunks go to the GC queue, due at `gc_due`.
+    async fn put_object(
+        &self,
+        object: &ObjectMeta,
+        chunks: &[ChunkRef],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()>;
+    /// Returns whether an object was deleted.
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<bool>;
+    /// Up to `limit` objects of `bucket` whose key starts with `prefix`, from `start`, in order.
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: ListStart<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ObjectMeta>>;
+    /// Up to `limit` chunks of `owner` overlapping `range`, in order of offset.
+    async fn chunks(
+        &self,
+        owner: Uuid,
+        range: Range<u64>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkRef>>;
+    async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>>;
+
+    async fn create_upload(&self, upload: &Upload) -> MetaResult<()>;
+    async fn upload(&self, id: &str) -> MetaResult<Option<Upload>>;
+    /// Stores a part (replacing one with the same number, whose chunks go to the GC queue).
+    /// Fails with `NoSuchUpload` when the upload was completed or aborted meanwhile.
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        part: &Part,
+        chunks: &[ChunkRef],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()>;
+    /// Parts with a number greater than `after`, in order, at most `limit`.
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> MetaResult<Vec<Part>>;
+    /// Turns the upload into `object` made of `parts` (in order, as validated by the caller),
+    /// all in one transaction: fails with `PartChanged` if any of them was replaced meanwhile.
+    /// Parts not listed go to the GC queue.
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: &ObjectMeta,
+        parts: &[Part],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()>;
+    /// Returns false when there was no such upload.
+    async fn abort_upload(&self, upload_id: &str, gc_due: OffsetDateTime) -> MetaResult<bool>;
+    /// Uploads of `bucket` whose key starts with `prefix`, ordered by (key, id), after
+    /// (`key_marker`, `upload_id_marker`).
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> MetaResult<Vec<Upload>>;
+
+    /// Chunks in the GC queue that are due at `now`, at most `limit`.
+    async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>>;
+    /// Forgets GC queue entries whose chunks were removed from storage.
+    async fn gc_done(&self, chunks: &[ChunkId]) -> MetaResult<()>;
+    /// Which of `chunks` the store knows (referenced, or queued for GC); the others are orphans
+    /// left by writes that never committed.
+    async fn known_chunks(&self, chunks: &[ChunkId]) -> MetaResult<Vec<ChunkId>>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteBucket {
+    Deleted,
+    NoSuchBucket,
+    NotEmpty,
+}
+
+/// Opens the metadata store a `--meta` URL names.
+pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
+    Ok(std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?))
+}

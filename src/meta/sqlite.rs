@@ -1,0 +1,725 @@
+//! The embedded metadata store: one SQLite file in WAL mode with `synchronous=FULL`, so a commit
+//! is durable when it returns. Write transactions start with `BEGIN IMMEDIATE`: they take the
+//! write lock up front and wait for it (busy timeout) instead of failing on a lock upgrade, which
+//! also lets `cairn admin` change keys while the server runs.
+
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{
+    AccessKey, Bucket, ChunkRef, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
+    ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::datanode::ChunkId;
+
+/// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Readers run in parallel in WAL mode; writers queue on the one write lock anyway.
+const MAX_CONNECTIONS: u32 = 8;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteMeta {
+    pool: SqlitePool,
+}
+
+impl SqliteMeta {
+    /// Opens (creating it if missing) the database a `sqlite://PATH` URL names and migrates it.
+    pub async fn open(url: &str) -> MetaResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        Self::open_with(options).await
+    }
+
+    pub async fn open_path(path: &Path) -> MetaResult<Self> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> MetaResult<Self> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteMeta { pool })
+    }
+
+    async fn write(&self) -> MetaResult<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn from_ms(v: i64) -> MetaResult<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
+        .map_err(|e| MetaError::Corrupt(format!("timestamp {v}: {e}")))
+}
+
+fn uuid_col(row: &SqliteRow, col: &str) -> MetaResult<Uuid> {
+    let s: String = row.try_get(col)?;
+    Uuid::try_parse(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
+}
+
+fn chunk_col(row: &SqliteRow, col: &str) -> MetaResult<ChunkId> {
+    let s: String = row.try_get(col)?;
+    ChunkId::from_str(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
+}
+
+fn u64_col(row: &SqliteRow, col: &str) -> MetaResult<u64> {
+    let v: i64 = row.try_get(col)?;
+    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("{col} {v} is negative")))
+}
+
+fn headers_col(row: &SqliteRow) -> MetaResult<StoredHeaders> {
+    let s: String = row.try_get("headers")?;
+    serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(format!("headers: {e}")))
+}
+
+fn headers_json(h: &StoredHeaders) -> String {
+    // Serializing plain strings into JSON cannot fail.
+    serde_json::to_string(h).unwrap_or_else(|_| "{}".to_owned())
+}
+
+fn algorithm_col(row: &SqliteRow) -> MetaResult<Option<ChecksumAlgorithm>> {
+    let s: Option<String> = row.try_get("checksum_algorithm")?;
+    s.map(|s| {
+        ChecksumAlgorithm::parse(&s)
+            .ok_or_else(|| MetaError::Corrupt(format!("checksum algorithm {s}")))
+    })
+    .transpose()
+}
+
+fn checksum_cols(row: &SqliteRow) -> MetaResult<Option<Checksum>> {
+    let value: Option<String> = row.try_get("checksum_value")?;
+    match (algorithm_col(row)?, value) {
+        (Some(alg), Some(v)) => Checksum::from_base64(alg, &v)
+            .map(Some)
+            .ok_or_else(|| MetaError::Corrupt(format!("checksum value {v}"))),
+        _ => Ok(None),
+    }
+}
+
+fn object_row(row: &SqliteRow) -> MetaResult<ObjectMeta> {
+    let parts: Option<i64> = row.try_get("parts_count")?;
+    Ok(ObjectMeta {
+        id: uuid_col(row, "id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        size: u64_col(row, "size")?,
+        etag: row.try_get("etag")?,
+        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
+        headers: headers_col(row)?,
+        checksum: checksum_cols(row)?,
+        parts_count: parts.map(|p| p as u32),
+    })
+}
+
+fn upload_row(row: &SqliteRow) -> MetaResult<Upload> {
+    Ok(Upload {
+        id: row.try_get("id")?,
+        bucket: row.try_get("bucket")?,
+        key: row.try_get("key")?,
+        initiated: from_ms(row.try_get("initiated_ms")?)?,
+        headers: headers_col(row)?,
+        checksum_algorithm: algorithm_col(row)?,
+    })
+}
+
+fn part_row(row: &SqliteRow) -> MetaResult<Part> {
+    let number: i64 = row.try_get("number")?;
+    Ok(Part {
+        number: number as u32,
+        owner: uuid_col(row, "owner")?,
+        size: u64_col(row, "size")?,
+        etag: row.try_get("etag")?,
+        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
+        checksum: checksum_cols(row)?,
+    })
+}
+
+/// Moves every chunk of `owner` to the GC queue.
+async fn collect_owner(
+    tx: &mut Transaction<'static, Sqlite>,
+    owner: &str,
+    gc_due: OffsetDateTime,
+) -> MetaResult<()> {
+    sqlx::query(
+        "INSERT OR REPLACE INTO gc_queue (chunk_id, due_ms) SELECT chunk_id, ? FROM chunks WHERE owner = ?",
+    )
+    .bind(ms(gc_due))
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("DELETE FROM chunks WHERE owner = ?")
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_chunks(
+    tx: &mut Transaction<'static, Sqlite>,
+    owner: &str,
+    chunks: &[ChunkRef],
+) -> MetaResult<()> {
+    for c in chunks {
+        sqlx::query("INSERT INTO chunks (owner, byte_offset, size, chunk_id) VALUES (?, ?, ?, ?)")
+            .bind(owner)
+            .bind(c.offset as i64)
+            .bind(c.size as i64)
+            .bind(c.chunk.to_string())
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes the visible object of a key, if any, queueing its chunks; returns whether one existed.
+async fn remove_object(
+    tx: &mut Transaction<'static, Sqlite>,
+    bucket: &str,
+    key: &str,
+    gc_due: OffsetDateTime,
+) -> MetaResult<bool> {
+    let old: Option<String> =
+        sqlx::query_scalar("DELETE FROM objects WHERE bucket = ? AND key = ? RETURNING id")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    let Some(old) = old else { return Ok(false) };
+    collect_owner(tx, &old, gc_due).await?;
+    sqlx::query("DELETE FROM object_parts WHERE object_id = ?")
+        .bind(&old)
+        .execute(&mut **tx)
+        .await?;
+    Ok(true)
+}
+
+async fn insert_object(tx: &mut Transaction<'static, Sqlite>, o: &ObjectMeta) -> MetaResult<()> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM buckets WHERE name = ?")
+        .bind(&o.bucket)
+        .fetch_optional(&mut **tx)
+        .await?;
+    if exists.is_none() {
+        return Err(MetaError::NoSuchBucket);
+    }
+    sqlx::query(
+        "INSERT INTO objects (bucket, key, id, size, etag, last_modified_ms, headers, \
+         checksum_algorithm, checksum_value, parts_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&o.bucket)
+    .bind(&o.key)
+    .bind(o.id.to_string())
+    .bind(o.size as i64)
+    .bind(&o.etag)
+    .bind(ms(o.last_modified))
+    .bind(headers_json(&o.headers))
+    .bind(o.checksum.as_ref().map(|c| c.algorithm.as_str()))
+    .bind(o.checksum.as_ref().map(Checksum::to_base64))
+    .bind(o.parts_count.map(i64::from))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl MetaStore for SqliteMeta {
+    async fn setting(&self, name: &str) -> MetaResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, name: &str, value: &str) -> MetaResult<()> {
+        sqlx::query("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_key(&self, key: &AccessKey) -> MetaResult<()> {
+        sqlx::query("INSERT INTO access_keys (id, secret, name, created_ms) VALUES (?, ?, ?, ?)")
+            .bind(&key.id)
+            .bind(&key.secret)
+            .bind(&key.name)
+            .bind(ms(key.created))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn key(&self, id: &str) -> MetaResult<Option<AccessKey>> {
+        let row = sqlx::query("SELECT * FROM access_keys WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| key_row(&r)).transpose()
+    }
+
+    async fn list_keys(&self) -> MetaResult<Vec<AccessKey>> {
+        let rows = sqlx::query("SELECT * FROM access_keys ORDER BY created_ms, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_row).collect()
+    }
+
+    async fn delete_key(&self, id: &str) -> MetaResult<bool> {
+        let done = sqlx::query("DELETE FROM access_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<bool> {
+        let done = sqlx::query("INSERT OR IGNORE INTO buckets (name, created_ms) VALUES (?, ?)")
+            .bind(&bucket.name)
+            .bind(ms(bucket.created))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
+        let row = sqlx::query("SELECT name, created_ms FROM buckets WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| bucket_row(&r)).transpose()
+    }
+
+    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
+        let rows = sqlx::query("SELECT name, created_ms FROM buckets ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(bucket_row).collect()
+    }
+
+    async fn delete_bucket(&self, name: &str) -> MetaResult<DeleteBucket> {
+        let mut tx = self.write().await?;
+        let busy: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM objects WHERE bucket = ?1 UNION ALL SELECT 1 FROM uploads WHERE bucket = ?1 LIMIT 1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if busy.is_some() {
+            return Ok(DeleteBucket::NotEmpty);
+        }
+        let done = sqlx::query("DELETE FROM buckets WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if done.rows_affected() > 0 {
+            DeleteBucket::Deleted
+        } else {
+            DeleteBucket::NoSuchBucket
+        })
+    }
+
+    async fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectMeta>> {
+        let row = sqlx::query("SELECT * FROM objects WHERE bucket = ? AND key = ?")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| object_row(&r)).transpose()
+    }
+
+    async fn put_object(
+        &self,
+        object: &ObjectMeta,
+        chunks: &[ChunkRef],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()> {
+        let mut tx = self.write().await?;
+        remove_object(&mut tx, &object.bucket, &object.key, gc_due).await?;
+        insert_object(&mut tx, object).await?;
+        insert_chunks(&mut tx, &object.id.to_string(), chunks).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<bool> {
+        let mut tx = self.write().await?;
+        let existed = remove_object(&mut tx, bucket, key, gc_due).await?;
+        tx.commit().await?;
+        Ok(existed)
+    }
+
+    async fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        start: ListStart<'_>,
+        limit: usize,
+    ) -> MetaResult<Vec<ObjectMeta>> {
+        // The index seeks to max(start, prefix); rows past the prefix end the page (the caller
+        // stops at the first key without the prefix, so none are returned).
+        let (from, inclusive) = if start.key < prefix {
+            (prefix, true)
+        } else {
+            (start.key, start.inclusive)
+        };
+        let sql = if inclusive {
+            "SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?"
+        } else {
+            "SELECT * FROM objects WHERE bucket = ? AND key > ? ORDER BY key LIMIT ?"
+        };
+        let rows = sqlx::query(sql)
+            .bind(bucket)
+            .bind(from)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let o = object_row(row)?;
+            if !o.key.starts_with(prefix) {
+                break;
+            }
+            out.push(o);
+        }
+        Ok(out)
+    }
+
+    async fn chunks(
+        &self,
+        owner: Uuid,
+        range: Range<u64>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkRef>> {
+        // The first chunk is the last one starting at or before range.start; the rest follow.
+        let rows = sqlx::query(
+            "SELECT byte_offset, size, chunk_id FROM chunks WHERE owner = ?1 AND byte_offset < ?3 AND byte_offset >= \
+             COALESCE((SELECT MAX(byte_offset) FROM chunks WHERE owner = ?1 AND byte_offset <= ?2), 0) \
+             ORDER BY byte_offset LIMIT ?4",
+        )
+        .bind(owner.to_string())
+        .bind(range.start as i64)
+        .bind(range.end as i64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ChunkRef {
+                    offset: u64_col(r, "byte_offset")?,
+                    size: u64_col(r, "size")?,
+                    chunk: chunk_col(r, "chunk_id")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>> {
+        let row = sqlx::query(
+            "SELECT number, byte_offset, size FROM object_parts WHERE object_id = ? AND number = ?",
+        )
+        .bind(object_id.to_string())
+        .bind(i64::from(number))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(PartRange {
+                number,
+                offset: u64_col(&r, "byte_offset")?,
+                size: u64_col(&r, "size")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_upload(&self, upload: &Upload) -> MetaResult<()> {
+        let mut tx = self.write().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM buckets WHERE name = ?")
+            .bind(&upload.bucket)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(MetaError::NoSuchBucket);
+        }
+        sqlx::query(
+            "INSERT INTO uploads (id, bucket, key, initiated_ms, headers, checksum_algorithm) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&upload.id)
+        .bind(&upload.bucket)
+        .bind(&upload.key)
+        .bind(ms(upload.initiated))
+        .bind(headers_json(&upload.headers))
+        .bind(upload.checksum_algorithm.map(ChecksumAlgorithm::as_str))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn upload(&self, id: &str) -> MetaResult<Option<Upload>> {
+        let row = sqlx::query("SELECT * FROM uploads WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| upload_row(&r)).transpose()
+    }
+
+    async fn put_part(
+        &self,
+        upload_id: &str,
+        part: &Part,
+        chunks: &[ChunkRef],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()> {
+        let mut tx = self.write().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE id = ?")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(MetaError::NoSuchUpload);
+        }
+        let old: Option<String> = sqlx::query_scalar(
+            "DELETE FROM upload_parts WHERE upload_id = ? AND number = ? RETURNING owner",
+        )
+        .bind(upload_id)
+        .bind(i64::from(part.number))
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(old) = old {
+            collect_owner(&mut tx, &old, gc_due).await?;
+        }
+        let owner = part.owner.to_string();
+        sqlx::query(
+            "INSERT INTO upload_parts (upload_id, number, owner, size, etag, last_modified_ms, \
+             checksum_algorithm, checksum_value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(upload_id)
+        .bind(i64::from(part.number))
+        .bind(&owner)
+        .bind(part.size as i64)
+        .bind(&part.etag)
+        .bind(ms(part.last_modified))
+        .bind(part.checksum.as_ref().map(|c| c.algorithm.as_str()))
+        .bind(part.checksum.as_ref().map(Checksum::to_base64))
+        .execute(&mut *tx)
+        .await?;
+        insert_chunks(&mut tx, &owner, chunks).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> MetaResult<Vec<Part>> {
+        let rows = sqlx::query(
+            "SELECT * FROM upload_parts WHERE upload_id = ? AND number > ? ORDER BY number LIMIT ?",
+        )
+        .bind(upload_id)
+        .bind(i64::from(after))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(part_row).collect()
+    }
+
+    async fn complete_upload(
+        &self,
+        upload_id: &str,
+        object: &ObjectMeta,
+        parts: &[Part],
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<()> {
+        let mut tx = self.write().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM uploads WHERE id = ?")
+            .bind(upload_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(MetaError::NoSuchUpload);
+        }
+        remove_object(&mut tx, &object.bucket, &object.key, gc_due).await?;
+        insert_object(&mut tx, object).await?;
+        let object_id = object.id.to_string();
+        let mut offset = 0u64;
+        for part in parts {
+            let owner = part.owner.to_string();
+            // Completing is metadata only: the part's chunks change owner and are shifted to
+            // the part's place in the object.
+            let moved: Option<i64> = sqlx::query_scalar(
+                "DELETE FROM upload_parts WHERE upload_id = ? AND number = ? AND owner = ? RETURNING 1",
+            )
+            .bind(upload_id)
+            .bind(i64::from(part.number))
+            .bind(&owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if moved.is_none() {
+                return Err(MetaError::PartChanged(part.number));
+            }
+            sqlx::query(
+                "UPDATE chunks SET owner = ?, byte_offset = byte_offset + ? WHERE owner = ?",
+            )
+            .bind(&object_id)
+            .bind(offset as i64)
+            .bind(&owner)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO object_parts (object_id, number, byte_offset, size) VALUES (?, ?, ?, ?)",
+            )
+            .bind(&object_id)
+            .bind(i64::from(part.number))
+            .bind(offset as i64)
+            .bind(part.size as i64)
+            .execute(&mut *tx)
+            .await?;
+            offset += part.size;
+        }
+        drop_upload(&mut tx, upload_id, gc_due).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload_id: &str, gc_due: OffsetDateTime) -> MetaResult<bool> {
+        let mut tx = self.write().await?;
+        let existed = drop_upload(&mut tx, upload_id, gc_due).await?;
+        tx.commit().await?;
+        Ok(existed)
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key_marker: &str,
+        upload_id_marker: &str,
+        limit: usize,
+    ) -> MetaResult<Vec<Upload>> {
+        let rows = sqlx::query(
+            "SELECT * FROM uploads WHERE bucket = ?1 AND key >= ?2 AND (key > ?3 OR (key = ?3 AND id > ?4)) \
+             ORDER BY key, id LIMIT ?5",
+        )
+        .bind(bucket)
+        .bind(prefix)
+        .bind(key_marker)
+        .bind(upload_id_marker)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let u = upload_row(row)?;
+            if !u.key.starts_with(prefix) {
+                break;
+            }
+            out.push(u);
+        }
+        Ok(out)
+    }
+
+    async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>> {
+        let rows =
+            sqlx::query("SELECT chunk_id FROM gc_queue WHERE due_ms <= ? ORDER BY due_ms LIMIT ?")
+                .bind(ms(now))
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter().map(|r| chunk_col(r, "chunk_id")).collect()
+    }
+
+    async fn gc_done(&self, chunks: &[ChunkId]) -> MetaResult<()> {
+        let mut tx = self.write().await?;
+        for c in chunks {
+            sqlx::query("DELETE FROM gc_queue WHERE chunk_id = ?")
+                .bind(c.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn known_chunks(&self, chunks: &[ChunkId]) -> MetaResult<Vec<ChunkId>> {
+        let mut known = Vec::new();
+        for c in chunks {
+            let id = c.to_string();
+            let hit: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM chunks WHERE chunk_id = ?1 UNION ALL SELECT 1 FROM gc_queue WHERE chunk_id = ?1 LIMIT 1",
+            )
+            .bind(&id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if hit.is_some() {
+                known.push(*c);
+            }
+        }
+        Ok(known)
+    }
+}
+
+/// Deletes an upload and its remaining parts, queueing their chunks.
+async fn drop_upload(
+    tx: &mut Transaction<'static, Sqlite>,
+    upload_id: &str,
+    gc_due: OffsetDateTime,
+) -> MetaResult<bool> {
+    let owners: Vec<String> =
+        sqlx::query_scalar("DELETE FROM upload_parts WHERE upload_id = ? RETURNING owner")
+            .bind(upload_id)
+            .fetch_all(&mut **tx)
+            .await?;
+    for owner in &owners {
+        collect_owner(tx, owner, gc_due).await?;
+    }
+    let done = sqlx::query("DELETE FROM uploads WHERE id = ?")
+        .bind(upload_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn key_row(row: &SqliteRow) -> MetaResult<AccessKey> {
+    Ok(AccessKey {
+        id: row.try_get("id")?,
+        secret: row.try_get("secret")?,
+        name: row.try_get("name")?,
+        created: from_ms(row.try_get("created_ms")?)?,
+    })
+}
+
+fn bucket_row(row: &SqliteRow) -> MetaResult<Bucket> {
+    Ok(Bucket {
+        name: row.try_get("name")?,
+        created: from_ms(row.try_get("created_ms")?)?,
+    })
+}

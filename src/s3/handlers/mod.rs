@@ -1,0 +1,373 @@
+//! S3 operations, one file per area, each handler named after its AWS operation. Handlers turn
+//! an authenticated, routed request into calls on the object service and its answer into
+//! headers and XML. This file holds what they share: the request context, body helpers, and the
+//! one mapping from service errors to S3 errors.
+
+mod bucket;
+mod list;
+mod multipart;
+mod object;
+
+use std::io;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use http_body_util::{
+    BodyDataStream, BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody,
+};
+use hyper::body::{Frame, Incoming};
+use sha2::{Digest, Sha256};
+
+use super::error::{ErrorCode, S3Error};
+use super::router::{MAX_KEY_BYTES, Operation, Route};
+use super::sigv4::PayloadHash;
+use super::xml::MAX_XML_BODY;
+use crate::checksum::{Checksum, ChecksumAlgorithm, parse_content_md5};
+use crate::gateway::{BodyChecks, ByteStream, Gateway, GatewayError};
+use crate::meta::StoredHeaders;
+
+pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+pub type Response = http::Response<Body>;
+pub type S3Result = Result<Response, S3Error>;
+
+/// S3's limit on user metadata: the UTF-8 bytes of every x-amz-meta-* name and value together.
+const MAX_USER_METADATA: usize = 2048;
+
+/// An authenticated, routed request.
+pub struct Request {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    pub route: Route,
+    pub payload: PayloadHash,
+    /// Taken by whichever helper reads it.
+    pub body: Option<Incoming>,
+}
+
+impl Request {
+    pub fn bucket(&self) -> &str {
+        self.route.bucket.as_deref().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> &str {
+        self.route.key.as_deref().unwrap_or_default()
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        super::router::query_get(&self.query, name)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The resource named in error bodies: "/bucket" or "/bucket/key".
+    pub fn resource(&self) -> String {
+        match (&self.route.bucket, &self.route.key) {
+            (Some(b), Some(k)) => format!("/{b}/{k}"),
+            (Some(b), None) => format!("/{b}"),
+            _ => "/".to_owned(),
+        }
+    }
+}
+
+pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
+    if req
+        .route
+        .key
+        .as_ref()
+        .is_some_and(|k| k.len() > MAX_KEY_BYTES)
+    {
+        return Err(S3Error::new(ErrorCode::KeyTooLongError));
+    }
+    let resource = req.resource();
+    let result = match req.route.op {
+        Operation::ListBuckets => bucket::list_buckets(gw).await,
+        Operation::CreateBucket => bucket::create_bucket(gw, req).await,
+        Operation::HeadBucket => bucket::head_bucket(gw, req).await,
+        Operation::DeleteBucket => bucket::delete_bucket(gw, req).await,
+        Operation::GetBucketLocation => bucket::get_bucket_location(gw, req).await,
+        Operation::ListObjects => list::list_objects(gw, req, false).await,
+        Operation::ListObjectsV2 => list::list_objects(gw, req, true).await,
+        Operation::DeleteObjects => object::delete_objects(gw, req).await,
+        Operation::PutObject => object::put_object(gw, req).await,
+        Operation::CopyObject => object::copy_object(gw, req).await,
+        Operation::GetObject | Operation::HeadObject => object::get_object(gw, req).await,
+        Operation::DeleteObject => object::delete_object(gw, req).await,
+        Operation::CreateMultipartUpload => multipart::create_multipart_upload(gw, req).await,
+        Operation::UploadPart => multipart::upload_part(gw, req).await,
+        Operation::CompleteMultipartUpload => multipart::complete_multipart_upload(gw, req).await,
+        Operation::AbortMultipartUpload => multipart::abort_multipart_upload(gw, req).await,
+        Operation::ListParts => multipart::list_parts(gw, req).await,
+        Operation::ListMultipartUploads => multipart::list_multipart_uploads(gw, req).await,
+        Operation::UploadPartCopy => Err(S3Error::new(ErrorCode::NotImplemented)
+            .with_message("UploadPartCopy is not implemented yet")),
+    };
+    result.map_err(|e| {
+        if e.resource.is_none() {
+            e.with_resource(resource)
+        } else {
+            e
+        }
+    })
+}
+
+impl From<GatewayError> for S3Error {
+    fn from(e: GatewayError) -> Self {
+        use GatewayError as G;
+        match e {
+            G::NoSuchBucket => S3Error::new(ErrorCode::NoSuchBucket),
+            G::NoSuchKey => S3Error::new(ErrorCode::NoSuchKey),
+            G::NoSuchUpload => S3Error::new(ErrorCode::NoSuchUpload),
+            G::BadDigest => S3Error::new(ErrorCode::BadDigest),
+            G::ChecksumMismatch(alg) => S3Error::new(ErrorCode::BadDigest).with_message(format!(
+                "The {} you specified did not match the calculated checksum.",
+                alg.header_name()
+            )),
+            G::Sha256Mismatch => S3Error::new(ErrorCode::XAmzContentSHA256Mismatch),
+            G::IncompleteBody { .. } => S3Error::new(ErrorCode::IncompleteBody),
+            G::EntityTooLarge(max) => S3Error::new(ErrorCode::EntityTooLarge)
+                .with_extra("MaxSizeAllowed", max.to_string()),
+            G::InvalidPart(n) => S3Error::new(ErrorCode::InvalidPart)
+                .with_extra("PartNumber", n.to_string()),
+            G::InvalidPartOrder => S3Error::new(ErrorCode::InvalidPartOrder),
+            G::EntityTooSmall { number, size } => S3Error::new(ErrorCode::EntityTooSmall)
+                .with_extra("ProposedSize", size.to_string())
+                .with_extra("MinSizeAllowed", (5u64 << 20).to_string())
+                .with_extra("PartNumber", number.to_string()),
+            G::NoParts => S3Error::new(ErrorCode::MalformedXML).with_message(
+                "The XML you provided was not well-formed or did not validate against our published schema",
+            ),
+            G::Body(e) => {
+                tracing::debug!(error = %e, "request body ended early");
+                S3Error::new(ErrorCode::IncompleteBody)
+            }
+            G::Meta(e) => {
+                tracing::error!(error = %e, "metadata store failed");
+                S3Error::new(ErrorCode::InternalError)
+            }
+            G::Chunk(e) => {
+                tracing::error!(error = %e, "chunk store failed");
+                S3Error::new(ErrorCode::InternalError)
+            }
+        }
+    }
+}
+
+pub fn full(data: impl Into<Bytes>) -> Body {
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+pub fn stream_body(stream: ByteStream) -> Body {
+    StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+}
+
+pub fn xml_response(status: StatusCode, xml: String) -> S3Result {
+    Ok(http::Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/xml")
+        .header(header::CONTENT_LENGTH, xml.len())
+        .body(full(xml))
+        .map_err(internal)?)
+}
+
+pub fn empty_response(status: StatusCode) -> S3Result {
+    Ok(http::Response::builder()
+        .status(status)
+        .body(empty())
+        .map_err(internal)?)
+}
+
+pub fn internal(e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(error = %e, "internal error");
+    S3Error::new(ErrorCode::InternalError)
+}
+
+/// The request body as a stream of bytes for the object service.
+pub fn body_stream(req: &mut Request) -> ByteStream {
+    match req.body.take() {
+        Some(body) => Box::pin(BodyDataStream::new(body).map_err(io::Error::other)),
+        None => Box::pin(futures_util::stream::empty()),
+    }
+}
+
+/// Reads a small XML control body through a size cap, verifying Content-MD5, x-amz-checksum-*
+/// and a signed payload hash when the client sent them.
+pub async fn read_xml_body(req: &mut Request) -> Result<Bytes, S3Error> {
+    let declared = req
+        .header("content-length")
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_big = || S3Error::new(ErrorCode::MaxMessageLengthExceeded);
+    if declared.is_some_and(|n| n > MAX_XML_BODY as u64) {
+        return Err(too_big());
+    }
+    let data = match req.body.take() {
+        None => Bytes::new(),
+        Some(body) => Limited::new(body, MAX_XML_BODY)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    too_big()
+                } else {
+                    tracing::debug!(error = %e, "could not read XML body");
+                    S3Error::new(ErrorCode::IncompleteBody)
+                }
+            })?
+            .to_bytes(),
+    };
+    if let PayloadHash::Sha256(expected) = &req.payload {
+        let got: [u8; 32] = Sha256::digest(&data).into();
+        if &got != expected {
+            return Err(S3Error::new(ErrorCode::XAmzContentSHA256Mismatch));
+        }
+    }
+    let checks = body_checks_from(&req.headers, &req.payload, None)?;
+    if let Some(md5) = checks.md5 {
+        let mut h = crate::checksum::Md5::new();
+        h.update(&data);
+        if h.finalize() != md5 {
+            return Err(S3Error::new(ErrorCode::BadDigest));
+        }
+    }
+    if let Some(sum) = &checks.checksum {
+        let mut h = crate::checksum::Checksummer::new(sum.algorithm);
+        h.update(&data);
+        if h.finalize() != sum.value {
+            return Err(GatewayError::ChecksumMismatch(sum.algorithm).into());
+        }
+    }
+    Ok(data)
+}
+
+/// Content-Length, Content-MD5, x-amz-content-sha256 and x-amz-checksum-* of a request.
+pub fn body_checks_from(
+    headers: &HeaderMap,
+    payload: &PayloadHash,
+    max_size: Option<u64>,
+) -> Result<BodyChecks, S3Error> {
+    let content_length = match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    S3Error::new(ErrorCode::InvalidArgument).with_message("Invalid Content-Length")
+                })?,
+        ),
+        None => None,
+    };
+    if let (Some(n), Some(max)) = (content_length, max_size) {
+        if n > max {
+            return Err(S3Error::new(ErrorCode::EntityTooLarge)
+                .with_extra("ProposedSize", n.to_string())
+                .with_extra("MaxSizeAllowed", max.to_string()));
+        }
+    }
+    let md5 = match headers.get("content-md5") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(parse_content_md5)
+                .ok_or_else(|| S3Error::new(ErrorCode::InvalidDigest))?,
+        ),
+        None => None,
+    };
+    let sha256 = match payload {
+        PayloadHash::Sha256(h) => Some(*h),
+        _ => None,
+    };
+    let mut checksum = None;
+    for alg in ChecksumAlgorithm::ALL {
+        if let Some(v) = headers.get(alg.header_name()) {
+            let value = v
+                .to_str()
+                .ok()
+                .and_then(|v| Checksum::from_base64(alg, v.trim()))
+                .ok_or_else(|| {
+                    S3Error::new(ErrorCode::InvalidRequest).with_message(format!(
+                        "Value for {} header is invalid.",
+                        alg.header_name()
+                    ))
+                })?;
+            if checksum.replace(value).is_some() {
+                return Err(S3Error::new(ErrorCode::InvalidRequest)
+                    .with_message("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
+            }
+        }
+    }
+    Ok(BodyChecks {
+        content_length,
+        md5,
+        sha256,
+        checksum,
+        max_size: max_size.unwrap_or(u64::MAX),
+    })
+}
+
+/// The headers an object stores: Content-Type and friends plus x-amz-meta-*.
+pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
+    let get = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut user = Vec::new();
+    let mut user_bytes = 0;
+    for (name, value) in headers {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            user_bytes += meta.len() + value.len();
+            user.push((meta.to_owned(), value));
+        }
+    }
+    if user_bytes > MAX_USER_METADATA {
+        return Err(S3Error::new(ErrorCode::MetadataTooLarge)
+            .with_extra("Size", user_bytes.to_string())
+            .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
+    }
+    user.sort();
+    Ok(StoredHeaders {
+        content_type: get(header::CONTENT_TYPE),
+        content_encoding: get(header::CONTENT_ENCODING),
+        content_disposition: get(header::CONTENT_DISPOSITION),
+        content_language: get(header::CONTENT_LANGUAGE),
+        cache_control: get(header::CACHE_CONTROL),
+        expires: get(header::EXPIRES),
+        user,
+    })
+}
+
+/// Builds a header value, dropping characters a header cannot carry.
+pub fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| {
+        let clean: String = s
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
+        HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
+    })
+}
+
+/// Parses an optional integer query parameter, answering InvalidArgument for garbage.
+pub fn query_number<T: std::str::FromStr>(req: &Request, name: &str) -> Result<Option<T>, S3Error> {
+    match req.query(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<T>().map(Some).map_err(|_| {
+            S3Error::new(ErrorCode::InvalidArgument)
+                .with_message(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+                .with_extra("ArgumentName", name)
+                .with_extra("ArgumentValue", v)
+        }),
+    }
+}

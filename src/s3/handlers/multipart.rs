@@ -1,0 +1,208 @@
+//! Multipart uploads: CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+//! AbortMultipartUpload, ListParts and ListMultipartUploads.
+
+use http::{StatusCode, header};
+
+use super::bucket::OWNER_ID;
+use super::object::require_plain_body;
+use super::{
+    Request, S3Result, body_checks_from, body_stream, empty_response, header_value, query_number,
+    read_xml_body, stored_headers, xml_response,
+};
+use crate::checksum::ChecksumAlgorithm;
+use crate::gateway::multipart::MAX_PART_NUMBER;
+use crate::gateway::{Gateway, MAX_PUT_SIZE, NewObject};
+use crate::meta::Upload;
+use crate::s3::error::{ErrorCode, S3Error};
+use crate::s3::range::iso8601;
+use crate::s3::xml::{XmlError, XmlWriter, parse_complete_multipart_upload};
+
+/// S3 lists at most 1000 parts or uploads per page.
+const MAX_PAGE: usize = 1000;
+
+fn upload_id(req: &Request) -> Result<String, S3Error> {
+    Ok(req.query("uploadId").unwrap_or_default().to_owned())
+}
+
+async fn find_upload(gw: &Gateway, req: &Request) -> Result<Upload, S3Error> {
+    let id = upload_id(req)?;
+    Ok(gw.upload(req.bucket(), req.key(), &id).await?)
+}
+
+fn owner(x: &mut XmlWriter, element: &str) {
+    x.open(element);
+    x.element("ID", OWNER_ID);
+    x.element("DisplayName", OWNER_ID);
+    x.close(element);
+}
+
+pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
+    let algorithm = match req.header("x-amz-checksum-algorithm") {
+        None => None,
+        Some(a) => Some(ChecksumAlgorithm::parse(a).ok_or_else(|| {
+            S3Error::new(ErrorCode::InvalidRequest)
+                .with_message("Checksum algorithm provided is unsupported.")
+        })?),
+    };
+    let new = NewObject {
+        bucket: req.bucket().to_owned(),
+        key: req.key().to_owned(),
+        headers: stored_headers(&req.headers)?,
+    };
+    let upload = gw.create_upload(new, algorithm).await?;
+    let mut x = XmlWriter::new("InitiateMultipartUploadResult");
+    x.element("Bucket", &upload.bucket);
+    x.element("Key", &upload.key);
+    x.element("UploadId", &upload.id);
+    let mut resp = xml_response(StatusCode::OK, x.finish())?;
+    if let Some(a) = algorithm {
+        resp.headers_mut()
+            .insert("x-amz-checksum-algorithm", header_value(a.as_str()));
+    }
+    Ok(resp)
+}
+
+fn part_number(req: &Request) -> Result<u32, S3Error> {
+    match query_number::<u32>(req, "partNumber")? {
+        Some(n) if (1..=MAX_PART_NUMBER).contains(&n) => Ok(n),
+        _ => Err(S3Error::new(ErrorCode::InvalidArgument)
+            .with_message("Part number must be an integer between 1 and 10000, inclusive")
+            .with_extra("ArgumentName", "partNumber")
+            .with_extra("ArgumentValue", req.query("partNumber").unwrap_or_default())),
+    }
+}
+
+pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
+    let number = part_number(&req)?;
+    require_plain_body(&req)?;
+    let upload = find_upload(gw, &req).await?;
+    let checks = body_checks_from(&req.headers, &req.payload, Some(MAX_PUT_SIZE))?;
+    let part = gw
+        .upload_part(&upload, number, &checks, body_stream(&mut req))
+        .await?;
+    let mut resp = empty_response(StatusCode::OK)?;
+    let h = resp.headers_mut();
+    h.insert(header::ETAG, header_value(&format!("\"{}\"", part.etag)));
+    if let Some(sum) = &part.checksum {
+        h.insert(sum.algorithm.header_name(), header_value(&sum.to_base64()));
+    }
+    Ok(resp)
+}
+
+pub async fn complete_multipart_upload(gw: &Gateway, mut req: Request) -> S3Result {
+    let upload = find_upload(gw, &req).await?;
+    let body = read_xml_body(&mut req).await?;
+    let parts = parse_complete_multipart_upload(&body).map_err(|e| match e {
+        XmlError::InvalidPartNumber(_) => S3Error::new(ErrorCode::InvalidArgument)
+            .with_message("PartNumber must be >= 1")
+            .with_extra("ArgumentName", "PartNumber"),
+        e => S3Error::new(ErrorCode::MalformedXML).with_message(e.to_string()),
+    })?;
+    let requested: Vec<(u32, String)> =
+        parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
+    let object = gw.complete_upload(&upload, &requested).await?;
+    let mut x = XmlWriter::new("CompleteMultipartUploadResult");
+    x.element("Location", &format!("/{}/{}", object.bucket, object.key));
+    x.element("Bucket", &object.bucket);
+    x.element("Key", &object.key);
+    x.element("ETag", &format!("\"{}\"", object.etag));
+    xml_response(StatusCode::OK, x.finish())
+}
+
+pub async fn abort_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
+    let upload = find_upload(gw, &req).await?;
+    gw.abort_upload(&upload).await?;
+    empty_response(StatusCode::NO_CONTENT)
+}
+
+pub async fn list_parts(gw: &Gateway, req: Request) -> S3Result {
+    let upload = find_upload(gw, &req).await?;
+    let max_parts = query_number::<usize>(&req, "max-parts")?
+        .unwrap_or(MAX_PAGE)
+        .min(MAX_PAGE);
+    let marker = query_number::<u32>(&req, "part-number-marker")?.unwrap_or(0);
+    let mut parts = gw.list_parts(&upload.id, marker, max_parts + 1).await?;
+    let truncated = parts.len() > max_parts;
+    parts.truncate(max_parts);
+
+    let mut x = XmlWriter::new("ListPartsResult");
+    x.element("Bucket", &upload.bucket);
+    x.element("Key", &upload.key);
+    x.element("UploadId", &upload.id);
+    owner(&mut x, "Initiator");
+    owner(&mut x, "Owner");
+    x.element("StorageClass", "STANDARD");
+    x.element("PartNumberMarker", &marker.to_string());
+    if let Some(last) = parts.last() {
+        x.element("NextPartNumberMarker", &last.number.to_string());
+    }
+    x.element("MaxParts", &max_parts.to_string());
+    x.element("IsTruncated", if truncated { "true" } else { "false" });
+    if let Some(a) = upload.checksum_algorithm {
+        x.element("ChecksumAlgorithm", a.as_str());
+    }
+    for p in &parts {
+        x.open("Part");
+        x.element("PartNumber", &p.number.to_string());
+        x.element("LastModified", &iso8601(p.last_modified));
+        x.element("ETag", &format!("\"{}\"", p.etag));
+        x.element("Size", &p.size.to_string());
+        if let Some(sum) = &p.checksum {
+            x.element(
+                &format!("Checksum{}", sum.algorithm.as_str()),
+                &sum.to_base64(),
+            );
+        }
+        x.close("Part");
+    }
+    xml_response(StatusCode::OK, x.finish())
+}
+
+pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
+    let prefix = req.query("prefix").unwrap_or_default();
+    let key_marker = req.query("key-marker").unwrap_or_default();
+    // An upload-id-marker only counts together with a key-marker.
+    let upload_id_marker = if key_marker.is_empty() {
+        ""
+    } else {
+        req.query("upload-id-marker").unwrap_or_default()
+    };
+    let max_uploads = query_number::<usize>(&req, "max-uploads")?
+        .unwrap_or(MAX_PAGE)
+        .min(MAX_PAGE);
+    let page = gw
+        .list_uploads(
+            req.bucket(),
+            prefix,
+            key_marker,
+            upload_id_marker,
+            max_uploads,
+        )
+        .await?;
+
+    let mut x = XmlWriter::new("ListMultipartUploadsResult");
+    x.element("Bucket", req.bucket());
+    x.element("KeyMarker", key_marker);
+    x.element("UploadIdMarker", upload_id_marker);
+    if let Some(last) = page.uploads.last() {
+        x.element("NextKeyMarker", &last.key);
+        x.element("NextUploadIdMarker", &last.id);
+    }
+    x.element("Prefix", prefix);
+    x.element("MaxUploads", &max_uploads.to_string());
+    x.element("IsTruncated", if page.truncated { "true" } else { "false" });
+    for u in &page.uploads {
+        x.open("Upload");
+        x.element("Key", &u.key);
+        x.element("UploadId", &u.id);
+        owner(&mut x, "Initiator");
+        owner(&mut x, "Owner");
+        x.element("StorageClass", "STANDARD");
+        x.element("Initiated", &iso8601(u.initiated));
+        if let Some(a) = u.checksum_algorithm {
+            x.element("ChecksumAlgorithm", a.as_str());
+        }
+        x.close("Upload");
+    }
+    xml_response(StatusCode::OK, x.finish())
+}

@@ -1,0 +1,10 @@
+//! The S3 protocol: routing, SigV4, XML, errors, ranges and conditions (pure), the handlers
+//! that map operations onto the object service, and the HTTP server around them.
+
+pub mod error;
+pub mod handlers;
+pub mod range;
+pub mod router;
+pub mod server;
+pub mod sigv4;
+pub mod xml;

@@ -1,0 +1,200 @@
+//! The S3 HTTP server: accepts connections, authenticates each request (SigV4 header or
+//! presigned URL), routes it, runs its handler and turns any error into AWS's XML error body.
+//! Every response carries x-amz-request-id and Date. Shutdown stops accepting, then lets
+//! in-flight requests finish within a deadline.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderValue, Method, StatusCode, header};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use super::error::{ErrorCode, S3Error};
+use super::handlers::{self, Request, Response, S3Result, empty, full};
+use super::range::http_date;
+use super::router::{parse_query, route};
+use super::sigv4::{AuthError, Credentials, RequestParts, parse_credentials};
+use crate::gateway::{Gateway, GatewayError, now};
+
+/// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
+pub const HEALTH_PATH: &str = "/_cairn/health";
+/// How long shutdown waits for in-flight requests before giving up on them.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+
+pub struct S3Service {
+    pub gateway: Arc<Gateway>,
+    /// Enables virtual-hosted-style addressing under this domain.
+    pub domain: Option<String>,
+}
+
+/// Serves S3 on `listener` until `shutdown` completes, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<S3Service>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Running out of file descriptors must not end the server.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                // Small responses must not wait for a delayed ACK.
+                let _ = stream.set_nodelay(true);
+                let service = service.clone();
+                let conn = http1::Builder::new()
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(move |req| handle(service.clone(), req)),
+                    );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed"),
+    }
+    Ok(())
+}
+
+fn request_id() -> String {
+    let id = uuid::Uuid::new_v4();
+    hex::encode_upper(&id.as_bytes()[..8])
+}
+
+async fn handle(
+    service: Arc<S3Service>,
+    req: http::Request<Incoming>,
+) -> Result<Response, Infallible> {
+    let request_id = request_id();
+    let is_head = req.method() == Method::HEAD;
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = match respond(&service, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!(%method, %path, code = e.code.as_str(), %request_id, "request failed");
+            error_response(&e, &request_id, is_head)
+        }
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amz-request-id", v.clone());
+        h.insert("x-amz-id-2", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&http_date(now())) {
+        h.insert(header::DATE, v);
+    }
+    h.insert(header::SERVER, HeaderValue::from_static("Cairn"));
+    Ok(resp)
+}
+
+fn error_response(e: &S3Error, request_id: &str, is_head: bool) -> Response {
+    let status = e.status();
+    let no_body = is_head || status == StatusCode::NOT_MODIFIED;
+    let body = if no_body {
+        String::new()
+    } else {
+        e.to_xml(request_id)
+    };
+    let mut builder = http::Response::builder().status(status);
+    if !no_body {
+        builder = builder
+            .header(header::CONTENT_TYPE, "application/xml")
+            .header(header::CONTENT_LENGTH, body.len());
+    }
+    if e.code == ErrorCode::InvalidRange {
+        if let Some((_, size)) = e.extra.iter().find(|(n, _)| *n == "ActualObjectSize") {
+            builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size}"));
+        }
+    }
+    builder.body(full(body)).unwrap_or_else(|_| {
+        let mut r = http::Response::new(empty());
+        *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+fn auth_error(e: AuthError) -> S3Error {
+    let code = ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::AccessDenied);
+    S3Error::new(code).with_message(e.to_string())
+}
+
+async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query().unwrap_or_default();
+    if raw_path == HEALTH_PATH && parts.method == Method::GET {
+        return Ok(http::Response::new(full("ok\n")));
+    }
+
+    let request_parts = RequestParts {
+        method: &parts.method,
+        raw_path,
+        raw_query,
+        headers: &parts.headers,
+    };
+    let pending = match parse_credentials(&request_parts).map_err(auth_error)? {
+        Credentials::Anonymous => {
+            return Err(S3Error::new(ErrorCode::AccessDenied)
+                .with_message("Anonymous access is not allowed"));
+        }
+        Credentials::Header(p) | Credentials::Presigned(p) => p,
+    };
+    let key = service
+        .gateway
+        .meta()
+        .key(pending.access_key_id())
+        .await
+        .map_err(GatewayError::from)?
+        .ok_or_else(|| {
+            S3Error::new(ErrorCode::InvalidAccessKeyId)
+                .with_extra("AWSAccessKeyId", pending.access_key_id())
+        })?;
+    let verified = pending
+        .verify(&request_parts, &key.secret, now())
+        .map_err(auth_error)?;
+
+    let query = parse_query(raw_query);
+    let route = route(
+        &parts.method,
+        raw_path,
+        &query,
+        &parts.headers,
+        service.domain.as_deref(),
+    )?;
+    let request = Request {
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        route,
+        payload: verified.payload,
+        body: Some(body),
+    };
+    handlers::dispatch(&service.gateway, request).await
+}
