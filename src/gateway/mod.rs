@@ -237,23 +237,23 @@ impl Gateway {
                 };
                 *filled += piece.data.len() as u64;
                 w.write(piece.data).await?;
-                if piece.ends_chunk {
-                    if let Some((id, filled, w)) = writer.take() {
-                        finish_chunk(&mut chunks, id, filled, w).await?;
-                    }
+                if piece.ends_chunk
+                    && let Some((id, filled, w)) = writer.take()
+                {
+                    finish_chunk(&mut chunks, id, filled, w).await?;
                 }
             }
         }
         if let Some((id, filled, w)) = writer.take() {
             finish_chunk(&mut chunks, id, filled, w).await?;
         }
-        if let Some(expected) = checks.content_length {
-            if size != expected {
-                return Err(GatewayError::IncompleteBody {
-                    expected,
-                    got: size,
-                });
-            }
+        if let Some(expected) = checks.content_length
+            && size != expected
+        {
+            return Err(GatewayError::IncompleteBody {
+                expected,
+                got: size,
+            });
         }
         let md5: [u8; 16] = md5.finalize().into();
         if checks.md5.is_some_and(|m| m != md5) {
@@ -269,10 +269,10 @@ impl Gateway {
             algorithm: s.algorithm(),
             value: s.finalize(),
         });
-        if let (Some(declared), Some(got)) = (&checks.checksum, &checksum) {
-            if declared != got {
-                return Err(GatewayError::ChecksumMismatch(declared.algorithm));
-            }
+        if let (Some(declared), Some(got)) = (&checks.checksum, &checksum)
+            && declared != got
+        {
+            return Err(GatewayError::ChecksumMismatch(declared.algorithm));
         }
         Ok(Written {
             chunks,

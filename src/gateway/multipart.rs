@@ -123,13 +123,13 @@ impl Gateway {
                 .ok_or(GatewayError::InvalidPart(*number))?;
             chosen.push(part.clone());
         }
-        if let Some((_, all_but_last)) = chosen.split_last() {
-            if let Some(small) = all_but_last.iter().find(|p| p.size < MIN_PART_SIZE) {
-                return Err(GatewayError::EntityTooSmall {
-                    number: small.number,
-                    size: small.size,
-                });
-            }
+        if let Some((_, all_but_last)) = chosen.split_last()
+            && let Some(small) = all_but_last.iter().find(|p| p.size < MIN_PART_SIZE)
+        {
+            return Err(GatewayError::EntityTooSmall {
+                number: small.number,
+                size: small.size,
+            });
         }
         let mut md5s = Md5::new();
         for part in &chosen {

@@ -128,10 +128,10 @@ fn error_response(e: &S3Error, request_id: &str, is_head: bool) -> Response {
             .header(header::CONTENT_TYPE, "application/xml")
             .header(header::CONTENT_LENGTH, body.len());
     }
-    if e.code == ErrorCode::InvalidRange {
-        if let Some((_, size)) = e.extra.iter().find(|(n, _)| *n == "ActualObjectSize") {
-            builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size}"));
-        }
+    if e.code == ErrorCode::InvalidRange
+        && let Some((_, size)) = e.extra.iter().find(|(n, _)| *n == "ActualObjectSize")
+    {
+        builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size}"));
     }
     builder.body(full(body)).unwrap_or_else(|_| {
         let mut r = http::Response::new(empty());

@@ -91,15 +91,15 @@ pub async fn list_objects(gw: &Gateway, req: Request, v2: bool) -> S3Result {
         x.element("EncodingType", "url");
     }
     x.element("IsTruncated", if page.truncated { "true" } else { "false" });
-    if page.truncated {
-        if let Some(last) = &page.last {
-            if v2 {
-                x.element("NextContinuationToken", &URL_SAFE_NO_PAD.encode(last));
-            } else {
-                // AWS documents NextMarker only with a delimiter; clients paging without one
-                // use the last key, which is the same value, so it is always sent.
-                x.element("NextMarker", &enc(last));
-            }
+    if page.truncated
+        && let Some(last) = &page.last
+    {
+        if v2 {
+            x.element("NextContinuationToken", &URL_SAFE_NO_PAD.encode(last));
+        } else {
+            // AWS documents NextMarker only with a delimiter; clients paging without one
+            // use the last key, which is the same value, so it is always sent.
+            x.element("NextMarker", &enc(last));
         }
     }
     let fetch_owner = !v2 || req.query("fetch-owner") == Some("true");

@@ -170,19 +170,19 @@ pub fn stream_body(stream: ByteStream) -> Body {
 }
 
 pub fn xml_response(status: StatusCode, xml: String) -> S3Result {
-    Ok(http::Response::builder()
+    http::Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/xml")
         .header(header::CONTENT_LENGTH, xml.len())
         .body(full(xml))
-        .map_err(internal)?)
+        .map_err(internal)
 }
 
 pub fn empty_response(status: StatusCode) -> S3Result {
-    Ok(http::Response::builder()
+    http::Response::builder()
         .status(status)
         .body(empty())
-        .map_err(internal)?)
+        .map_err(internal)
 }
 
 pub fn internal(e: impl std::fmt::Display) -> S3Error {
@@ -264,12 +264,12 @@ pub fn body_checks_from(
         ),
         None => None,
     };
-    if let (Some(n), Some(max)) = (content_length, max_size) {
-        if n > max {
-            return Err(S3Error::new(ErrorCode::EntityTooLarge)
-                .with_extra("ProposedSize", n.to_string())
-                .with_extra("MaxSizeAllowed", max.to_string()));
-        }
+    if let (Some(n), Some(max)) = (content_length, max_size)
+        && n > max
+    {
+        return Err(S3Error::new(ErrorCode::EntityTooLarge)
+            .with_extra("ProposedSize", n.to_string())
+            .with_extra("MaxSizeAllowed", max.to_string()));
     }
     let md5 = match headers.get("content-md5") {
         Some(v) => Some(

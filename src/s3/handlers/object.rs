@@ -89,7 +89,8 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
                 .with_extra("ArgumentName", "partNumber"));
         }
         match gw.part_range(&object, n).await? {
-            Some(r) if !r.is_empty() => range = Some(r),
+            // Part 1 of an object stored in one piece is the whole object, sent as such.
+            Some(r) if object.parts_count.is_some() && !r.is_empty() => range = Some(r),
             Some(_) => {}
             None => {
                 return Err(S3Error::new(ErrorCode::InvalidRange)
@@ -132,12 +133,10 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
         (body_range.end - body_range.start).into(),
     );
     if let Some(r) = &range {
-        if part_number.is_none() || object.parts_count.is_some() || r.end - r.start != object.size {
-            h.insert(
-                header::CONTENT_RANGE,
-                header_value(&content_range(r, object.size)),
-            );
-        }
+        h.insert(
+            header::CONTENT_RANGE,
+            header_value(&content_range(r, object.size)),
+        );
     }
     if let (Some(_), Some(count)) = (part_number, object.parts_count) {
         h.insert("x-amz-mp-parts-count", count.into());
@@ -148,11 +147,10 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
         && req
             .header("x-amz-checksum-mode")
             .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
+        && let Some(sum) = &object.checksum
     {
-        if let Some(sum) = &object.checksum {
-            h.insert(sum.algorithm.header_name(), header_value(&sum.to_base64()));
-            h.insert("x-amz-checksum-type", header_value("FULL_OBJECT"));
-        }
+        h.insert(sum.algorithm.header_name(), header_value(&sum.to_base64()));
+        h.insert("x-amz-checksum-type", header_value("FULL_OBJECT"));
     }
     apply_response_overrides(&req, h);
     Ok(resp)
