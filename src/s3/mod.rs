@@ -6,5 +6,6 @@ pub mod handlers;
 pub mod range;
 pub mod router;
 pub mod server;
+pub mod sigv2;
 pub mod sigv4;
 pub mod xml;

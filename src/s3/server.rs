@@ -21,8 +21,10 @@ use super::error::{ErrorCode, S3Error};
 use super::handlers::{self, Request, Response, S3Result, empty, full};
 use super::range::http_date;
 use super::router::{parse_query, route};
-use super::sigv4::{AuthError, Credentials, RequestParts, parse_credentials};
+use super::sigv2;
+use super::sigv4::{AuthError, Credentials, PayloadHash, RequestParts, parse_credentials};
 use crate::gateway::{Gateway, GatewayError, now};
+use crate::meta::AccessKey;
 
 /// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
 pub const HEALTH_PATH: &str = "/_cairn/health";
@@ -153,33 +155,6 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         return Ok(http::Response::new(full("ok\n")));
     }
 
-    let request_parts = RequestParts {
-        method: &parts.method,
-        raw_path,
-        raw_query,
-        headers: &parts.headers,
-    };
-    let pending = match parse_credentials(&request_parts).map_err(auth_error)? {
-        Credentials::Anonymous => {
-            return Err(S3Error::new(ErrorCode::AccessDenied)
-                .with_message("Anonymous access is not allowed"));
-        }
-        Credentials::Header(p) | Credentials::Presigned(p) => p,
-    };
-    let key = service
-        .gateway
-        .meta()
-        .key(pending.access_key_id())
-        .await
-        .map_err(GatewayError::from)?
-        .ok_or_else(|| {
-            S3Error::new(ErrorCode::InvalidAccessKeyId)
-                .with_extra("AWSAccessKeyId", pending.access_key_id())
-        })?;
-    let verified = pending
-        .verify(&request_parts, &key.secret, now())
-        .map_err(auth_error)?;
-
     let query = parse_query(raw_query);
     let route = route(
         &parts.method,
@@ -188,13 +163,60 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         &parts.headers,
         service.domain.as_deref(),
     )?;
+    let payload = if let Some(presigned) = sigv2::parse(raw_query) {
+        let presigned = presigned?;
+        let key = access_key(service, &presigned.access_key_id).await?;
+        // SigV2 signs the resource as /bucket/key whatever the addressing style.
+        let resource = match &route.bucket {
+            Some(b) if !raw_path.starts_with(&format!("/{b}")) => format!("/{b}{raw_path}"),
+            _ => raw_path.to_owned(),
+        };
+        presigned.verify(
+            parts.method.as_str(),
+            &parts.headers,
+            &resource,
+            raw_query,
+            &key.secret,
+            now().unix_timestamp(),
+        )?;
+        PayloadHash::Unsigned
+    } else {
+        let request_parts = RequestParts {
+            method: &parts.method,
+            raw_path,
+            raw_query,
+            headers: &parts.headers,
+        };
+        let pending = match parse_credentials(&request_parts).map_err(auth_error)? {
+            Credentials::Anonymous => {
+                return Err(S3Error::new(ErrorCode::AccessDenied)
+                    .with_message("Anonymous access is not allowed"));
+            }
+            Credentials::Header(p) | Credentials::Presigned(p) => p,
+        };
+        let key = access_key(service, pending.access_key_id()).await?;
+        pending
+            .verify(&request_parts, &key.secret, now())
+            .map_err(auth_error)?
+            .payload
+    };
     let request = Request {
         method: parts.method,
         headers: parts.headers,
         query,
         route,
-        payload: verified.payload,
+        payload,
         body: Some(body),
     };
     handlers::dispatch(&service.gateway, request).await
+}
+
+async fn access_key(service: &S3Service, id: &str) -> Result<AccessKey, S3Error> {
+    service
+        .gateway
+        .meta()
+        .key(id)
+        .await
+        .map_err(GatewayError::from)?
+        .ok_or_else(|| S3Error::new(ErrorCode::InvalidAccessKeyId).with_extra("AWSAccessKeyId", id))
 }
