@@ -65,6 +65,28 @@ struct ServerArgs {
     /// How long replaced or deleted data stays readable for downloads already under way.
     #[arg(long, default_value = "5m")]
     gc_grace: HumanDuration,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// HTTPS for a listener; plain HTTP without them.
+#[derive(clap::Args, Debug)]
+struct TlsArgs {
+    /// PEM certificate chain to serve HTTPS with (requires --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    fn acceptor(&self) -> std::io::Result<Option<tokio_rustls::TlsAcceptor>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => crate::s3::server::tls_acceptor(cert, key).map(Some),
+            _ => Ok(None),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -220,6 +242,7 @@ async fn bootstrap_key(
 }
 
 async fn run_server(args: ServerArgs) -> CliResult {
+    let tls = args.tls.acceptor()?;
     std::fs::create_dir_all(&args.data)?;
     let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
     let chunk_size = match (args.chunk_size, meta.setting(CHUNK_SIZE_SETTING).await?) {
@@ -252,7 +275,8 @@ async fn run_server(args: ServerArgs) -> CliResult {
 
     let listener = TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    println!("Cairn S3 endpoint: http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Cairn S3 endpoint: {scheme}://{addr}");
     println!("Data directory:    {}", args.data.display());
     println!("Chunk size:        {}", ByteSize(chunk_size));
     println!("Access key id:     {}", key.id);
@@ -281,7 +305,7 @@ async fn run_server(args: ServerArgs) -> CliResult {
         gateway,
         domain: args.domain,
     });
-    serve(listener, service, shutdown_signal()).await?;
+    serve(listener, tls, service, shutdown_signal()).await?;
     gc.abort();
     tracing::info!("stopped");
     Ok(())

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +15,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio_rustls::{TlsAcceptor, rustls};
 
 use super::error::{ErrorCode, S3Error};
 use super::handlers::{self, Request, Response, S3Result, empty, full};
@@ -37,9 +41,33 @@ pub struct S3Service {
     pub domain: Option<String>,
 }
 
-/// Serves S3 on `listener` until `shutdown` completes, then drains.
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Loads a PEM certificate chain and private key into a TLS acceptor for HTTP/1.1.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| invalid(&cert.display().to_string(), &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid(&cert.display().to_string(), &e))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| invalid(&key.display().to_string(), &e))?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("TLS certificate and key", &e))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves S3 on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
+/// drains.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     service: Arc<S3Service>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -60,14 +88,26 @@ pub async fn serve(
                 // Small responses must not wait for a delayed ACK.
                 let _ = stream.set_nodelay(true);
                 let service = service.clone();
-                let conn = http1::Builder::new()
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| handle(service.clone(), req)),
-                    );
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let result = match tls {
+                        None => serve_connection(stream, service, watcher).await,
+                        Some(tls) => {
+                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => serve_connection(stream, service, watcher).await,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            }
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
                     }
                 });
@@ -82,6 +122,21 @@ pub async fn serve(
         _ = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed"),
     }
     Ok(())
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    service: Arc<S3Service>,
+    watcher: Watcher,
+) -> hyper::Result<()>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http1::Builder::new().serve_connection(
+        TokioIo::new(io),
+        service_fn(move |req| handle(service.clone(), req)),
+    );
+    watcher.watch(conn).await
 }
 
 fn request_id() -> String {
