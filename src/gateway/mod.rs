@@ -25,7 +25,7 @@ use uuid::Uuid;
 use crate::checksum::{Checksum, ChecksumAlgorithm, Checksummer};
 use crate::chunk::{Chunker, slice_in_chunk};
 use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkWriter};
-use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders};
+use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
 
 /// A body flowing in or out of the service.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;
@@ -66,6 +66,8 @@ pub enum GatewayError {
     EntityTooSmall { number: u32, size: u64 },
     #[error("the part list is empty")]
     NoParts,
+    #[error("the write's precondition does not hold")]
+    PreconditionFailed,
     #[error("the request body could not be read: {0}")]
     Body(io::Error),
     #[error(transparent)]
@@ -152,6 +154,7 @@ pub struct NewObject {
     pub bucket: String,
     pub key: String,
     pub headers: StoredHeaders,
+    pub condition: WriteCondition,
 }
 
 impl Gateway {
@@ -292,7 +295,11 @@ impl Gateway {
         body: ByteStream,
     ) -> GatewayResult<ObjectMeta> {
         self.require_bucket(&new.bucket).await?;
+        // Fail fast before reading the body; the commit checks again, atomically.
+        self.check_condition(&new.bucket, &new.key, &new.condition)
+            .await?;
         let written = self.write_body(body, checks, None).await?;
+        let new_condition = new.condition;
         let object = ObjectMeta {
             id: Uuid::new_v4(),
             bucket: new.bucket,
@@ -305,11 +312,32 @@ impl Gateway {
             parts_count: None,
         };
         self.meta
-            .put_object(&object, &written.chunks, self.gc_due())
+            .put_object(&object, &written.chunks, &new_condition, self.gc_due())
             .await
             .map_err(not_found_bucket)?;
         written.guard.disarm();
         Ok(object)
+    }
+
+    /// Evaluates a conditional write against the key's current object.
+    pub async fn check_condition(
+        &self,
+        bucket: &str,
+        key: &str,
+        condition: &WriteCondition,
+    ) -> GatewayResult<()> {
+        let current = match condition {
+            WriteCondition::Always => return Ok(()),
+            _ => self.meta.object(bucket, key).await?,
+        };
+        match (condition, current) {
+            (WriteCondition::IfAbsent, Some(_)) => Err(GatewayError::PreconditionFailed),
+            (WriteCondition::IfMatch(_), None) => Err(GatewayError::NoSuchKey),
+            (WriteCondition::IfMatch(want), Some(o)) if want != "*" && *want != o.etag => {
+                Err(GatewayError::PreconditionFailed)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub async fn object(&self, bucket: &str, key: &str) -> GatewayResult<ObjectMeta> {
@@ -388,7 +416,12 @@ impl Gateway {
             parts_count: None,
         };
         self.meta
-            .put_object(&object, &written.chunks, self.gc_due())
+            .put_object(
+                &object,
+                &written.chunks,
+                &WriteCondition::Always,
+                self.gc_due(),
+            )
             .await
             .map_err(not_found_bucket)?;
         written.guard.disarm();
@@ -452,6 +485,8 @@ fn not_found_bucket(e: MetaError) -> GatewayError {
     match e {
         MetaError::NoSuchBucket => GatewayError::NoSuchBucket,
         MetaError::NoSuchUpload => GatewayError::NoSuchUpload,
+        MetaError::NoSuchKey => GatewayError::NoSuchKey,
+        MetaError::PreconditionFailed => GatewayError::PreconditionFailed,
         e => GatewayError::Meta(e),
     }
 }

@@ -9,7 +9,7 @@ use super::{
     not_found_bucket, now,
 };
 use crate::checksum::ChecksumAlgorithm;
-use crate::meta::{MetaError, ObjectMeta, Part, Upload};
+use crate::meta::{MetaError, ObjectMeta, Part, Upload, WriteCondition};
 
 /// S3's smallest part, except the last one of an upload.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -105,10 +105,13 @@ impl Gateway {
         &self,
         upload: &Upload,
         requested: &[(u32, String)],
+        condition: &WriteCondition,
     ) -> GatewayResult<ObjectMeta> {
         if requested.is_empty() {
             return Err(GatewayError::NoParts);
         }
+        self.check_condition(&upload.bucket, &upload.key, condition)
+            .await?;
         let stored = self.all_parts(&upload.id).await?;
         let mut chosen: Vec<Part> = Vec::with_capacity(requested.len());
         for (number, etag) in requested {
@@ -150,7 +153,7 @@ impl Gateway {
         };
         match self
             .meta
-            .complete_upload(&upload.id, &object, &chosen, self.gc_due())
+            .complete_upload(&upload.id, &object, &chosen, condition, self.gc_due())
             .await
         {
             Ok(()) => Ok(object),

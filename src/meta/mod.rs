@@ -23,6 +23,10 @@ pub enum MetaError {
     NoSuchUpload,
     #[error("part {0} changed or vanished while the upload was being completed")]
     PartChanged(u32),
+    #[error("the write's precondition does not hold")]
+    PreconditionFailed,
+    #[error("no such key")]
+    NoSuchKey,
     #[error("metadata database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("metadata migration: {0}")]
@@ -127,6 +131,18 @@ pub struct Part {
     pub checksum: Option<Checksum>,
 }
 
+/// A conditional write's precondition on the key's current object, checked inside the commit
+/// transaction so that concurrent writers cannot both pass it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    Always,
+    /// `If-None-Match: *`: the key must not exist.
+    IfAbsent,
+    /// `If-Match: ETAG` (without quotes, or `*`): the key must exist with that ETag.
+    IfMatch(String),
+}
+
 /// Keys in one page of a listing, in UTF-8 byte order.
 #[derive(Clone, Debug)]
 pub struct ListStart<'a> {
@@ -159,6 +175,7 @@ pub trait MetaStore: Send + Sync + 'static {
         &self,
         object: &ObjectMeta,
         chunks: &[ChunkRef],
+        condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()>;
     /// Returns whether an object was deleted.
@@ -206,6 +223,7 @@ pub trait MetaStore: Send + Sync + 'static {
         upload_id: &str,
         object: &ObjectMeta,
         parts: &[Part],
+        condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()>;
     /// Returns false when there was no such upload.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::{
     AccessKey, Bucket, ChunkRef, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
-    ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+    ObjectMeta, Part, PartRange, StoredHeaders, Upload, WriteCondition,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::datanode::ChunkId;
@@ -194,6 +194,33 @@ async fn insert_chunks(
     Ok(())
 }
 
+/// Evaluates a conditional write against the key's current object, inside the write
+/// transaction (which holds SQLite's write lock, so no other writer can slip in between).
+async fn check_condition(
+    tx: &mut Transaction<'static, Sqlite>,
+    bucket: &str,
+    key: &str,
+    condition: &WriteCondition,
+) -> MetaResult<()> {
+    if *condition == WriteCondition::Always {
+        return Ok(());
+    }
+    let etag: Option<String> =
+        sqlx::query_scalar("SELECT etag FROM objects WHERE bucket = ? AND key = ?")
+            .bind(bucket)
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match (condition, etag) {
+        (WriteCondition::IfAbsent, Some(_)) => Err(MetaError::PreconditionFailed),
+        (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey),
+        (WriteCondition::IfMatch(want), Some(have)) if want != "*" && *want != have => {
+            Err(MetaError::PreconditionFailed)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Removes the visible object of a key, if any, queueing its chunks; returns whether one existed.
 async fn remove_object(
     tx: &mut Transaction<'static, Sqlite>,
@@ -357,9 +384,11 @@ impl MetaStore for SqliteMeta {
         &self,
         object: &ObjectMeta,
         chunks: &[ChunkRef],
+        condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()> {
         let mut tx = self.write().await?;
+        check_condition(&mut tx, &object.bucket, &object.key, condition).await?;
         remove_object(&mut tx, &object.bucket, &object.key, gc_due).await?;
         insert_object(&mut tx, object).await?;
         insert_chunks(&mut tx, &object.id.to_string(), chunks).await?;
@@ -557,6 +586,7 @@ impl MetaStore for SqliteMeta {
         upload_id: &str,
         object: &ObjectMeta,
         parts: &[Part],
+        condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()> {
         let mut tx = self.write().await?;
@@ -567,6 +597,7 @@ impl MetaStore for SqliteMeta {
         if exists.is_none() {
             return Err(MetaError::NoSuchUpload);
         }
+        check_condition(&mut tx, &object.bucket, &object.key, condition).await?;
         remove_object(&mut tx, &object.bucket, &object.key, gc_due).await?;
         insert_object(&mut tx, object).await?;
         let object_id = object.id.to_string();

@@ -25,7 +25,7 @@ use super::sigv4::PayloadHash;
 use super::xml::MAX_XML_BODY;
 use crate::checksum::{Checksum, ChecksumAlgorithm, parse_content_md5};
 use crate::gateway::{BodyChecks, ByteStream, Gateway, GatewayError};
-use crate::meta::StoredHeaders;
+use crate::meta::{StoredHeaders, WriteCondition};
 
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
 pub type Response = http::Response<Body>;
@@ -136,6 +136,8 @@ impl From<GatewayError> for S3Error {
                 .with_extra("ProposedSize", size.to_string())
                 .with_extra("MinSizeAllowed", (5u64 << 20).to_string())
                 .with_extra("PartNumber", number.to_string()),
+            G::PreconditionFailed => S3Error::new(ErrorCode::PreconditionFailed)
+                .with_extra("Condition", "If-Match or If-None-Match"),
             G::NoParts => S3Error::new(ErrorCode::MalformedXML).with_message(
                 "The XML you provided was not well-formed or did not validate against our published schema",
             ),
@@ -344,6 +346,27 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
         expires: get(header::EXPIRES),
         user,
     })
+}
+
+/// The precondition of a conditional write (PutObject, CompleteMultipartUpload):
+/// `If-None-Match: *` or `If-Match: ETAG`.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>
+pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(etag) = get(header::IF_MATCH) {
+        return Ok(WriteCondition::IfMatch(etag.trim_matches('"').to_owned()));
+    }
+    match get(header::IF_NONE_MATCH) {
+        None => Ok(WriteCondition::Always),
+        Some("*") => Ok(WriteCondition::IfAbsent),
+        Some(_) => Err(S3Error::new(ErrorCode::NotImplemented)
+            .with_message("If-None-Match on a write only supports the value *")),
+    }
 }
 
 /// Builds a header value, dropping characters a header cannot carry.

@@ -7,12 +7,12 @@ use super::bucket::OWNER_ID;
 use super::object::require_plain_body;
 use super::{
     Request, S3Result, body_checks_from, body_stream, empty_response, header_value, query_number,
-    read_xml_body, stored_headers, xml_response,
+    read_xml_body, stored_headers, write_condition, xml_response,
 };
 use crate::checksum::ChecksumAlgorithm;
 use crate::gateway::multipart::MAX_PART_NUMBER;
 use crate::gateway::{Gateway, MAX_PUT_SIZE, NewObject};
-use crate::meta::Upload;
+use crate::meta::{Upload, WriteCondition};
 use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::range::iso8601;
 use crate::s3::xml::{XmlError, XmlWriter, parse_complete_multipart_upload};
@@ -48,6 +48,7 @@ pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
+        condition: WriteCondition::Always,
     };
     let upload = gw.create_upload(new, algorithm).await?;
     let mut x = XmlWriter::new("InitiateMultipartUploadResult");
@@ -91,6 +92,7 @@ pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
 
 pub async fn complete_multipart_upload(gw: &Gateway, mut req: Request) -> S3Result {
     let upload = find_upload(gw, &req).await?;
+    let condition = write_condition(&req.headers)?;
     let body = read_xml_body(&mut req).await?;
     let parts = parse_complete_multipart_upload(&body).map_err(|e| match e {
         XmlError::InvalidPartNumber(_) => S3Error::new(ErrorCode::InvalidArgument)
@@ -100,7 +102,7 @@ pub async fn complete_multipart_upload(gw: &Gateway, mut req: Request) -> S3Resu
     })?;
     let requested: Vec<(u32, String)> =
         parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
-    let object = gw.complete_upload(&upload, &requested).await?;
+    let object = gw.complete_upload(&upload, &requested, &condition).await?;
     let mut x = XmlWriter::new("CompleteMultipartUploadResult");
     x.element("Location", &format!("/{}/{}", object.bucket, object.key));
     x.element("Bucket", &object.bucket);

@@ -6,10 +6,11 @@ use percent_encoding::percent_decode_str;
 
 use super::{
     Request, S3Result, body_checks_from, body_stream, empty, empty_response, header_value,
-    internal, query_number, read_xml_body, stored_headers, stream_body, xml_response,
+    internal, query_number, read_xml_body, stored_headers, stream_body, write_condition,
+    xml_response,
 };
 use crate::gateway::{Gateway, GatewayError, MAX_PUT_SIZE, NewObject};
-use crate::meta::{ObjectMeta, StoredHeaders};
+use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
 use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::range::{
     Preconditions, content_range, http_date, if_range_allows, iso8601, parse_range,
@@ -38,6 +39,7 @@ pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
+        condition: write_condition(&req.headers)?,
     };
     let object = gw.put_object(new, &checks, body_stream(&mut req)).await?;
     let mut resp = empty_response(StatusCode::OK)?;
@@ -317,6 +319,7 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers,
+        condition: WriteCondition::Always,
     };
     let object = gw.copy_object(&src, new).await.map_err(|e| match e {
         GatewayError::NoSuchKey => S3Error::new(ErrorCode::NoSuchKey),
