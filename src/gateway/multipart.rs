@@ -78,6 +78,22 @@ impl Gateway {
         Ok(part)
     }
 
+    /// UploadPartCopy: streams `range` of `source` into a new part.
+    pub async fn upload_part_copy(
+        &self,
+        upload: &Upload,
+        number: u32,
+        source: &ObjectMeta,
+        range: std::ops::Range<u64>,
+    ) -> GatewayResult<Part> {
+        let checks = BodyChecks {
+            content_length: Some(range.end - range.start),
+            ..BodyChecks::default()
+        };
+        let body = self.read(source, range);
+        self.upload_part(upload, number, &checks, body).await
+    }
+
     /// Every stored part of an upload, in order.
     pub async fn all_parts(&self, upload_id: &str) -> GatewayResult<Vec<Part>> {
         let mut parts = Vec::new();

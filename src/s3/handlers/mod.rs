@@ -101,8 +101,7 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
         Operation::AbortMultipartUpload => multipart::abort_multipart_upload(gw, req).await,
         Operation::ListParts => multipart::list_parts(gw, req).await,
         Operation::ListMultipartUploads => multipart::list_multipart_uploads(gw, req).await,
-        Operation::UploadPartCopy => Err(S3Error::new(ErrorCode::NotImplemented)
-            .with_message("UploadPartCopy is not implemented yet")),
+        Operation::UploadPartCopy => multipart::upload_part_copy(gw, req).await,
     };
     result.map_err(|e| {
         if e.resource.is_none() {

@@ -4,7 +4,7 @@
 use http::{StatusCode, header};
 
 use super::bucket::OWNER_ID;
-use super::object::require_plain_body;
+use super::object::{copy_source, require_plain_body};
 use super::{
     Request, S3Result, body_checks_from, body_stream, empty_response, header_value, query_number,
     read_xml_body, stored_headers, write_condition, xml_response,
@@ -88,6 +88,51 @@ pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
         h.insert(sum.algorithm.header_name(), header_value(&sum.to_base64()));
     }
     Ok(resp)
+}
+
+/// Parses `x-amz-copy-source-range: bytes=first-last` against a source of `size` bytes.
+fn copy_source_range(value: Option<&str>, size: u64) -> Result<std::ops::Range<u64>, S3Error> {
+    let Some(value) = value else {
+        return Ok(0..size);
+    };
+    let invalid = || {
+        S3Error::new(ErrorCode::InvalidArgument)
+            .with_message(format!(
+                "Range specified is not valid for source object of size: {size}"
+            ))
+            .with_extra("ArgumentName", "x-amz-copy-source-range")
+            .with_extra("ArgumentValue", value)
+    };
+    let (first, last) = value
+        .trim()
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if first > last || last >= size {
+        return Err(invalid());
+    }
+    Ok(first..last + 1)
+}
+
+pub async fn upload_part_copy(gw: &Gateway, req: Request) -> S3Result {
+    let number = part_number(&req)?;
+    let upload = find_upload(gw, &req).await?;
+    let source = copy_source(gw, &req).await?;
+    let range = copy_source_range(req.header("x-amz-copy-source-range"), source.size)?;
+    if range.end - range.start > MAX_PUT_SIZE {
+        return Err(
+            S3Error::new(ErrorCode::InvalidRequest).with_message(format!(
+                "The specified copy range is larger than the maximum part size: {MAX_PUT_SIZE}"
+            )),
+        );
+    }
+    let part = gw.upload_part_copy(&upload, number, &source, range).await?;
+    let mut x = XmlWriter::new("CopyPartResult");
+    x.element("LastModified", &iso8601(part.last_modified));
+    x.element("ETag", &format!("\"{}\"", part.etag));
+    xml_response(StatusCode::OK, x.finish())
 }
 
 pub async fn complete_multipart_upload(gw: &Gateway, mut req: Request) -> S3Result {

@@ -278,7 +278,8 @@ pub fn parse_copy_source(value: &str) -> Result<(String, String), S3Error> {
     Ok((bucket.to_owned(), key.to_owned()))
 }
 
-pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
+/// The object `x-amz-copy-source` names, once its `x-amz-copy-source-if-*` conditions hold.
+pub async fn copy_source(gw: &Gateway, req: &Request) -> Result<ObjectMeta, S3Error> {
     let source = req.header("x-amz-copy-source").unwrap_or_default();
     let (src_bucket, src_key) = parse_copy_source(source)?;
     let src = gw
@@ -288,6 +289,12 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
     Preconditions::from_copy_source_headers(&req.headers)
         .evaluate_copy_source(&quoted(&src.etag), src.last_modified)
         .map_err(S3Error::new)?;
+    Ok(src)
+}
+
+pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
+    let src = copy_source(gw, &req).await?;
+    let (src_bucket, src_key) = (src.bucket.clone(), src.key.clone());
     let replace = match req.header("x-amz-metadata-directive") {
         None => false,
         Some(d) if d.eq_ignore_ascii_case("COPY") => false,
