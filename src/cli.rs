@@ -65,6 +65,10 @@ struct ServerArgs {
     /// How long replaced or deleted data stays readable for downloads already under way.
     #[arg(long, default_value = "5m")]
     gc_grace: HumanDuration,
+    /// Multipart uploads left incomplete for longer than this are aborted and their parts
+    /// reclaimed; younger ones are never touched, so a client can resume them.
+    #[arg(long, default_value = "7d")]
+    upload_expiry: HumanDuration,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -291,10 +295,14 @@ async fn run_server(args: ServerArgs) -> CliResult {
 
     let gc = {
         let gateway = gateway.clone();
+        let upload_expiry = args.upload_expiry.0;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(GC_INTERVAL);
             loop {
                 tick.tick().await;
+                if let Err(e) = gateway.expire_uploads(upload_expiry).await {
+                    tracing::warn!(error = %e, "expiring incomplete uploads failed");
+                }
                 if let Err(e) = gateway.collect_garbage().await {
                     tracing::warn!(error = %e, "garbage collection failed");
                 }

@@ -428,6 +428,26 @@ impl Gateway {
         Ok(object)
     }
 
+    /// Aborts multipart uploads initiated longer than `max_age` ago; returns how many.
+    pub async fn expire_uploads(&self, max_age: Duration) -> GatewayResult<usize> {
+        let mut aborted = 0;
+        loop {
+            let stale = self
+                .meta
+                .uploads_initiated_before(now() - max_age, 100)
+                .await?;
+            if stale.is_empty() {
+                return Ok(aborted);
+            }
+            for id in &stale {
+                if self.meta.abort_upload(id, self.gc_due()).await? {
+                    tracing::info!(upload = %id, "aborted an expired multipart upload");
+                    aborted += 1;
+                }
+            }
+        }
+    }
+
     /// Removes from storage the chunks whose grace period is over; returns how many.
     pub async fn collect_garbage(&self) -> GatewayResult<usize> {
         let mut removed = 0;

@@ -239,6 +239,13 @@ pub trait MetaStore: Send + Sync + 'static {
         limit: usize,
     ) -> MetaResult<Vec<Upload>>;
 
+    /// Ids of uploads initiated before `before`, at most `limit`, oldest first.
+    async fn uploads_initiated_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> MetaResult<Vec<String>>;
+
     /// Chunks in the GC queue that are due at `now`, at most `limit`.
     async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>>;
     /// Forgets GC queue entries whose chunks were removed from storage.

@@ -678,6 +678,20 @@ impl MetaStore for SqliteMeta {
         Ok(out)
     }
 
+    async fn uploads_initiated_before(
+        &self,
+        before: OffsetDateTime,
+        limit: usize,
+    ) -> MetaResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM uploads WHERE initiated_ms < ? ORDER BY initiated_ms LIMIT ?",
+        )
+        .bind(ms(before))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>> {
         let rows =
             sqlx::query("SELECT chunk_id FROM gc_queue WHERE due_ms <= ? ORDER BY due_ms LIMIT ?")
