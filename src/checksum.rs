@@ -190,6 +190,115 @@ pub fn parse_content_md5(s: &str) -> Option<[u8; 16]> {
     BASE64.decode(s).ok()?.try_into().ok()
 }
 
+/// How a multipart object's checksum relates to its parts (`x-amz-checksum-type`).
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/checking-object-integrity.html>
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumType {
+    /// The checksum of the whole object's bytes (for a multipart object, the part CRCs
+    /// combined); the only type single-part objects and CRC64NVME have.
+    FullObject,
+    /// The checksum of the concatenated part checksums, written with a `-N` suffix.
+    Composite,
+}
+
+impl ChecksumType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumType::FullObject => "FULL_OBJECT",
+            ChecksumType::Composite => "COMPOSITE",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "FULL_OBJECT" => Some(ChecksumType::FullObject),
+            "COMPOSITE" => Some(ChecksumType::Composite),
+            _ => None,
+        }
+    }
+}
+
+/// The reflected polynomial and width of the CRC algorithms, which can be combined.
+fn crc_parameters(algorithm: ChecksumAlgorithm) -> Option<(u64, usize)> {
+    match algorithm {
+        ChecksumAlgorithm::Crc32 => Some((0xEDB8_8320, 32)),
+        ChecksumAlgorithm::Crc32c => Some((0x82F6_3B78, 32)),
+        ChecksumAlgorithm::Crc64Nvme => Some((0x9A6C_9329_AC4B_C9B5, 64)),
+        ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256 => None,
+    }
+}
+
+/// Multiplies a GF(2) matrix (one column per bit) by a vector.
+fn gf2_times(matrix: &[u64; 64], mut vector: u64) -> u64 {
+    let mut sum = 0;
+    let mut column = 0;
+    while vector != 0 {
+        if vector & 1 == 1 {
+            sum ^= matrix[column];
+        }
+        vector >>= 1;
+        column += 1;
+    }
+    sum
+}
+
+fn gf2_square(square: &mut [u64; 64], matrix: &[u64; 64], width: usize) {
+    for n in 0..width {
+        square[n] = gf2_times(matrix, matrix[n]);
+    }
+}
+
+/// The CRC of `a ‖ b` from `crc(a)`, `crc(b)` and the length of `b`, without the data (zlib's
+/// `crc32_combine` method: apply the operator "append `len_b` zero bytes" to `crc(a)` by
+/// repeated squaring, then xor). How a full-object checksum of a multipart upload is built from
+/// its parts. `None` for algorithms that are not CRCs.
+pub fn combine(
+    algorithm: ChecksumAlgorithm,
+    crc_a: &[u8],
+    crc_b: &[u8],
+    len_b: u64,
+) -> Option<Vec<u8>> {
+    let (poly, width) = crc_parameters(algorithm)?;
+    let bytes = width / 8;
+    if crc_a.len() != bytes || crc_b.len() != bytes {
+        return None;
+    }
+    let read = |b: &[u8]| b.iter().fold(0u64, |v, &x| (v << 8) | u64::from(x));
+    let (mut a, b) = (read(crc_a), read(crc_b));
+    let mut len = len_b;
+    if len > 0 {
+        let mut odd = [0u64; 64];
+        let mut even = [0u64; 64];
+        // The operator for one zero bit, then two, then four.
+        odd[0] = poly;
+        for (n, row) in odd.iter_mut().enumerate().take(width).skip(1) {
+            *row = 1 << (n - 1);
+        }
+        gf2_square(&mut even, &odd, width);
+        gf2_square(&mut odd, &even, width);
+        loop {
+            gf2_square(&mut even, &odd, width);
+            if len & 1 == 1 {
+                a = gf2_times(&even, a);
+            }
+            len >>= 1;
+            if len == 0 {
+                break;
+            }
+            gf2_square(&mut odd, &even, width);
+            if len & 1 == 1 {
+                a = gf2_times(&odd, a);
+            }
+            len >>= 1;
+            if len == 0 {
+                break;
+            }
+        }
+    }
+    let combined = a ^ b;
+    Some(combined.to_be_bytes()[8 - bytes..].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +495,28 @@ mod tests {
         );
         assert_eq!(parse_content_md5("DUoRhQ=="), None);
         assert_eq!(parse_content_md5("not base64"), None);
+    }
+
+    #[test]
+    fn crcs_combine_like_the_concatenation() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + 3) as u8).collect();
+        for alg in [
+            ChecksumAlgorithm::Crc32,
+            ChecksumAlgorithm::Crc32c,
+            ChecksumAlgorithm::Crc64Nvme,
+        ] {
+            let sum = |d: &[u8]| {
+                let mut s = Checksummer::new(alg);
+                s.update(d);
+                s.finalize()
+            };
+            for split in [0usize, 1, 7, 64, 4999, 5000] {
+                let (a, b) = data.split_at(split);
+                let combined = combine(alg, &sum(a), &sum(b), b.len() as u64).unwrap();
+                assert_eq!(combined, sum(&data), "{alg:?} split at {split}");
+            }
+        }
+        assert!(combine(ChecksumAlgorithm::Sha256, &[0; 32], &[0; 32], 1).is_none());
+        assert!(combine(ChecksumAlgorithm::Crc32, &[0; 3], &[0; 4], 1).is_none());
     }
 }

@@ -30,6 +30,7 @@ CREATE TABLE objects (
     headers            TEXT NOT NULL,
     checksum_algorithm TEXT,
     checksum_value     TEXT,
+    checksum_type      TEXT,
     parts_count        INTEGER,
     PRIMARY KEY (bucket, key)
 );
@@ -49,7 +50,8 @@ CREATE TABLE uploads (
     key                TEXT NOT NULL,
     initiated_ms       INTEGER NOT NULL,
     headers            TEXT NOT NULL,
-    checksum_algorithm TEXT
+    checksum_algorithm TEXT,
+    checksum_type      TEXT
 );
 CREATE INDEX uploads_by_key ON uploads (bucket, key, id);
 

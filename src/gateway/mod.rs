@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::checksum::{Checksum, ChecksumAlgorithm, Checksummer};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
 use crate::chunk::{Chunker, slice_in_chunk};
 use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkWriter};
 use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
@@ -68,6 +68,11 @@ pub enum GatewayError {
     NoParts,
     #[error("the write's precondition does not hold")]
     PreconditionFailed,
+    #[error("part checksum is {got}, the upload uses {expected}")]
+    ChecksumAlgorithmMismatch {
+        expected: ChecksumAlgorithm,
+        got: ChecksumAlgorithm,
+    },
     #[error("the request body could not be read: {0}")]
     Body(io::Error),
     #[error(transparent)]
@@ -309,6 +314,7 @@ impl Gateway {
             last_modified: now(),
             headers: new.headers,
             checksum: written.checksum,
+            checksum_type: ChecksumType::FullObject,
             parts_count: None,
         };
         self.meta
@@ -401,8 +407,11 @@ impl Gateway {
             max_size: MAX_PUT_SIZE,
             ..BodyChecks::default()
         };
-        let compute = source.checksum.as_ref().map(|c| c.algorithm);
-        let written = self.write_body(body, &checks, compute).await?;
+        let compute = source
+            .checksum
+            .as_ref()
+            .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm);
+        let written = self.write_body(body, &checks, Some(compute)).await?;
         let object = ObjectMeta {
             id: Uuid::new_v4(),
             bucket: new.bucket,
@@ -413,6 +422,7 @@ impl Gateway {
             last_modified: now(),
             headers: new.headers,
             checksum: written.checksum,
+            checksum_type: ChecksumType::FullObject,
             parts_count: None,
         };
         self.meta

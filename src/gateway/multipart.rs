@@ -8,8 +8,49 @@ use super::{
     BodyChecks, ByteStream, Gateway, GatewayError, GatewayResult, MAX_PUT_SIZE, NewObject,
     not_found_bucket, now,
 };
-use crate::checksum::ChecksumAlgorithm;
+use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
 use crate::meta::{MetaError, ObjectMeta, Part, Upload, WriteCondition};
+
+/// A part as CompleteMultipartUpload names it.
+#[derive(Clone, Debug)]
+pub struct RequestedPart {
+    pub number: u32,
+    pub etag: String,
+    /// The part's checksum in the upload's algorithm, base64, when the client sent it.
+    pub checksum: Option<String>,
+}
+
+/// The checksum of a multipart object from its parts' checksums: the CRCs combined for
+/// FULL_OBJECT, or the checksum of the concatenated part checksums for COMPOSITE. None when a
+/// part lacks a checksum of the upload's algorithm.
+fn object_checksum(upload: &Upload, parts: &[Part]) -> Option<Checksum> {
+    let algorithm = upload
+        .checksum_algorithm
+        .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+    let sums: Vec<&Checksum> = parts
+        .iter()
+        .map(|p| p.checksum.as_ref().filter(|c| c.algorithm == algorithm))
+        .collect::<Option<_>>()?;
+    let value = match upload.checksum_type {
+        ChecksumType::Composite => {
+            let mut summer = Checksummer::new(algorithm);
+            for sum in &sums {
+                summer.update(&sum.value);
+            }
+            summer.finalize()
+        }
+        ChecksumType::FullObject => {
+            let mut iter = parts.iter().zip(&sums);
+            let (_, first) = iter.next()?;
+            let mut value = first.value.clone();
+            for (part, sum) in iter {
+                value = checksum::combine(algorithm, &value, &sum.value, part.size)?;
+            }
+            value
+        }
+    };
+    Some(Checksum { algorithm, value })
+}
 
 /// S3's smallest part, except the last one of an upload.
 pub const MIN_PART_SIZE: u64 = 5 << 20;
@@ -21,6 +62,7 @@ impl Gateway {
         &self,
         new: NewObject,
         checksum_algorithm: Option<ChecksumAlgorithm>,
+        checksum_type: ChecksumType,
     ) -> GatewayResult<Upload> {
         let upload = Upload {
             id: Uuid::new_v4().simple().to_string(),
@@ -29,6 +71,7 @@ impl Gateway {
             initiated: now(),
             headers: new.headers,
             checksum_algorithm,
+            checksum_type,
         };
         self.meta
             .create_upload(&upload)
@@ -59,9 +102,20 @@ impl Gateway {
             max_size: MAX_PUT_SIZE,
             ..checks.clone()
         };
-        let written = self
-            .write_body(body, &checks, upload.checksum_algorithm)
-            .await?;
+        if let (Some(expected), Some(declared)) = (upload.checksum_algorithm, &checks.checksum)
+            && expected != declared.algorithm
+        {
+            return Err(GatewayError::ChecksumAlgorithmMismatch {
+                expected,
+                got: declared.algorithm,
+            });
+        }
+        // Without an algorithm chosen, parts still get a CRC64NVME so that the object gets a
+        // full-object CRC64NVME at completion, as on S3.
+        let compute = upload
+            .checksum_algorithm
+            .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
+        let written = self.write_body(body, &checks, Some(compute)).await?;
         let part = Part {
             number,
             owner: Uuid::new_v4(),
@@ -116,11 +170,11 @@ impl Gateway {
         Ok(self.meta.list_parts(upload_id, after, limit).await?)
     }
 
-    /// CompleteMultipartUpload with the (part number, ETag) list the client sent.
+    /// CompleteMultipartUpload with the part list the client sent.
     pub async fn complete_upload(
         &self,
         upload: &Upload,
-        requested: &[(u32, String)],
+        requested: &[RequestedPart],
         condition: &WriteCondition,
     ) -> GatewayResult<ObjectMeta> {
         if requested.is_empty() {
@@ -130,16 +184,22 @@ impl Gateway {
             .await?;
         let stored = self.all_parts(&upload.id).await?;
         let mut chosen: Vec<Part> = Vec::with_capacity(requested.len());
-        for (number, etag) in requested {
-            if chosen.last().is_some_and(|p| p.number >= *number) {
+        for wanted in requested {
+            let number = wanted.number;
+            if chosen.last().is_some_and(|p| p.number >= number) {
                 return Err(GatewayError::InvalidPartOrder);
             }
             let part = stored
-                .binary_search_by_key(number, |p| p.number)
+                .binary_search_by_key(&number, |p| p.number)
                 .ok()
                 .map(|i| &stored[i])
-                .filter(|p| p.etag == etag.trim_matches('"'))
-                .ok_or(GatewayError::InvalidPart(*number))?;
+                .filter(|p| p.etag == wanted.etag.trim_matches('"'))
+                .filter(|p| match (&wanted.checksum, &p.checksum) {
+                    (None, _) => true,
+                    (Some(given), Some(stored)) => *given == stored.to_base64(),
+                    (Some(_), None) => false,
+                })
+                .ok_or(GatewayError::InvalidPart(number))?;
             chosen.push(part.clone());
         }
         if let Some((_, all_but_last)) = chosen.split_last()
@@ -164,7 +224,8 @@ impl Gateway {
             etag: format!("{}-{}", hex::encode(md5s.finalize()), chosen.len()),
             last_modified: now(),
             headers: upload.headers.clone(),
-            checksum: None,
+            checksum: object_checksum(upload, &chosen),
+            checksum_type: upload.checksum_type,
             parts_count: Some(chosen.len() as u32),
         };
         match self

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::checksum::Checksum;
+use crate::checksum::{Checksum, ChecksumType};
 use crate::datanode::ChunkId;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,8 @@ pub struct ObjectMeta {
     pub last_modified: OffsetDateTime,
     pub headers: StoredHeaders,
     pub checksum: Option<Checksum>,
+    /// Composite checksums are sent with a `-N` suffix (N = parts_count).
+    pub checksum_type: ChecksumType,
     pub parts_count: Option<u32>,
 }
 
@@ -117,6 +119,7 @@ pub struct Upload {
     pub initiated: OffsetDateTime,
     pub headers: StoredHeaders,
     pub checksum_algorithm: Option<crate::checksum::ChecksumAlgorithm>,
+    pub checksum_type: ChecksumType,
 }
 
 /// A stored part of a multipart upload.

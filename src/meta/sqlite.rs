@@ -21,7 +21,7 @@ use super::{
     AccessKey, Bucket, ChunkRef, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
     ObjectMeta, Part, PartRange, StoredHeaders, Upload, WriteCondition,
 };
-use crate::checksum::{Checksum, ChecksumAlgorithm};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use crate::datanode::ChunkId;
 
 /// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
@@ -109,6 +109,16 @@ fn algorithm_col(row: &SqliteRow) -> MetaResult<Option<ChecksumAlgorithm>> {
     .transpose()
 }
 
+fn checksum_type_col(row: &SqliteRow) -> MetaResult<ChecksumType> {
+    let s: Option<String> = row.try_get("checksum_type")?;
+    match s {
+        None => Ok(ChecksumType::FullObject),
+        Some(s) => {
+            ChecksumType::parse(&s).ok_or_else(|| MetaError::Corrupt(format!("checksum type {s}")))
+        }
+    }
+}
+
 fn checksum_cols(row: &SqliteRow) -> MetaResult<Option<Checksum>> {
     let value: Option<String> = row.try_get("checksum_value")?;
     match (algorithm_col(row)?, value) {
@@ -130,6 +140,7 @@ fn object_row(row: &SqliteRow) -> MetaResult<ObjectMeta> {
         last_modified: from_ms(row.try_get("last_modified_ms")?)?,
         headers: headers_col(row)?,
         checksum: checksum_cols(row)?,
+        checksum_type: checksum_type_col(row)?,
         parts_count: parts.map(|p| p as u32),
     })
 }
@@ -142,6 +153,7 @@ fn upload_row(row: &SqliteRow) -> MetaResult<Upload> {
         initiated: from_ms(row.try_get("initiated_ms")?)?,
         headers: headers_col(row)?,
         checksum_algorithm: algorithm_col(row)?,
+        checksum_type: checksum_type_col(row)?,
     })
 }
 
@@ -253,7 +265,8 @@ async fn insert_object(tx: &mut Transaction<'static, Sqlite>, o: &ObjectMeta) ->
     }
     sqlx::query(
         "INSERT INTO objects (bucket, key, id, size, etag, last_modified_ms, headers, \
-         checksum_algorithm, checksum_value, parts_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         checksum_algorithm, checksum_value, checksum_type, parts_count) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&o.bucket)
     .bind(&o.key)
@@ -264,6 +277,7 @@ async fn insert_object(tx: &mut Transaction<'static, Sqlite>, o: &ObjectMeta) ->
     .bind(headers_json(&o.headers))
     .bind(o.checksum.as_ref().map(|c| c.algorithm.as_str()))
     .bind(o.checksum.as_ref().map(Checksum::to_base64))
+    .bind(o.checksum_type.as_str())
     .bind(o.parts_count.map(i64::from))
     .execute(&mut **tx)
     .await?;
@@ -501,8 +515,8 @@ impl MetaStore for SqliteMeta {
             return Err(MetaError::NoSuchBucket);
         }
         sqlx::query(
-            "INSERT INTO uploads (id, bucket, key, initiated_ms, headers, checksum_algorithm) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO uploads (id, bucket, key, initiated_ms, headers, checksum_algorithm, \
+             checksum_type) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&upload.id)
         .bind(&upload.bucket)
@@ -510,6 +524,7 @@ impl MetaStore for SqliteMeta {
         .bind(ms(upload.initiated))
         .bind(headers_json(&upload.headers))
         .bind(upload.checksum_algorithm.map(ChecksumAlgorithm::as_str))
+        .bind(upload.checksum_type.as_str())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

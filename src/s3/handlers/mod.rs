@@ -135,6 +135,12 @@ impl From<GatewayError> for S3Error {
                 .with_extra("ProposedSize", size.to_string())
                 .with_extra("MinSizeAllowed", (5u64 << 20).to_string())
                 .with_extra("PartNumber", number.to_string()),
+            G::ChecksumAlgorithmMismatch { expected, got } => S3Error::new(ErrorCode::InvalidRequest)
+                .with_message(format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    expected.as_str().to_ascii_lowercase(),
+                    got.as_str().to_ascii_lowercase()
+                )),
             G::PreconditionFailed => S3Error::new(ErrorCode::PreconditionFailed)
                 .with_extra("Condition", "If-Match or If-None-Match"),
             G::NoParts => S3Error::new(ErrorCode::MalformedXML).with_message(
@@ -366,6 +372,17 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
         Some(_) => Err(S3Error::new(ErrorCode::NotImplemented)
             .with_message("If-None-Match on a write only supports the value *")),
     }
+}
+
+/// The value of an object's `x-amz-checksum-*` header: base64, with `-N` for a composite
+/// checksum of N parts.
+pub fn checksum_header_value(object: &crate::meta::ObjectMeta) -> Option<(&'static str, String)> {
+    let sum = object.checksum.as_ref()?;
+    let value = match (object.checksum_type, object.parts_count) {
+        (crate::checksum::ChecksumType::Composite, Some(n)) => format!("{}-{n}", sum.to_base64()),
+        _ => sum.to_base64(),
+    };
+    Some((sum.algorithm.header_name(), value))
 }
 
 /// Builds a header value, dropping characters a header cannot carry.

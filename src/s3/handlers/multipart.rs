@@ -6,11 +6,11 @@ use http::{StatusCode, header};
 use super::bucket::OWNER_ID;
 use super::object::{copy_source, require_plain_body};
 use super::{
-    Request, S3Result, body_checks_from, body_stream, empty_response, header_value, query_number,
-    read_xml_body, stored_headers, write_condition, xml_response,
+    Request, S3Result, body_checks_from, body_stream, checksum_header_value, empty_response,
+    header_value, query_number, read_xml_body, stored_headers, write_condition, xml_response,
 };
-use crate::checksum::ChecksumAlgorithm;
-use crate::gateway::multipart::MAX_PART_NUMBER;
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
+use crate::gateway::multipart::{MAX_PART_NUMBER, RequestedPart};
 use crate::gateway::{Gateway, MAX_PUT_SIZE, NewObject};
 use crate::meta::{Upload, WriteCondition};
 use crate::s3::error::{ErrorCode, S3Error};
@@ -44,13 +44,45 @@ pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
                 .with_message("Checksum algorithm provided is unsupported.")
         })?),
     };
+    let checksum_type = match req.header("x-amz-checksum-type") {
+        None => ChecksumType::Composite,
+        Some(t) => ChecksumType::parse(t).ok_or_else(|| {
+            S3Error::new(ErrorCode::InvalidRequest)
+                .with_message("Value for x-amz-checksum-type header is invalid.")
+        })?,
+    };
+    // CRC64NVME exists only as a full-object checksum; SHA digests cannot be combined, so
+    // they exist only as composite ones.
+    let checksum_type = match (algorithm, checksum_type) {
+        (Some(ChecksumAlgorithm::Crc64Nvme), ChecksumType::Composite) => {
+            if req.header("x-amz-checksum-type").is_some() {
+                return Err(S3Error::new(ErrorCode::InvalidRequest).with_message(
+                    "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.",
+                ));
+            }
+            ChecksumType::FullObject
+        }
+        (
+            Some(a @ (ChecksumAlgorithm::Sha1 | ChecksumAlgorithm::Sha256)),
+            ChecksumType::FullObject,
+        ) => {
+            return Err(
+                S3Error::new(ErrorCode::InvalidRequest).with_message(format!(
+                    "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                    a.as_str().to_ascii_lowercase()
+                )),
+            );
+        }
+        (None, ChecksumType::Composite) => ChecksumType::FullObject,
+        (_, t) => t,
+    };
     let new = NewObject {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: WriteCondition::Always,
     };
-    let upload = gw.create_upload(new, algorithm).await?;
+    let upload = gw.create_upload(new, algorithm, checksum_type).await?;
     let mut x = XmlWriter::new("InitiateMultipartUploadResult");
     x.element("Bucket", &upload.bucket);
     x.element("Key", &upload.key);
@@ -59,6 +91,8 @@ pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
     if let Some(a) = algorithm {
         resp.headers_mut()
             .insert("x-amz-checksum-algorithm", header_value(a.as_str()));
+        resp.headers_mut()
+            .insert("x-amz-checksum-type", header_value(checksum_type.as_str()));
     }
     Ok(resp)
 }
@@ -145,14 +179,35 @@ pub async fn complete_multipart_upload(gw: &Gateway, mut req: Request) -> S3Resu
             .with_extra("ArgumentName", "PartNumber"),
         e => S3Error::new(ErrorCode::MalformedXML).with_message(e.to_string()),
     })?;
-    let requested: Vec<(u32, String)> =
-        parts.into_iter().map(|p| (p.part_number, p.etag)).collect();
+    let requested: Vec<RequestedPart> = parts
+        .into_iter()
+        .map(|p| RequestedPart {
+            number: p.part_number,
+            etag: p.etag,
+            checksum: p
+                .checksums
+                .into_iter()
+                .find(|(a, _)| Some(*a) == upload.checksum_algorithm)
+                .map(|(_, v)| v),
+        })
+        .collect();
     let object = gw.complete_upload(&upload, &requested, &condition).await?;
     let mut x = XmlWriter::new("CompleteMultipartUploadResult");
     x.element("Location", &format!("/{}/{}", object.bucket, object.key));
     x.element("Bucket", &object.bucket);
     x.element("Key", &object.key);
     x.element("ETag", &format!("\"{}\"", object.etag));
+    if let Some((name, value)) = checksum_header_value(&object)
+        && upload.checksum_algorithm.is_some()
+    {
+        let element = format!(
+            "Checksum{}",
+            name.trim_start_matches("x-amz-checksum-")
+                .to_ascii_uppercase()
+        );
+        x.element(&element, &value);
+        x.element("ChecksumType", object.checksum_type.as_str());
+    }
     xml_response(StatusCode::OK, x.finish())
 }
 

@@ -5,9 +5,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::{
-    Request, S3Result, body_checks_from, body_stream, empty, empty_response, header_value,
-    internal, query_number, read_xml_body, stored_headers, stream_body, write_condition,
-    xml_response,
+    Request, S3Result, body_checks_from, body_stream, checksum_header_value, empty, empty_response,
+    header_value, internal, query_number, read_xml_body, stored_headers, stream_body,
+    write_condition, xml_response,
 };
 use crate::gateway::{Gateway, GatewayError, MAX_PUT_SIZE, NewObject};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
@@ -149,10 +149,13 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
         && req
             .header("x-amz-checksum-mode")
             .is_some_and(|m| m.eq_ignore_ascii_case("ENABLED"))
-        && let Some(sum) = &object.checksum
+        && let Some((name, value)) = checksum_header_value(&object)
     {
-        h.insert(sum.algorithm.header_name(), header_value(&sum.to_base64()));
-        h.insert("x-amz-checksum-type", header_value("FULL_OBJECT"));
+        h.insert(name, header_value(&value));
+        h.insert(
+            "x-amz-checksum-type",
+            header_value(object.checksum_type.as_str()),
+        );
     }
     apply_response_overrides(&req, h);
     Ok(resp)
