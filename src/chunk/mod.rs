@@ -1,6 +1,8 @@
 //! Pure chunk arithmetic: cutting a byte stream at chunk boundaries as it arrives, and mapping a
 //! byte range of an object onto the chunks that hold it. Ranges are half-open everywhere here.
 
+pub mod placement;
+
 use std::ops::Range;
 
 use bytes::Bytes;
