@@ -90,8 +90,24 @@ pub struct BodyChecks {
     pub md5: Option<[u8; 16]>,
     pub sha256: Option<[u8; 32]>,
     pub checksum: Option<Checksum>,
+    /// A checksum that arrives after the body (an aws-chunked trailer).
+    pub trailing_checksum: Option<TrailingChecksum>,
     /// The most bytes this kind of write accepts.
     pub max_size: u64,
+}
+
+/// A checksum declared before the body and sent after it: its algorithm is known up front so
+/// the body is hashed with it; its value can be read once the body stream has ended.
+#[derive(Clone)]
+pub struct TrailingChecksum {
+    pub algorithm: ChecksumAlgorithm,
+    pub value: Arc<dyn Fn() -> Option<Checksum> + Send + Sync>,
+}
+
+impl std::fmt::Debug for TrailingChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrailingChecksum({})", self.algorithm.as_str())
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -206,7 +222,12 @@ impl Gateway {
         let mut writer: Option<(ChunkId, u64, Box<dyn ChunkWriter>)> = None;
         let mut md5 = Md5::new();
         let mut sha256 = checks.sha256.map(|_| Sha256::new());
-        let algorithm = checks.checksum.as_ref().map(|c| c.algorithm).or(compute);
+        let algorithm = checks
+            .checksum
+            .as_ref()
+            .map(|c| c.algorithm)
+            .or(checks.trailing_checksum.as_ref().map(|t| t.algorithm))
+            .or(compute);
         let mut summer = algorithm.map(Checksummer::new);
         let limit = checks
             .content_length
@@ -277,7 +298,11 @@ impl Gateway {
             algorithm: s.algorithm(),
             value: s.finalize(),
         });
-        if let (Some(declared), Some(got)) = (&checks.checksum, &checksum)
+        let declared = checks
+            .checksum
+            .clone()
+            .or_else(|| checks.trailing_checksum.as_ref().and_then(|t| (t.value)()));
+        if let (Some(declared), Some(got)) = (&declared, &checksum)
             && declared != got
         {
             return Err(GatewayError::ChecksumMismatch(declared.algorithm));

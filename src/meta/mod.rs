@@ -3,6 +3,7 @@
 //! interchangeable. Every change that makes data visible is one transaction, and chunks that stop
 //! being referenced go to a garbage-collection queue in that same transaction.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::ops::Range;
@@ -267,5 +268,8 @@ pub enum DeleteBucket {
 
 /// Opens the metadata store a `--meta` URL names.
 pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(postgres::PostgresMeta::open(url).await?));
+    }
     Ok(std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?))
 }

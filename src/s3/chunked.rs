@@ -1,18 +1,16 @@
-//! The `aws-chunked` request body: how SigV4 streaming uploads, and every AWS SDK uploading with
-//! a checksum trailer, frame a body. [`decode`] turns such a body back into the object's bytes as
-//! it streams, verifying every chunk signature in order (signed variants), then the trailer
-//! section and its signature, with memory bounded by the caps below whatever the body size.
+//! The `aws-chunked` request body, as SigV4 streaming uploads and SDKs sending a checksum
+//! trailer frame it. [`decode`] streams the object's bytes out of it, verifying every chunk
+//! signature in order, then the trailer section and its signature, in memory bounded by the caps
+//! below whatever the body size.
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html>
 //! <https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming-trailers.html>
 //!
-//! Invariant for callers: a chunk's signature can only be checked once all its data has been
-//! hashed, so the decoded stream yields bytes *before* they are verified. Only the end of the
-//! stream (`None`, after which [`Trailers`] are filled) says that every signature matched and
-//! the framing was complete; an error item says the body must be discarded. The write path
-//! therefore polls the stream to its end and commits nothing before that, and the decoder holds
-//! back the last piece of every chunk until the chunk is verified (the last piece of the body
-//! until the whole body is), so a consumer that stops after the declared length never holds the
-//! complete data of an unverified chunk.
+//! Invariant for callers: a chunk's signature can only be checked after all its data is hashed,
+//! so the stream yields bytes *before* they are verified. Only its successful end (`None`, once
+//! [`Trailers`] is filled) says the whole body is authentic and complete; an error item means
+//! discard everything. The write path polls to the end and commits nothing before. As a second
+//! guard the decoder holds back the last piece of each chunk until the chunk is verified (of the
+//! last chunk, until the whole body is), so no consumer ever holds an unverified chunk entire.
 
 use std::io;
 use std::pin::Pin;
@@ -322,8 +320,8 @@ enum TrailerRule {
     Forbidden,
     /// Trailer lines then `x-amz-trailer-signature`, which is verified.
     Signed,
-    /// Nothing to verify. A stray `x-amz-trailer-signature` (which some encoders add) is
-    /// ignored rather than refused, as are chunk extensions: the client asked for no signing.
+    /// Nothing to verify. A stray `x-amz-trailer-signature` is ignored rather than refused, as
+    /// are chunk extensions: there is no key to check them with and the client asked for none.
     Unsigned,
 }
 
@@ -361,7 +359,11 @@ impl Signer {
         Ok(())
     }
 
-    fn verify_trailer(&self, canonical_trailers: &str, declared: &[u8]) -> Result<(), ChunkedError> {
+    fn verify_trailer(
+        &self,
+        canonical_trailers: &str,
+        declared: &[u8],
+    ) -> Result<(), ChunkedError> {
         let trailer_hash = hex::encode(Sha256::digest(canonical_trailers.as_bytes()));
         let to_sign = format!(
             "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{trailer_hash}",
@@ -499,12 +501,16 @@ impl Decoder {
                     self.state = State::Header;
                 }
                 State::Trailer => {
-                    let budget = MAX_TRAILER_SECTION - self.trailer_bytes;
+                    // The last line may overshoot the budget by its CRLF; after that only the
+                    // empty line that ends the section fits.
+                    let budget = MAX_TRAILER_SECTION.saturating_sub(self.trailer_bytes);
                     let line = match self.read_line(budget) {
                         Ok(Some(line)) => line,
                         Ok(None) => return self.need_input("inside the trailer section"),
                         Err(LineError::TooLong) => {
-                            return Err(ChunkedError::MalformedTrailer("trailer section too large"));
+                            return Err(ChunkedError::MalformedTrailer(
+                                "trailer section too large",
+                            ));
                         }
                         Err(LineError::NotCrlf) => {
                             return Err(ChunkedError::MalformedTrailer(
@@ -611,9 +617,9 @@ impl Decoder {
         }
         let line = std::str::from_utf8(line)
             .map_err(|_| ChunkedError::MalformedTrailer("a trailer line is not UTF-8"))?;
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(ChunkedError::MalformedTrailer("a trailer line has no colon"))?;
+        let (name, value) = line.split_once(':').ok_or(ChunkedError::MalformedTrailer(
+            "a trailer line has no colon",
+        ))?;
         let name = name.trim().to_ascii_lowercase();
         let value = value.trim();
         if name.is_empty() {
@@ -641,10 +647,10 @@ impl Decoder {
         if self.seen.iter().any(|(seen, _)| *seen == name) {
             return Err(ChunkedError::MalformedTrailer("a trailer is repeated"));
         }
-        if let Some(algorithm) = checksum_trailer(&name) {
-            if Checksum::from_base64(algorithm, value).is_none() {
-                return Err(ChunkedError::InvalidTrailerValue(name));
-            }
+        if let Some(algorithm) = checksum_trailer(&name)
+            && Checksum::from_base64(algorithm, value).is_none()
+        {
+            return Err(ChunkedError::InvalidTrailerValue(name));
         }
         self.canonical_trailers.push_str(&name);
         self.canonical_trailers.push(':');
@@ -679,4 +685,840 @@ fn parse_chunk_size(digits: &[u8]) -> Result<u64, ChunkedError> {
     }
     let digits = std::str::from_utf8(digits).map_err(|_| NOT_HEX)?;
     u64::from_str_radix(digits, 16).map_err(|_| NOT_HEX)
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::{FutureExt, StreamExt, stream};
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::checksum::Checksummer;
+    use crate::s3::sigv4::PayloadHash;
+
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    const DATE: &str = "20130524T000000Z";
+    const SCOPE: &str = "20130524/us-east-1/s3/aws4_request";
+    const SEED: &str = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9";
+    const CRC32: &str = "x-amz-checksum-crc32";
+
+    fn key() -> [u8; 32] {
+        sigv4::signing_key(SECRET, "20130524", "us-east-1", "s3")
+    }
+
+    fn signed(seed: &str, trailer: bool) -> ChunkedMode {
+        ChunkedMode::Signed {
+            signing_key: key(),
+            amz_date: DATE.to_owned(),
+            scope: SCOPE.to_owned(),
+            seed_signature: seed.to_owned(),
+            trailer,
+        }
+    }
+
+    /// A client's side of the signature chain, written from the AWS documents independently
+    /// of the decoder's `Signer`.
+    struct ChainSigner {
+        previous: String,
+    }
+
+    impl ChainSigner {
+        fn sign(&mut self, to_sign: String) -> String {
+            self.previous = sigv4::signature(&key(), &to_sign);
+            self.previous.clone()
+        }
+
+        fn chunk(&mut self, data: &[u8]) -> String {
+            let to_sign = [
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                DATE,
+                SCOPE,
+                &self.previous,
+                &hex::encode(Sha256::digest(b"")),
+                &hex::encode(Sha256::digest(data)),
+            ]
+            .join("\n");
+            self.sign(to_sign)
+        }
+
+        fn trailer(&mut self, canonical: &str) -> String {
+            let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
+            let to_sign = [
+                "AWS4-HMAC-SHA256-TRAILER",
+                DATE,
+                SCOPE,
+                &self.previous,
+                &hash,
+            ]
+            .join("\n");
+            self.sign(to_sign)
+        }
+    }
+
+    /// Encodes a signed body; `trailers` selects the -TRAILER variant.
+    fn signed_body(chunks: &[&[u8]], trailers: Option<&[(&str, &str)]>) -> Vec<u8> {
+        let mut signer = ChainSigner {
+            previous: SEED.to_owned(),
+        };
+        let mut body = Vec::new();
+        for data in chunks.iter().chain([&&b""[..]]) {
+            let signature = signer.chunk(data);
+            body.extend_from_slice(
+                format!("{:x};chunk-signature={signature}\r\n", data.len()).as_bytes(),
+            );
+            if !data.is_empty() {
+                body.extend_from_slice(data);
+                body.extend_from_slice(b"\r\n");
+            }
+        }
+        if let Some(trailers) = trailers {
+            let mut canonical = String::new();
+            for (name, value) in trailers {
+                body.extend_from_slice(format!("{name}:{value}\r\n").as_bytes());
+                canonical.push_str(&format!("{name}:{value}\n"));
+            }
+            let signature = signer.trailer(&canonical);
+            body.extend_from_slice(format!("x-amz-trailer-signature:{signature}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+
+    /// Encodes an unsigned body as botocore does: sizes only, trailers after the zero chunk.
+    fn unsigned_body(chunks: &[&[u8]], trailers: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for data in chunks {
+            body.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+            body.extend_from_slice(data);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"0\r\n");
+        for (name, value) in trailers {
+            body.extend_from_slice(format!("{name}:{value}\r\n").as_bytes());
+        }
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+
+    fn crc32_b64(data: &[u8]) -> String {
+        let mut checksummer = Checksummer::new(ChecksumAlgorithm::Crc32);
+        checksummer.update(data);
+        Checksum {
+            algorithm: ChecksumAlgorithm::Crc32,
+            value: checksummer.finalize(),
+        }
+        .to_base64()
+    }
+
+    struct Decoded {
+        data: Vec<u8>,
+        end: Result<Vec<(String, String)>, io::Error>,
+    }
+
+    impl Decoded {
+        fn ok(&self) -> (&[u8], &[(String, String)]) {
+            match &self.end {
+                Ok(trailers) => (&self.data, trailers),
+                Err(e) => panic!("decoding failed: {e}"),
+            }
+        }
+
+        fn error(&self) -> &ChunkedError {
+            let e = self.end.as_ref().expect_err("decoding succeeded");
+            ChunkedError::from_io(e).expect("a ChunkedError")
+        }
+    }
+
+    fn decode_stream(
+        pieces: Vec<Result<Bytes, io::Error>>,
+        mode: &ChunkedMode,
+        declared: &[&str],
+    ) -> Decoded {
+        let declared = declared.iter().map(|s| s.to_string()).collect();
+        let (mut decoded, trailers) =
+            decode(Box::pin(stream::iter(pieces)), mode.clone(), declared);
+        let mut data = Vec::new();
+        loop {
+            let item = decoded
+                .next()
+                .now_or_never()
+                .expect("a ready body never waits");
+            match item {
+                Some(Ok(bytes)) => {
+                    assert!(!bytes.is_empty(), "empty items are never yielded");
+                    data.extend_from_slice(&bytes);
+                }
+                Some(Err(e)) => {
+                    assert!(
+                        matches!(decoded.next().now_or_never(), Some(None)),
+                        "ends after an error"
+                    );
+                    assert!(
+                        trailers.lock().unwrap().is_empty(),
+                        "no trailers after an error"
+                    );
+                    return Decoded { data, end: Err(e) };
+                }
+                None => {
+                    let trailers = trailers.lock().unwrap().clone();
+                    return Decoded {
+                        data,
+                        end: Ok(trailers),
+                    };
+                }
+            }
+        }
+    }
+
+    /// Decodes `body` delivered in pieces of 1, 2, 3 and 7 bytes and in one piece.
+    fn every_split(body: &[u8], mode: &ChunkedMode, declared: &[&str]) -> Vec<Decoded> {
+        [1, 2, 3, 7, body.len().max(1)]
+            .into_iter()
+            .map(|size| {
+                let pieces = body
+                    .chunks(size)
+                    .map(|piece| Ok(Bytes::copy_from_slice(piece)))
+                    .collect();
+                decode_stream(pieces, mode, declared)
+            })
+            .collect()
+    }
+
+    /// Decodes `body` split every way and checks that all ways agree.
+    fn decode_body(body: &[u8], mode: &ChunkedMode, declared: &[&str]) -> Decoded {
+        let mut all = every_split(body, mode, declared);
+        let whole = all.pop().unwrap();
+        for (split, other) in [1, 2, 3, 7].into_iter().zip(&all) {
+            match (&whole.end, &other.end) {
+                (Ok(trailers), Ok(other_trailers)) => {
+                    assert_eq!(other.data, whole.data, "data, pieces of {split}");
+                    assert_eq!(other_trailers, trailers, "trailers, pieces of {split}");
+                }
+                (Err(e), Err(other_e)) => {
+                    assert_eq!(other_e.to_string(), e.to_string(), "pieces of {split}");
+                }
+                (whole_end, other_end) => {
+                    panic!("pieces of {split}: {other_end:?}, whole: {whole_end:?}")
+                }
+            }
+        }
+        whole
+    }
+
+    fn aws_example_body(signatures: [&str; 3], trailer: &[u8]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(format!("10000;chunk-signature={}\r\n", signatures[0]).as_bytes());
+        body.extend_from_slice(&[b'a'; 65536]);
+        body.extend_from_slice(format!("\r\n400;chunk-signature={}\r\n", signatures[1]).as_bytes());
+        body.extend_from_slice(&[b'a'; 1024]);
+        body.extend_from_slice(format!("\r\n0;chunk-signature={}\r\n", signatures[2]).as_bytes());
+        body.extend_from_slice(trailer);
+        body.extend_from_slice(b"\r\n");
+        body
+    }
+
+    #[test]
+    fn the_published_aws_example_decodes() {
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming.html, Example: PUT Object.
+        let signatures = [
+            "ad80c730a21e5b8d04586a2213dd63b9a0e99e0e2307b0ade35a65485a288648",
+            "0055627c9e194cb4542bae2aa5492e3c1575bbb81b612b7d234b86a503ef5497",
+            "b6c6ea8a5354eaf15b3cb7646744f4275b71ea724fed81ceb9323e279d449df9",
+        ];
+        let body = aws_example_body(signatures, b"");
+        assert_eq!(body.len(), 66824, "the example's Content-Length");
+        let decoded = decode_body(&body, &signed(SEED, false), &[]);
+        let (data, trailers) = decoded.ok();
+        assert_eq!(data, vec![b'a'; 66560]);
+        assert!(trailers.is_empty());
+
+        // The test encoder signs as AWS does.
+        assert_eq!(signed_body(&[&[b'a'; 65536], &[b'a'; 1024]], None), body);
+
+        // Any other seed breaks the first chunk.
+        let other_seed = SEED.replace('4', "5");
+        let decoded = decode_body(&body, &signed(&other_seed, false), &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::SignatureMismatch(_)
+        ));
+        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+        assert!(
+            decoded.data.len() < 65536,
+            "the bad chunk is never complete"
+        );
+    }
+
+    #[test]
+    fn the_published_aws_trailer_example_decodes() {
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-streaming-trailers.html
+        let seed = "106e2a8a18243abcf37539882f36619c00e2dfc72633413f02d3b74544bfeb8e";
+        let signatures = [
+            "b474d8862b1487a5145d686f57f013e54db672cee1c953b3010fb58501ef5aa2",
+            "1c1344b170168f8e65b41376b44b20fe354e373826ccbbe2c1d40a8cae51e5c7",
+            "2ca2aba2005185cf7159c6277faf83795951dd77a3a99e6e65d5c9f85863f992",
+        ];
+        let trailer = b"x-amz-checksum-crc32c:sOO8/Q==\r\nx-amz-trailer-signature:\
+            d81f82fc3505edab99d459891051a732e8730629a2e4a59689829ca17fe2e435\r\n";
+        let body = aws_example_body(signatures, trailer);
+        assert_eq!(body.len(), 66946, "the example's Content-Length");
+        let declared = ["x-amz-checksum-crc32c"];
+        let decoded = decode_body(&body, &signed(seed, true), &declared);
+        let (data, trailers) = decoded.ok();
+        assert_eq!(data, vec![b'a'; 66560]);
+        assert_eq!(
+            trailers,
+            [("x-amz-checksum-crc32c".to_owned(), "sOO8/Q==".to_owned())]
+        );
+
+        // The same chunks with a changed trailer value fail on the trailer signature alone.
+        let forged = replace(&body, "sOO8/Q==", "AAAAAA==");
+        let decoded = decode_body(&forged, &signed(seed, true), &declared);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::SignatureMismatch("trailer signature")
+        ));
+    }
+
+    #[test]
+    fn signed_variant_round_trips() {
+        let chunks: [&[u8]; 3] = [b"hello ", b"aws-chunked\r\n", b"world"];
+        let decoded = decode_body(&signed_body(&chunks, None), &signed(SEED, false), &[]);
+        let (data, trailers) = decoded.ok();
+        assert_eq!(data, b"hello aws-chunked\r\nworld");
+        assert!(trailers.is_empty());
+
+        let decoded = decode_body(&signed_body(&[], None), &signed(SEED, false), &[]);
+        assert_eq!(decoded.ok().0, b"");
+    }
+
+    #[test]
+    fn signed_trailer_variant_returns_the_checksum() {
+        let chunks: [&[u8]; 2] = [b"0123456789", b"abc"];
+        let crc = crc32_b64(b"0123456789abc");
+        let body = signed_body(&chunks, Some(&[(CRC32, &crc)]));
+        let decoded = decode_body(&body, &signed(SEED, true), &[CRC32]);
+        let (data, trailers) = decoded.ok();
+        assert_eq!(data, b"0123456789abc");
+        assert_eq!(trailers, [(CRC32.to_owned(), crc)]);
+    }
+
+    #[test]
+    fn unsigned_trailer_variant_returns_the_checksum() {
+        let chunks: [&[u8]; 2] = [&[7u8; 300], b"tail"];
+        let mut expected = vec![7u8; 300];
+        expected.extend_from_slice(b"tail");
+        let crc = crc32_b64(&expected);
+        let body = unsigned_body(&chunks, &[(CRC32, &crc)]);
+        let mode = ChunkedMode::Unsigned { trailer: true };
+        let decoded = decode_body(&body, &mode, &[CRC32]);
+        let (data, trailers) = decoded.ok();
+        assert_eq!(data, expected);
+        assert_eq!(trailers, [(CRC32.to_owned(), crc.clone())]);
+
+        // Name case and spaces around the value are not significant.
+        let body = format!("3\r\nabc\r\n0\r\nX-Amz-Checksum-CRC32: {crc} \r\n\r\n");
+        let decoded = decode_body(body.as_bytes(), &mode, &[CRC32]);
+        assert_eq!(decoded.ok().1, [(CRC32.to_owned(), crc)]);
+    }
+
+    #[test]
+    fn plain_aws_chunked_decodes_the_framing_only() {
+        let mode = ChunkedMode::Unsigned { trailer: false };
+        let body = unsigned_body(&[b"hello", b" ", b"world"], &[]);
+        let decoded = decode_body(&body, &mode, &[]);
+        assert_eq!(decoded.ok().0, b"hello world");
+
+        // Unverifiable chunk signatures and a trailer signature are ignored on unsigned bodies.
+        let body = format!(
+            "5;chunk-signature={SEED}\r\nhello\r\n0;chunk-signature={SEED}\r\n\
+             x-amz-trailer-signature:{SEED}\r\n\r\n"
+        );
+        let decoded = decode_body(body.as_bytes(), &mode, &[]);
+        assert_eq!(decoded.ok().0, b"hello");
+
+        // Upper-case hex sizes and an empty body.
+        let decoded = decode_body(b"A\r\n0123456789\r\n0\r\n\r\n", &mode, &[]);
+        assert_eq!(decoded.ok().0, b"0123456789");
+        let decoded = decode_body(b"0\r\n\r\n", &mode, &[]);
+        assert_eq!(decoded.ok().0, b"");
+    }
+
+    /// Replaces the first occurrence of `from` in `body`.
+    fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+        let at = body
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+            .expect("pattern in body");
+        [&body[..at], to.as_bytes(), &body[at + from.len()..]].concat()
+    }
+
+    #[test]
+    fn bad_middle_chunk_signature() {
+        let chunks: [&[u8]; 3] = [b"first chunk", b"middle chunk", b"last chunk"];
+        let good = signed_body(&chunks, None);
+        let mut signer = ChainSigner {
+            previous: SEED.to_owned(),
+        };
+        signer.chunk(chunks[0]);
+        let middle = signer.chunk(chunks[1]);
+        let bad = replace(&good, &middle, &"0".repeat(64));
+        for decoded in every_split(&bad, &signed(SEED, false), &[]) {
+            assert!(matches!(
+                decoded.error(),
+                ChunkedError::SignatureMismatch("chunk signature")
+            ));
+            assert!(decoded.data.len() < b"first chunkmiddle chunk".len());
+        }
+        // Data changed under a valid signature fails the same way.
+        let tampered = replace(&good, "middle", "muddle");
+        let decoded = decode_body(&tampered, &signed(SEED, false), &[]);
+        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+    }
+
+    #[test]
+    fn bad_final_chunk_signature() {
+        let chunks: [&[u8]; 1] = [b"only chunk"];
+        let good = signed_body(&chunks, None);
+        let mut signer = ChainSigner {
+            previous: SEED.to_owned(),
+        };
+        signer.chunk(chunks[0]);
+        let last = signer.chunk(b"");
+        let bad = replace(
+            &good,
+            &last,
+            &last.replace(|c: char| c.is_ascii_digit(), "f"),
+        );
+        for decoded in every_split(&bad, &signed(SEED, false), &[]) {
+            assert!(matches!(
+                decoded.error(),
+                ChunkedError::SignatureMismatch("chunk signature")
+            ));
+            assert!(
+                decoded.data.len() < chunks[0].len(),
+                "the last piece is held back"
+            );
+        }
+        // A missing final chunk signature is a framing error.
+        let unsigned_end = replace(&good, &format!("0;chunk-signature={last}"), "0");
+        let decoded = decode_body(&unsigned_end, &signed(SEED, false), &[]);
+        assert!(matches!(decoded.error(), ChunkedError::Malformed(_)));
+    }
+
+    #[test]
+    fn bad_trailer_signature() {
+        let crc = crc32_b64(b"payload");
+        let good = signed_body(&[b"payload"], Some(&[(CRC32, &crc)]));
+        let at = good.len() - 2 - 2 - SIGNATURE_LEN;
+        let mut bad = good.clone();
+        bad[at] = if bad[at] == b'0' { b'1' } else { b'0' };
+        for decoded in every_split(&bad, &signed(SEED, true), &[CRC32]) {
+            assert!(matches!(
+                decoded.error(),
+                ChunkedError::SignatureMismatch("trailer signature")
+            ));
+            assert!(decoded.data.len() < b"payload".len());
+        }
+        // A trailer value that does not match its signature.
+        let other = crc32_b64(b"other");
+        let forged = replace(&good, &crc, &other);
+        let decoded = decode_body(&forged, &signed(SEED, true), &[CRC32]);
+        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+        // No signature line at all.
+        let unsigned_end = format!("{CRC32}:{crc}\r\n\r\n");
+        let mut stripped = good[..good.len() - 2].to_vec();
+        let start = stripped.len() - (CRC32.len() + 1 + crc.len() + 2) - (24 + SIGNATURE_LEN + 2);
+        stripped.truncate(start);
+        stripped.extend_from_slice(unsigned_end.as_bytes());
+        let decoded = decode_body(&stripped, &signed(SEED, true), &[CRC32]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::MalformedTrailer("x-amz-trailer-signature is missing")
+        ));
+    }
+
+    #[test]
+    fn every_truncation_is_an_incomplete_body() {
+        let crc = crc32_b64(b"abcdefgh");
+        let cases = [
+            (
+                signed_body(&[b"abc", b"defgh"], None),
+                signed(SEED, false),
+                vec![],
+            ),
+            (
+                signed_body(&[b"abc", b"defgh"], Some(&[(CRC32, &crc)])),
+                signed(SEED, true),
+                vec![CRC32],
+            ),
+            (
+                unsigned_body(&[b"abc", b"defgh"], &[(CRC32, &crc)]),
+                ChunkedMode::Unsigned { trailer: true },
+                vec![CRC32],
+            ),
+            (
+                unsigned_body(&[b"abc", b"defgh"], &[]),
+                ChunkedMode::Unsigned { trailer: false },
+                vec![],
+            ),
+        ];
+        for (body, mode, declared) in cases {
+            assert!(decode_body(&body, &mode, &declared).end.is_ok());
+            for cut in 0..body.len() {
+                let decoded = decode_body(&body[..cut], &mode, &declared);
+                let error = decoded.error();
+                assert!(
+                    matches!(error, ChunkedError::Incomplete(_)),
+                    "{mode:?} cut at {cut}: {error}"
+                );
+                assert_eq!(error.code(), "IncompleteBody");
+                assert!(decoded.data.len() < 8, "never all the data of a cut body");
+            }
+        }
+    }
+
+    #[test]
+    fn truncation_points_are_named() {
+        let crc = crc32_b64(b"abcdefgh");
+        let body = unsigned_body(&[b"abc", b"defgh"], &[(CRC32, &crc)]);
+        let mode = ChunkedMode::Unsigned { trailer: true };
+        let place = |cut: usize| match decode_body(&body[..cut], &mode, &[CRC32]).error() {
+            ChunkedError::Incomplete(place) => *place,
+            other => panic!("{other}"),
+        };
+        assert_eq!(place(1), "inside a chunk header");
+        assert_eq!(place(4), "inside chunk data");
+        assert_eq!(place(6), "after chunk data");
+        assert_eq!(place(8), "inside a chunk header", "before the second chunk");
+        assert_eq!(place(18), "inside a chunk header", "before the final chunk");
+        assert_eq!(place(body.len() - 2), "inside the trailer section");
+        assert_eq!(place(body.len() - 1), "inside the trailer section");
+    }
+
+    #[test]
+    fn oversized_chunk_header() {
+        let mode = ChunkedMode::Unsigned { trailer: false };
+        let header = |len: usize| {
+            let body = format!("5;{}\r\nhello\r\n0\r\n\r\n", "x".repeat(len - 2)).into_bytes();
+            assert_eq!(body.iter().position(|&b| b == b'\r'), Some(len));
+            body
+        };
+        assert_eq!(
+            decode_body(&header(MAX_HEADER_LINE), &mode, &[]).ok().0,
+            b"hello"
+        );
+        let decoded = decode_body(&header(MAX_HEADER_LINE + 1), &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::Malformed("oversized chunk header")
+        ));
+        assert_eq!(decoded.error().code(), "IncompleteBody");
+
+        // A header that never ends is refused without waiting for the end of the body.
+        let endless = vec![
+            Ok(Bytes::from(vec![b'0'; 3 * MAX_HEADER_LINE])),
+            Err(io::Error::other("unreached")),
+        ];
+        let decoded = decode_stream(endless, &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::Malformed("oversized chunk header")
+        ));
+    }
+
+    #[test]
+    fn bad_chunk_sizes() {
+        let mode = ChunkedMode::Unsigned { trailer: false };
+        for body in [
+            &b"zz\r\nhello\r\n0\r\n\r\n"[..],
+            b"+5\r\nhello\r\n0\r\n\r\n",
+            b"-5\r\nhello\r\n0\r\n\r\n",
+            b" 5\r\nhello\r\n0\r\n\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"\r\nhello\r\n0\r\n\r\n",
+            b";ext\r\nhello\r\n0\r\n\r\n",
+            b"00000000000000005\r\nhello\r\n0\r\n\r\n",
+            b"5\nhello\r\n0\r\n\r\n",
+        ] {
+            let decoded = decode_body(body, &mode, &[]);
+            assert!(
+                matches!(decoded.error(), ChunkedError::Malformed(_)),
+                "{}: {}",
+                String::from_utf8_lossy(body),
+                decoded.error()
+            );
+            assert_eq!(decoded.error().code(), "IncompleteBody");
+        }
+        // The largest size a PUT accepts is fine as a size; one more byte is not.
+        let decoded = decode_body(b"140000000\r\nabc", &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::Incomplete("inside chunk data")
+        ));
+        let decoded = decode_body(b"140000001\r\nabc", &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::ChunkTooLarge(0x1_4000_0001)
+        ));
+        assert_eq!(decoded.error().code(), "EntityTooLarge");
+        let decoded = decode_body(b"ffffffffffffffff\r\n", &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::ChunkTooLarge(u64::MAX)
+        ));
+    }
+
+    #[test]
+    fn missing_crlf_after_data() {
+        let mode = ChunkedMode::Unsigned { trailer: false };
+        for body in [
+            &b"3\r\nabcX\r\n0\r\n\r\n"[..],
+            b"3\r\nabc\r0\r\n\r\n",
+            b"3\r\nabc\n0\r\n\r\n",
+            b"3\r\nabc0\r\n\r\n",
+        ] {
+            let decoded = decode_body(body, &mode, &[]);
+            assert!(matches!(
+                decoded.error(),
+                ChunkedError::Malformed("chunk data not followed by CRLF")
+            ));
+            assert!(
+                decoded.data.is_empty(),
+                "the bad chunk's last piece is held back"
+            );
+        }
+        let body = signed_body(&[b"abc"], None);
+        let bad = replace(&body, "abc\r\n", "abcd\r\n");
+        let decoded = decode_body(&bad, &signed(SEED, false), &[]);
+        assert!(matches!(decoded.error(), ChunkedError::Malformed(_)));
+    }
+
+    #[test]
+    fn trailer_rules() {
+        let crc = crc32_b64(b"abc");
+        let mode = ChunkedMode::Unsigned { trailer: true };
+        let body = unsigned_body(&[b"abc"], &[(CRC32, &crc)]);
+
+        let decoded = decode_body(&body, &mode, &[]);
+        assert!(matches!(decoded.error(), ChunkedError::UndeclaredTrailer(name) if name == CRC32));
+        assert_eq!(decoded.error().code(), "MalformedTrailerError");
+        let decoded = decode_body(&body, &mode, &["x-amz-checksum-crc32c"]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::UndeclaredTrailer(_)
+        ));
+
+        let no_trailer = unsigned_body(&[b"abc"], &[]);
+        let decoded = decode_body(&no_trailer, &mode, &[CRC32]);
+        assert!(matches!(decoded.error(), ChunkedError::MissingTrailer(name) if name == CRC32));
+        assert_eq!(decoded.error().code(), "MalformedTrailerError");
+
+        let twice = unsigned_body(&[b"abc"], &[(CRC32, &crc), (CRC32, &crc)]);
+        let decoded = decode_body(&twice, &mode, &[CRC32]);
+        assert!(matches!(decoded.error(), ChunkedError::MalformedTrailer(_)));
+
+        for value in ["", "not base64!", "AAAAAAAA"] {
+            let body = unsigned_body(&[b"abc"], &[(CRC32, value)]);
+            let decoded = decode_body(&body, &mode, &[CRC32]);
+            assert!(
+                matches!(decoded.error(), ChunkedError::InvalidTrailerValue(_)),
+                "{value}"
+            );
+            assert_eq!(decoded.error().code(), "InvalidRequest");
+        }
+
+        for line in ["no colon here", ":value", "x-amz-checksum-crc32\u{0}"] {
+            let body = format!("3\r\nabc\r\n0\r\n{line}\r\n\r\n");
+            let decoded = decode_body(body.as_bytes(), &mode, &[CRC32]);
+            assert_eq!(decoded.error().code(), "MalformedTrailerError", "{line}");
+        }
+        let body = format!("3\r\nabc\r\n0\r\n{CRC32}:{crc}\n\r\n");
+        let decoded = decode_body(body.as_bytes(), &mode, &[CRC32]);
+        assert!(matches!(decoded.error(), ChunkedError::MalformedTrailer(_)));
+
+        let huge = format!(
+            "0\r\nx-amz-meta-a:{}\r\n\r\n",
+            "v".repeat(MAX_TRAILER_SECTION)
+        );
+        let decoded = decode_body(huge.as_bytes(), &mode, &[CRC32]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::MalformedTrailer("trailer section too large")
+        ));
+
+        // A line that fills the section exactly leaves room for the closing empty line only.
+        let padding = " ".repeat(MAX_TRAILER_SECTION - CRC32.len() - 1 - crc.len());
+        let full = format!("0\r\n{CRC32}:{padding}{crc}\r\n");
+        let decoded = decode_body(format!("{full}\r\n").as_bytes(), &mode, &[CRC32]);
+        assert_eq!(decoded.ok().1, [(CRC32.to_owned(), crc.clone())]);
+        let decoded = decode_body(format!("{full}x\r\n\r\n").as_bytes(), &mode, &[CRC32]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::MalformedTrailer("trailer section too large")
+        ));
+
+        // An unsigned trailer inside a fully signed body is refused, declared or not.
+        let signed_plain = signed_body(&[b"abc"], None);
+        let with_trailer = [
+            &signed_plain[..signed_plain.len() - 2],
+            format!("{CRC32}:{crc}\r\n\r\n").as_bytes(),
+        ]
+        .concat();
+        for declared in [&[][..], &[CRC32]] {
+            let decoded = decode_body(&with_trailer, &signed(SEED, false), declared);
+            assert_eq!(decoded.error().code(), "MalformedTrailerError");
+        }
+        // So is a trailer after the trailer signature.
+        let signed_trailer = signed_body(&[b"abc"], Some(&[(CRC32, &crc)]));
+        let extra = [
+            &signed_trailer[..signed_trailer.len() - 2],
+            b"x-amz-checksum-sha1:AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+        ]
+        .concat();
+        let decoded = decode_body(&extra, &signed(SEED, true), &[CRC32, "x-amz-checksum-sha1"]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::MalformedTrailer("a trailer follows x-amz-trailer-signature")
+        ));
+    }
+
+    #[test]
+    fn data_after_the_end_is_refused() {
+        let mode = ChunkedMode::Unsigned { trailer: false };
+        let decoded = decode_body(b"3\r\nabc\r\n0\r\n\r\nX", &mode, &[]);
+        assert!(matches!(
+            decoded.error(),
+            ChunkedError::Malformed("data after the end of the body")
+        ));
+        assert!(decoded.data.is_empty());
+        // Empty buffers after the end are harmless.
+        let pieces = vec![
+            Ok(Bytes::from_static(b"3\r\nabc\r\n0\r\n\r\n")),
+            Ok(Bytes::new()),
+        ];
+        assert_eq!(decode_stream(pieces, &mode, &[]).ok().0, b"abc");
+    }
+
+    #[test]
+    fn body_errors_pass_through() {
+        let pieces = vec![
+            Ok(Bytes::from_static(b"5\r\nhel")),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
+        ];
+        let decoded = decode_stream(pieces, &ChunkedMode::Unsigned { trailer: false }, &[]);
+        let e = decoded.end.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        assert!(ChunkedError::from_io(&e).is_none());
+        assert_eq!(decoded.data, b"hel");
+    }
+
+    fn verified() -> Verified {
+        Verified {
+            access_key_id: "AKIAIOSFODNN7EXAMPLE".to_owned(),
+            payload: PayloadHash::Streaming(STREAMING_SIGNED.to_owned()),
+            signing_key: key(),
+            date: datetime!(2013-05-24 00:00:00 UTC),
+            scope: SCOPE.to_owned(),
+            seed_signature: SEED.to_owned(),
+        }
+    }
+
+    #[test]
+    fn mode_from_request() {
+        let v = verified();
+        let mode = ChunkedMode::from_request(STREAMING_SIGNED, false, Some(&v))
+            .unwrap()
+            .unwrap();
+        let ChunkedMode::Signed {
+            signing_key,
+            amz_date,
+            scope,
+            seed_signature,
+            trailer,
+        } = &mode
+        else {
+            panic!("{mode:?}");
+        };
+        assert_eq!(
+            (
+                signing_key,
+                amz_date.as_str(),
+                scope.as_str(),
+                seed_signature.as_str(),
+                *trailer
+            ),
+            (&key(), DATE, SCOPE, SEED, false)
+        );
+        assert!(
+            !format!("{mode:?}").contains("signing_key"),
+            "the key is not logged"
+        );
+        // The mode from_request builds decodes the published example.
+        let body = signed_body(&[b"x"], None);
+        assert_eq!(decode_body(&body, &mode, &[]).ok().0, b"x");
+
+        let mode = ChunkedMode::from_request(STREAMING_SIGNED_TRAILER, true, Some(&v))
+            .unwrap()
+            .unwrap();
+        assert!(matches!(mode, ChunkedMode::Signed { trailer: true, .. }));
+        assert!(mode.has_trailer());
+        for verified in [Some(&v), None] {
+            let mode = ChunkedMode::from_request(STREAMING_UNSIGNED_TRAILER, false, verified);
+            assert!(matches!(
+                mode,
+                Ok(Some(ChunkedMode::Unsigned { trailer: true }))
+            ));
+            let mode = ChunkedMode::from_request(sigv4::UNSIGNED_PAYLOAD, true, verified);
+            assert!(matches!(
+                mode,
+                Ok(Some(ChunkedMode::Unsigned { trailer: false }))
+            ));
+            let mode = ChunkedMode::from_request(EMPTY_SHA256, true, verified);
+            assert!(matches!(
+                mode,
+                Ok(Some(ChunkedMode::Unsigned { trailer: false }))
+            ));
+            assert!(matches!(
+                ChunkedMode::from_request(sigv4::UNSIGNED_PAYLOAD, false, verified),
+                Ok(None)
+            ));
+            assert!(matches!(
+                ChunkedMode::from_request(EMPTY_SHA256, false, verified),
+                Ok(None)
+            ));
+            let e = ChunkedMode::from_request(
+                "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
+                true,
+                verified,
+            )
+            .unwrap_err();
+            assert_eq!(e.code(), "InvalidArgument");
+        }
+        let e = ChunkedMode::from_request(STREAMING_SIGNED, true, None).unwrap_err();
+        assert!(matches!(e, ChunkedError::NotSigned));
+        assert!(!ChunkedMode::Unsigned { trailer: false }.has_trailer());
+    }
+
+    #[test]
+    fn trailer_header_parsing() {
+        assert_eq!(
+            parse_trailer_header("x-amz-checksum-crc32").unwrap(),
+            [CRC32]
+        );
+        assert_eq!(
+            parse_trailer_header(" X-Amz-Checksum-CRC64NVME , x-amz-checksum-sha256").unwrap(),
+            ["x-amz-checksum-crc64nvme", "x-amz-checksum-sha256"]
+        );
+        for bad in [
+            "",
+            "x-amz-checksum-sha10",
+            "x-amz-meta-a",
+            "x-amz-checksum-crc32,x-amz-checksum-crc32",
+            "x-amz-checksum-crc32,",
+        ] {
+            let e = parse_trailer_header(bad).unwrap_err();
+            assert_eq!(e.code(), "InvalidRequest", "{bad}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The S3 protocol: routing, SigV4, XML, errors, ranges and conditions (pure), the handlers
 //! that map operations onto the object service, and the HTTP server around them.
 
+pub mod chunked;
 pub mod error;
 pub mod handlers;
 pub mod range;

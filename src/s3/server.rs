@@ -32,6 +32,8 @@ use crate::meta::AccessKey;
 
 /// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
 pub const HEALTH_PATH: &str = "/_cairn/health";
+/// Unauthenticated counters (no object data, no names) for tests and operators.
+pub const STATS_PATH: &str = "/_cairn/stats";
 /// How long shutdown waits for in-flight requests before giving up on them.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -209,6 +211,9 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
     if raw_path == HEALTH_PATH && parts.method == Method::GET {
         return Ok(http::Response::new(full("ok\n")));
     }
+    if raw_path == STATS_PATH && parts.method == Method::GET {
+        return Ok(http::Response::new(full(handlers::aws_chunked_stats())));
+    }
 
     let query = parse_query(raw_query);
     let route = route(
@@ -218,7 +223,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         &parts.headers,
         service.domain.as_deref(),
     )?;
-    let payload = if let Some(presigned) = sigv2::parse(raw_query) {
+    let (payload, verified) = if let Some(presigned) = sigv2::parse(raw_query) {
         let presigned = presigned?;
         let key = access_key(service, &presigned.access_key_id).await?;
         // SigV2 signs the resource as /bucket/key whatever the addressing style.
@@ -234,7 +239,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
             &key.secret,
             now().unix_timestamp(),
         )?;
-        PayloadHash::Unsigned
+        (PayloadHash::Unsigned, None)
     } else {
         let request_parts = RequestParts {
             method: &parts.method,
@@ -250,10 +255,10 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
             Credentials::Header(p) | Credentials::Presigned(p) => p,
         };
         let key = access_key(service, pending.access_key_id()).await?;
-        pending
+        let verified = pending
             .verify(&request_parts, &key.secret, now())
-            .map_err(auth_error)?
-            .payload
+            .map_err(auth_error)?;
+        (verified.payload.clone(), Some(verified))
     };
     let request = Request {
         method: parts.method,
@@ -261,6 +266,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         query,
         route,
         payload,
+        verified,
         body: Some(body),
     };
     handlers::dispatch(&service.gateway, request).await

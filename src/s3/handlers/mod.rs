@@ -9,6 +9,7 @@ mod multipart;
 mod object;
 
 use std::io;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -19,12 +20,13 @@ use http_body_util::{
 use hyper::body::{Frame, Incoming};
 use sha2::{Digest, Sha256};
 
+use super::chunked::{self, ChunkedError, ChunkedMode};
 use super::error::{ErrorCode, S3Error};
 use super::router::{MAX_KEY_BYTES, Operation, Route};
-use super::sigv4::PayloadHash;
+use super::sigv4::{PayloadHash, Verified};
 use super::xml::MAX_XML_BODY;
 use crate::checksum::{Checksum, ChecksumAlgorithm, parse_content_md5};
-use crate::gateway::{BodyChecks, ByteStream, Gateway, GatewayError};
+use crate::gateway::{BodyChecks, ByteStream, Gateway, GatewayError, TrailingChecksum};
 use crate::meta::{StoredHeaders, WriteCondition};
 
 pub type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -41,6 +43,9 @@ pub struct Request {
     pub query: Vec<(String, String)>,
     pub route: Route,
     pub payload: PayloadHash,
+    /// The SigV4 signature that authenticated the request (none for SigV2 presigned URLs);
+    /// signed aws-chunked bodies continue its chain.
+    pub verified: Option<Verified>,
     /// Taken by whichever helper reads it.
     pub body: Option<Incoming>,
 }
@@ -146,10 +151,14 @@ impl From<GatewayError> for S3Error {
             G::NoParts => S3Error::new(ErrorCode::MalformedXML).with_message(
                 "The XML you provided was not well-formed or did not validate against our published schema",
             ),
-            G::Body(e) => {
-                tracing::debug!(error = %e, "request body ended early");
-                S3Error::new(ErrorCode::IncompleteBody)
-            }
+            G::Body(e) => match ChunkedError::from_io(&e) {
+                Some(c) => S3Error::new(ErrorCode::from_code(c.code()).unwrap_or(ErrorCode::InvalidRequest))
+                    .with_message(c.to_string()),
+                None => {
+                    tracing::debug!(error = %e, "request body ended early");
+                    S3Error::new(ErrorCode::IncompleteBody)
+                }
+            },
             G::Meta(e) => {
                 tracing::error!(error = %e, "metadata store failed");
                 S3Error::new(ErrorCode::InternalError)
@@ -203,6 +212,109 @@ pub fn body_stream(req: &mut Request) -> ByteStream {
         Some(body) => Box::pin(BodyDataStream::new(body).map_err(io::Error::other)),
         None => Box::pin(futures_util::stream::empty()),
     }
+}
+
+/// How many aws-chunked bodies of each kind were decoded, by x-amz-content-sha256 value; read
+/// through the health endpoint's stats so tests can see which path real clients took.
+static AWS_CHUNKED_BODIES: [std::sync::atomic::AtomicU64; 4] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 4];
+const AWS_CHUNKED_KINDS: [&str; 4] = [
+    chunked::STREAMING_SIGNED,
+    chunked::STREAMING_SIGNED_TRAILER,
+    chunked::STREAMING_UNSIGNED_TRAILER,
+    "aws-chunked",
+];
+
+/// `name count` lines of the aws-chunked counters.
+pub fn aws_chunked_stats() -> String {
+    AWS_CHUNKED_KINDS
+        .iter()
+        .zip(&AWS_CHUNKED_BODIES)
+        .map(|(k, n)| {
+            format!(
+                "aws_chunked_bodies{{kind=\"{k}\"}} {}\n",
+                n.load(std::sync::atomic::Ordering::Relaxed)
+            )
+        })
+        .collect()
+}
+
+/// The data body of PutObject or UploadPart, decoded when it is aws-chunked, with everything
+/// the client declared about it.
+pub fn object_body(req: &mut Request, max_size: u64) -> Result<(ByteStream, BodyChecks), S3Error> {
+    let content_sha256 = req
+        .header("x-amz-content-sha256")
+        .unwrap_or_default()
+        .to_owned();
+    let aws_chunked = req.header("content-encoding").is_some_and(|e| {
+        e.split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("aws-chunked"))
+    });
+    let mode = ChunkedMode::from_request(&content_sha256, aws_chunked, req.verified.as_ref())
+        .map_err(|e| {
+            S3Error::new(ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::InvalidArgument))
+                .with_message(e.to_string())
+        })?;
+    let Some(mode) = mode else {
+        if req.headers.get(header::CONTENT_LENGTH).is_none()
+            && req.headers.get(header::TRANSFER_ENCODING).is_none()
+        {
+            return Err(S3Error::new(ErrorCode::MissingContentLength));
+        }
+        let checks = body_checks_from(&req.headers, &req.payload, Some(max_size))?;
+        return Ok((body_stream(req), checks));
+    };
+    let kind = AWS_CHUNKED_KINDS
+        .iter()
+        .position(|k| *k == content_sha256)
+        .unwrap_or(AWS_CHUNKED_KINDS.len() - 1);
+    AWS_CHUNKED_BODIES[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+
+    let declared = match req.header("x-amz-trailer") {
+        Some(v) => chunked::parse_trailer_header(v).map_err(|e| {
+            S3Error::new(ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::InvalidRequest))
+                .with_message(e.to_string())
+        })?,
+        None => Vec::new(),
+    };
+    // The encoded length says nothing about the object; the decoded one does.
+    let mut headers = req.headers.clone();
+    headers.remove(header::CONTENT_LENGTH);
+    let mut checks = body_checks_from(&headers, &PayloadHash::Unsigned, Some(max_size))?;
+    if let Some(v) = req.header("x-amz-decoded-content-length") {
+        let n: u64 = v.parse().map_err(|_| {
+            S3Error::new(ErrorCode::InvalidArgument)
+                .with_message("Invalid x-amz-decoded-content-length")
+        })?;
+        if n > max_size {
+            return Err(S3Error::new(ErrorCode::EntityTooLarge)
+                .with_extra("ProposedSize", n.to_string())
+                .with_extra("MaxSizeAllowed", max_size.to_string()));
+        }
+        checks.content_length = Some(n);
+    }
+    let trailing = declared.iter().find_map(|name| {
+        ChecksumAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.header_name() == name)
+    });
+    if checks.checksum.is_some() && trailing.is_some() {
+        return Err(S3Error::new(ErrorCode::InvalidRequest).with_message(
+            "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
+        ));
+    }
+    let (body, trailers) = chunked::decode(body_stream(req), mode, declared);
+    checks.trailing_checksum = trailing.map(|algorithm| TrailingChecksum {
+        algorithm,
+        value: Arc::new(move || {
+            let trailers = trailers.lock().ok()?;
+            trailers
+                .iter()
+                .find(|(n, _)| n == algorithm.header_name())
+                .and_then(|(_, v)| Checksum::from_base64(algorithm, v))
+        }),
+    });
+    Ok((body, checks))
 }
 
 /// Reads a small XML control body through a size cap, verifying Content-MD5, x-amz-checksum-*
@@ -315,6 +427,7 @@ pub fn body_checks_from(
         md5,
         sha256,
         checksum,
+        trailing_checksum: None,
         max_size: max_size.unwrap_or(u64::MAX),
     })
 }
@@ -342,9 +455,19 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
             .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
     }
     user.sort();
+    // aws-chunked describes how this request's body was framed, not the object.
+    let content_encoding = get(header::CONTENT_ENCODING)
+        .map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|e| !e.is_empty());
     Ok(StoredHeaders {
         content_type: get(header::CONTENT_TYPE),
-        content_encoding: get(header::CONTENT_ENCODING),
+        content_encoding,
         content_disposition: get(header::CONTENT_DISPOSITION),
         content_language: get(header::CONTENT_LANGUAGE),
         cache_control: get(header::CACHE_CONTROL),

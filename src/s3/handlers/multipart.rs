@@ -4,10 +4,10 @@
 use http::{StatusCode, header};
 
 use super::bucket::OWNER_ID;
-use super::object::{copy_source, require_plain_body};
+use super::object::copy_source;
 use super::{
-    Request, S3Result, body_checks_from, body_stream, checksum_header_value, empty_response,
-    header_value, query_number, read_xml_body, stored_headers, write_condition, xml_response,
+    Request, S3Result, checksum_header_value, empty_response, header_value, object_body,
+    query_number, read_xml_body, stored_headers, write_condition, xml_response,
 };
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::gateway::multipart::{MAX_PART_NUMBER, RequestedPart};
@@ -109,12 +109,9 @@ fn part_number(req: &Request) -> Result<u32, S3Error> {
 
 pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
     let number = part_number(&req)?;
-    require_plain_body(&req)?;
     let upload = find_upload(gw, &req).await?;
-    let checks = body_checks_from(&req.headers, &req.payload, Some(MAX_PUT_SIZE))?;
-    let part = gw
-        .upload_part(&upload, number, &checks, body_stream(&mut req))
-        .await?;
+    let (body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
+    let part = gw.upload_part(&upload, number, &checks, body).await?;
     let mut resp = empty_response(StatusCode::OK)?;
     let h = resp.headers_mut();
     h.insert(header::ETAG, header_value(&format!("\"{}\"", part.etag)));

@@ -5,9 +5,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::{
-    Request, S3Result, body_checks_from, body_stream, checksum_header_value, empty, empty_response,
-    header_value, internal, query_number, read_xml_body, stored_headers, stream_body,
-    write_condition, xml_response,
+    Request, S3Result, checksum_header_value, empty, empty_response, header_value, internal,
+    object_body, query_number, read_xml_body, stored_headers, stream_body, write_condition,
+    xml_response,
 };
 use crate::gateway::{Gateway, GatewayError, MAX_PUT_SIZE, NewObject};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
@@ -15,33 +15,17 @@ use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::range::{
     Preconditions, content_range, http_date, if_range_allows, iso8601, parse_range,
 };
-use crate::s3::sigv4::PayloadHash;
 use crate::s3::xml::{XmlWriter, parse_delete};
 
-/// Rejects bodies this build cannot decode yet, and bodies of unknown length.
-pub fn require_plain_body(req: &Request) -> Result<(), S3Error> {
-    if let PayloadHash::Streaming(mode) = &req.payload {
-        return Err(S3Error::new(ErrorCode::NotImplemented)
-            .with_message(format!("x-amz-content-sha256 {mode} is not supported yet")));
-    }
-    if req.headers.get(header::CONTENT_LENGTH).is_none()
-        && req.headers.get(header::TRANSFER_ENCODING).is_none()
-    {
-        return Err(S3Error::new(ErrorCode::MissingContentLength));
-    }
-    Ok(())
-}
-
 pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
-    require_plain_body(&req)?;
-    let checks = body_checks_from(&req.headers, &req.payload, Some(MAX_PUT_SIZE))?;
+    let (body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
     let new = NewObject {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: write_condition(&req.headers)?,
     };
-    let object = gw.put_object(new, &checks, body_stream(&mut req)).await?;
+    let object = gw.put_object(new, &checks, body).await?;
     let mut resp = empty_response(StatusCode::OK)?;
     let h = resp.headers_mut();
     h.insert(header::ETAG, header_value(&quoted(&object.etag)));
