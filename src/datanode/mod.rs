@@ -50,6 +50,9 @@ pub enum ChunkError {
         end: u64,
         size: u64,
     },
+    /// Too few data nodes could take part (write quorum lost, no live replica).
+    #[error("chunk storage unavailable: {0}")]
+    Unavailable(String),
     #[error("chunk storage I/O: {0}")]
     Io(#[from] std::io::Error),
 }

@@ -259,6 +259,119 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn known_chunks(&self, chunks: &[ChunkId]) -> MetaResult<Vec<ChunkId>>;
 }
 
+/// What a cluster adds to the metadata: data nodes, which nodes hold each chunk, and the
+/// coordinator's lease. The embedded server never uses it.
+#[async_trait]
+pub trait ClusterMeta: Send + Sync + 'static {
+    /// Adds a data node, or updates the address and zone of a known one.
+    async fn add_node(&self, node: &NodeInfo) -> MetaResult<()>;
+    async fn nodes(&self) -> MetaResult<Vec<NodeInfo>>;
+    /// Records a node's latest health report (and its state, unless it is draining).
+    async fn node_seen(
+        &self,
+        id: Uuid,
+        capacity: Option<u64>,
+        used: u64,
+        free: Option<u64>,
+        seen: OffsetDateTime,
+    ) -> MetaResult<()>;
+    /// Returns false when there is no such node.
+    async fn set_node_state(&self, id: Uuid, state: NodeState) -> MetaResult<bool>;
+    /// Forgets a node and its replica rows. Returns false when there is no such node.
+    async fn remove_node(&self, id: Uuid) -> MetaResult<bool>;
+    /// Replica rows per node.
+    async fn replica_counts(&self) -> MetaResult<Vec<(Uuid, u64)>>;
+
+    /// Records that `node` holds (or is being sent) a copy of `chunk`.
+    async fn add_replica(&self, chunk: ChunkId, node: Uuid, now: OffsetDateTime) -> MetaResult<()>;
+    async fn remove_replica(&self, chunk: ChunkId, node: Uuid) -> MetaResult<()>;
+    async fn replicas(&self, chunk: ChunkId) -> MetaResult<Vec<Uuid>>;
+    /// Chunks with a replica row on `node`, after `after`, in id order.
+    async fn node_chunks(
+        &self,
+        node: Uuid,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkId>>;
+    /// Chunks referenced by objects or parts, after `after` in id order, with their replicas.
+    async fn referenced_chunks(
+        &self,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkReplicas>>;
+    /// "bucket/key" of the object a chunk belongs to, if it belongs to an object.
+    async fn chunk_object(&self, chunk: ChunkId) -> MetaResult<Option<String>>;
+    /// Queues for GC the chunks that have replica rows older than `before` but belong to no
+    /// object or part: writes that never committed. Returns how many.
+    async fn queue_abandoned_chunks(
+        &self,
+        before: OffsetDateTime,
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<u64>;
+
+    /// Takes or renews the lease `name` for `holder` until `until`; false when another holder
+    /// has it and it has not expired at `now`.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> MetaResult<bool>;
+}
+
+/// A data node as the cluster knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: Uuid,
+    /// Base URL of its internal API, e.g. http://10.0.0.5:7000
+    pub address: String,
+    pub zone: Option<String>,
+    pub state: NodeState,
+    pub capacity: Option<u64>,
+    pub used: u64,
+    pub free: Option<u64>,
+    pub last_seen: Option<OffsetDateTime>,
+    pub added: OffsetDateTime,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    /// Serving reads and receiving new chunks.
+    Up,
+    /// Missed health checks for longer than the timeout: neither read from nor written to.
+    Down,
+    /// Being emptied: still read from, never written to; its chunks move elsewhere.
+    Draining,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Up => "up",
+            NodeState::Down => "down",
+            NodeState::Draining => "draining",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "up" => Some(NodeState::Up),
+            "down" => Some(NodeState::Down),
+            "draining" => Some(NodeState::Draining),
+            _ => None,
+        }
+    }
+}
+
+/// A chunk that the coordinator looks at: its size and where its copies are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkReplicas {
+    pub chunk: ChunkId,
+    pub size: u64,
+    pub nodes: Vec<Uuid>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteBucket {
     Deleted,
@@ -266,10 +379,27 @@ pub enum DeleteBucket {
     NotEmpty,
 }
 
+/// Both faces of one metadata store.
+pub struct Metadata {
+    pub objects: std::sync::Arc<dyn MetaStore>,
+    pub cluster: std::sync::Arc<dyn ClusterMeta>,
+}
+
+/// Opens the metadata store a `--meta` URL names, for objects and for the cluster.
+pub async fn open_all(url: &str) -> MetaResult<Metadata> {
+    let store = std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?);
+    Ok(Metadata {
+        objects: store.clone(),
+        cluster: store,
+    })
+}
+
 /// Opens the metadata store a `--meta` URL names.
 pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Ok(std::sync::Arc::new(postgres::PostgresMeta::open(url).await?));
+        return Ok(std::sync::Arc::new(
+            postgres::PostgresMeta::open(url).await?,
+        ));
     }
     Ok(std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?))
 }

@@ -163,6 +163,10 @@ impl From<GatewayError> for S3Error {
                 tracing::error!(error = %e, "metadata store failed");
                 S3Error::new(ErrorCode::InternalError)
             }
+            G::Chunk(crate::datanode::ChunkError::Unavailable(why)) => {
+                tracing::warn!(%why, "chunk storage unavailable");
+                S3Error::new(ErrorCode::ServiceUnavailable)
+            }
             G::Chunk(e) => {
                 tracing::error!(error = %e, "chunk store failed");
                 S3Error::new(ErrorCode::InternalError)

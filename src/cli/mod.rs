@@ -1,5 +1,8 @@
-//! The `cairn` command line: `server` (the embedded all-in-one store) and `admin` (keys).
+//! The `cairn` command line: `server` (the embedded all-in-one store), `datanode` and
+//! `gateway` (a cluster), and `admin`.
 //! Secrets come from the environment or are generated; they never appear on argv or in logs.
+
+mod admin;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -27,6 +30,8 @@ const MIN_CHUNK_SIZE: u64 = 4 << 10;
 /// How often the garbage collector looks for chunks whose grace period is over.
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 const CHUNK_SIZE_SETTING: &str = "chunk_size";
+/// The replica count gateways write with, recorded for fsck.
+pub const REPLICAS_SETTING: &str = "replicas";
 const CREDENTIALS_FILE: &str = "credentials";
 
 #[derive(Parser, Debug)]
@@ -45,7 +50,7 @@ enum Command {
     /// The all-in-one store: S3 gateway, SQLite metadata and local chunk storage.
     Server(ServerArgs),
     /// Administer a store through its metadata database.
-    Admin(AdminArgs),
+    Admin(admin::AdminArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,32 +98,6 @@ impl TlsArgs {
     }
 }
 
-#[derive(clap::Args, Debug)]
-struct AdminArgs {
-    /// The metadata store, e.g. sqlite://cairn-data/meta.db
-    #[arg(long)]
-    meta: String,
-    #[command(subcommand)]
-    command: AdminCommand,
-}
-
-#[derive(Subcommand, Debug)]
-enum AdminCommand {
-    /// S3 access keys.
-    #[command(subcommand)]
-    Key(KeyCommand),
-}
-
-#[derive(Subcommand, Debug)]
-enum KeyCommand {
-    /// Create a key and print its id and secret.
-    Create { name: String },
-    /// List keys (ids and names, never secrets).
-    List,
-    /// Delete a key.
-    Delete { id: String },
-}
-
 pub fn main(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -137,7 +116,7 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => run_server(args).await,
-            Command::Admin(args) => run_admin(args).await,
+            Command::Admin(args) => admin::run_admin(args).await,
         }
     });
     match result {
@@ -179,25 +158,10 @@ async fn bootstrap_key(
     meta: &dyn MetaStore,
     data: &Path,
 ) -> Result<(AccessKey, bool), Box<dyn std::error::Error>> {
-    let env_id = std::env::var("CAIRN_ACCESS_KEY_ID").ok();
-    let env_secret = std::env::var("CAIRN_SECRET_ACCESS_KEY").ok();
     let path = data.join(CREDENTIALS_FILE);
-    let (key, fresh) = match (env_id, env_secret) {
-        (Some(id), Some(secret)) => (
-            AccessKey {
-                id,
-                secret,
-                name: "bootstrap (environment)".to_owned(),
-                created: now(),
-            },
-            false,
-        ),
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(
-                "set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither".into(),
-            );
-        }
-        (None, None) if path.exists() => {
+    let (key, fresh) = match env_key()? {
+        Some(key) => (key, false),
+        None if path.exists() => {
             let text = std::fs::read_to_string(&path)?;
             let mut id = None;
             let mut secret = None;
@@ -221,7 +185,7 @@ async fn bootstrap_key(
             };
             (key, false)
         }
-        (None, None) => {
+        None => {
             let key = generate_key("bootstrap");
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
@@ -234,15 +198,50 @@ async fn bootstrap_key(
             (key, true)
         }
     };
+    ensure_key(meta, &key).await?;
+    Ok((key, fresh))
+}
+
+/// The bootstrap key named by CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, if set.
+fn env_key() -> Result<Option<AccessKey>, String> {
+    let id = std::env::var("CAIRN_ACCESS_KEY_ID").ok();
+    let secret = std::env::var("CAIRN_SECRET_ACCESS_KEY").ok();
+    match (id, secret) {
+        (Some(id), Some(secret)) => Ok(Some(AccessKey {
+            id,
+            secret,
+            name: "bootstrap (environment)".to_owned(),
+            created: now(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err("set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither".to_owned()),
+    }
+}
+
+/// Stores `key`, replacing a stored key of the same id with another secret.
+async fn ensure_key(meta: &dyn MetaStore, key: &AccessKey) -> Result<(), crate::meta::MetaError> {
     match meta.key(&key.id).await? {
-        Some(stored) if stored.secret == key.secret => {}
+        Some(stored) if stored.secret == key.secret => Ok(()),
         Some(_) => {
             meta.delete_key(&key.id).await?;
-            meta.create_key(&key).await?;
+            meta.create_key(key).await
         }
-        None => meta.create_key(&key).await?,
+        None => meta.create_key(key).await,
     }
-    Ok((key, fresh))
+}
+
+/// A gateway's bootstrap key from the environment, if given; gateways keep no files, so
+/// other keys come from `cairn admin key create`. Returns its id.
+async fn bootstrap_env_key(
+    meta: &dyn MetaStore,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    match env_key()? {
+        Some(key) => {
+            ensure_key(meta, &key).await?;
+            Ok(Some(key.id))
+        }
+        None => Ok(None),
+    }
 }
 
 async fn run_server(args: ServerArgs) -> CliResult {
@@ -256,9 +255,7 @@ async fn run_server(args: ServerArgs) -> CliResult {
             .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
         (None, None) => DEFAULT_CHUNK_SIZE.0,
     };
-    if chunk_size < MIN_CHUNK_SIZE {
-        return Err(format!("--chunk-size must be at least {}", ByteSize(MIN_CHUNK_SIZE)).into());
-    }
+    check_chunk_size(chunk_size)?;
     meta.set_setting(CHUNK_SIZE_SETTING, &chunk_size.to_string())
         .await?;
     let (key, fresh) = bootstrap_key(meta.as_ref(), &args.data).await?;
@@ -319,6 +316,16 @@ async fn run_server(args: ServerArgs) -> CliResult {
     Ok(())
 }
 
+fn check_chunk_size(size: u64) -> Result<(), String> {
+    if size < MIN_CHUNK_SIZE {
+        return Err(format!(
+            "--chunk-size must be at least {}",
+            ByteSize(MIN_CHUNK_SIZE)
+        ));
+    }
+    Ok(())
+}
+
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -334,34 +341,4 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
-}
-
-async fn run_admin(args: AdminArgs) -> CliResult {
-    let meta = crate::meta::open(&args.meta).await?;
-    match args.command {
-        AdminCommand::Key(KeyCommand::Create { name }) => {
-            let key = generate_key(&name);
-            meta.create_key(&key).await?;
-            println!("AccessKeyId: {}", key.id);
-            println!("SecretAccessKey: {}", key.secret);
-        }
-        AdminCommand::Key(KeyCommand::List) => {
-            println!("{:<22} {:<25} NAME", "ACCESS KEY ID", "CREATED");
-            for key in meta.list_keys().await? {
-                println!(
-                    "{:<22} {:<25} {}",
-                    key.id,
-                    crate::s3::range::iso8601(key.created),
-                    key.name
-                );
-            }
-        }
-        AdminCommand::Key(KeyCommand::Delete { id }) => {
-            if !meta.delete_key(&id).await? {
-                return Err(format!("no access key {id}").into());
-            }
-            println!("deleted {id}");
-        }
-    }
-    Ok(())
 }
