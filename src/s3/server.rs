@@ -152,6 +152,17 @@ async fn handle(
 ) -> Result<Response, Infallible> {
     let request_id = request_id();
     let is_head = req.method() == Method::HEAD;
+    // hyper sends `100 Continue` only when a body is read, and an empty body never is; botocore
+    // then takes this final response for the interim one and misreads the connection's next
+    // response (a 60 s stall). Closing the connection after such a request avoids that.
+    let close_after = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+        && req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut resp = match respond(&service, req).await {
@@ -170,6 +181,9 @@ async fn handle(
         h.insert(header::DATE, v);
     }
     h.insert(header::SERVER, HeaderValue::from_static("Cairn"));
+    if close_after {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     Ok(resp)
 }
 

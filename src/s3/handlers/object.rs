@@ -64,6 +64,8 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
     let part_number = query_number::<u32>(&req, "partNumber")?;
     let range_header = req.header("range").map(str::to_owned);
     let mut range = None;
+    // An empty part of a multipart object selects no bytes: 200 with an empty body.
+    let mut empty_part = false;
     if let Some(n) = part_number {
         if range_header.is_some() {
             return Err(S3Error::new(ErrorCode::InvalidRequest)
@@ -77,7 +79,7 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
         match gw.part_range(&object, n).await? {
             // Part 1 of an object stored in one piece is the whole object, sent as such.
             Some(r) if object.parts_count.is_some() && !r.is_empty() => range = Some(r),
-            Some(_) => {}
+            Some(r) => empty_part = object.parts_count.is_some() && r.is_empty(),
             None => {
                 return Err(S3Error::new(ErrorCode::InvalidRange)
                     .with_message("The requested partnumber is not satisfiable"));
@@ -103,7 +105,11 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
     } else {
         StatusCode::OK
     };
-    let body_range = range.clone().unwrap_or(0..object.size);
+    let body_range = match (&range, empty_part) {
+        (Some(r), _) => r.clone(),
+        (None, true) => 0..0,
+        (None, false) => 0..object.size,
+    };
     let body = if head || body_range.is_empty() {
         empty()
     } else {
