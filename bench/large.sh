@@ -2,7 +2,7 @@
 # PUT and GET of one 1 GiB random object through aws-cli (default settings, so multipart in 8 MiB
 # parts with 10 parallel requests) against a fresh `cairn server` with its default 64 MiB chunks.
 #
-#   bench/large.sh [PATH/TO/cairn]       (default: target/release/cairn, built if missing)
+#   bench/large.sh [PATH/TO/cairn]       (default: cargo build --release, then target/release/cairn)
 #
 # Reports MiB/s for the PUT and the GET beside `dd if=/dev/zero bs=1M count=1024 conv=fsync` on the
 # same disk in the same run, and the server's peak resident memory (VmHWM at the end). The work
@@ -11,14 +11,23 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-cairn="${1:-${CAIRN_BIN:-$repo/target/release/cairn}}"
-case "$cairn" in /*) ;; *) cairn="$PWD/$cairn" ;; esac
 size_mib="${BENCH_SIZE_MIB:-1024}"
 base="${BENCH_DIR:-$repo/target}"
 
-if [ ! -x "$cairn" ]; then
-    echo "building $cairn"
-    (cd "$repo" && cargo build --release)
+# The commit a result is filed under is the one the binary was built from: build it here unless a
+# binary is named, and then say when that binary was built.
+commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit-dirty"
+fi
+if [ -n "${1:-${CAIRN_BIN:-}}" ]; then
+    cairn="${1:-$CAIRN_BIN}"
+    case "$cairn" in /*) ;; *) cairn="$PWD/$cairn" ;; esac
+    commit="$commit (work tree; binary built $(date -u -r "$cairn" '+%Y-%m-%d %H:%M'))"
+else
+    cairn="$repo/target/release/cairn"
+    echo "cargo build --release"
+    (cd "$repo" && cargo build --release --quiet)
 fi
 
 mkdir -p "$base"
@@ -106,7 +115,6 @@ wait "$server_pid" || status=$?
 server_pid=""
 if [ "$status" -ne 0 ]; then echo "warning: server exited with status $status on SIGTERM" >&2; fi
 
-commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 ram_gib=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 disk="$(df --output=source,fstype "$work" | tail -n 1 | tr -s ' ' | sed 's/^ //')"
 machine="$(nproc) CPU, ${ram_gib} GiB RAM, $disk"

@@ -24,17 +24,19 @@ failed=0
 check() {
     local name=$1
     shift
-    local out rc
+    local out rc start=${EPOCHREALTIME/[.,]/} took
     set +e
     out=$(set -e; "$@" 2>&1)
     rc=$?
     set -e
+    took=$(((${EPOCHREALTIME/[.,]/} - start) / 100000))
+    took="$((took / 10)).$((took % 10))s"
     if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "ok   - $name"
+        echo "ok   - $name ($took)"
     else
         failed=$((failed + 1))
-        echo "FAIL - $name"
+        echo "FAIL - $name ($took)"
         printf '%s\n' "$out" | tail -n 25 | sed 's/^/       /'
     fi
 }
@@ -103,6 +105,7 @@ slice() { # FILE START LENGTH OUT
     dd if="$1" of="$4" bs=1M iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
 }
 
+: >"$files/f0"
 head -c 2048 /dev/urandom >"$files/f2k"
 head -c $((5 * MiB)) /dev/urandom >"$files/f5m"
 head -c $((40 * MiB)) /dev/urandom >"$files/f40m"
@@ -145,13 +148,13 @@ t_cp_down() {
 }
 t_ls_sizes() {
     out=$(s3 ls "s3://$bucket/cp/")
-    for f in f2k f5m f40m; do
+    for f in f0 f2k f5m f40m; do
         size=$(printf '%s\n' "$out" | awk -v k="$f" '$4 == k { print $3 }')
         expect_eq "$size" "$(stat -c %s "$files/$f")" "size of cp/$f in s3 ls"
     done
 }
 t_etag_single() {
-    for f in f2k f5m; do
+    for f in f0 f2k f5m; do
         etag=$(s3api head-object --bucket "$bucket" --key "cp/$f" | jget 'd["ETag"]')
         expect_eq "$etag" "$(md5_etag "$files/$f")" "ETag of cp/$f"
     done
@@ -164,19 +167,20 @@ t_etag_multipart() {
     expect_eq "$etag" "$(multipart_etag "$files/f40m" $((8 * MiB)))" "multipart ETag"
 }
 t_cp_stdout() { s3 cp "s3://$bucket/cp/f5m" - | cmp - "$files/f5m"; }
-t_cp_stdin() {
-    s3 cp --no-progress - "s3://$bucket/stdin/f5m" <"$files/f5m" >/dev/null
-    s3 cp "s3://$bucket/stdin/f5m" - | cmp - "$files/f5m"
+t_cp_stdin() { # FILE: aws-cli does not know the size, and goes multipart above 8 MiB
+    s3 cp --no-progress - "s3://$bucket/stdin/$1" <"$files/$1" >/dev/null
+    s3 cp "s3://$bucket/stdin/$1" - | cmp - "$files/$1"
 }
-for f in f2k f5m f40m; do
+for f in f0 f2k f5m f40m; do
     check "s3 cp upload $f" t_cp_up "$f"
     check "s3 cp download $f is byte-exact" t_cp_down "$f"
 done
-check "s3 ls shows the three sizes" t_ls_sizes
+check "s3 ls shows the four sizes" t_ls_sizes
 check "single-PUT ETags are the MD5 of the content" t_etag_single
 check "40 MiB upload is multipart: ETag md5-of-md5s-5, ContentLength" t_etag_multipart
 check "s3 cp to stdout is byte-exact" t_cp_stdout
-check "s3 cp from stdin round-trips" t_cp_stdin
+check "s3 cp of 5 MiB from stdin round-trips" t_cp_stdin f5m
+check "s3 cp of 40 MiB from stdin (multipart of unknown size) round-trips" t_cp_stdin f40m
 
 # ----------------------------------------------------------------------------------- metadata
 
@@ -319,6 +323,27 @@ t_sync_down() {
     s3 sync --no-progress "s3://$bucket/sync/" "$work/sync-dst" >/dev/null
     diff -r "$work/sync-src" "$work/sync-dst"
 }
+# botocore sends `Expect: 100-continue` on every PUT; if a zero-byte PUT is answered without an
+# interim 100, botocore misreads the next response on that connection and waits out its 60 s read
+# timeout before a retry. A tree with empty files must sync without any retry.
+t_sync_empty_files() {
+    rm -rf "$work/sync-empty"
+    mkdir -p "$work/sync-empty"
+    for i in 1 2 3 4 5 6; do
+        : >"$work/sync-empty/empty$i"
+        head -c 1000 /dev/urandom >"$work/sync-empty/small$i"
+    done
+    rc=0
+    timeout 30 aws --endpoint-url "$ep" --debug s3 sync --no-progress "$work/sync-empty" \
+        "s3://$bucket/sync-empty/" >"$work/out/sync-empty.out" 2>"$work/out/sync-empty.debug" || rc=$?
+    [ "$rc" -ne 124 ] || fail_with "s3 sync of 12 tiny files did not finish within 30 s"
+    expect_eq "$rc" 0 "exit status of s3 sync"
+    expect_eq "$(grep -c '^upload:' "$work/out/sync-empty.out")" 12 "uploads reported"
+    retries=$(grep -E 'botocore\.(endpoint|retryhandler) .*([Rr]etry needed|to retry|sleeping for)' \
+        "$work/out/sync-empty.debug" | head -n 5 || true)
+    expect_eq "$retries" "" "retried requests"
+    s3 rm --recursive --only-show-errors "s3://$bucket/sync-empty/"
+}
 t_sync_delete() {
     rm "$work/sync-src/a.bin"
     printf 'changed\n' >"$work/sync-src/sub/b.bin"
@@ -338,6 +363,7 @@ make_sync_tree
 check "s3 sync uploads a tree (4 files, one multipart)" t_sync_up
 check "s3 sync again uploads nothing" t_sync_noop
 check "s3 sync downloads the tree byte-exact" t_sync_down
+check "s3 sync of 6 empty and 6 small files: no stall, no retry" t_sync_empty_files
 check "s3 sync --delete removes and replaces objects" t_sync_delete
 check "s3 sync --delete back down mirrors the bucket" t_sync_down_delete
 
@@ -486,6 +512,15 @@ t_copy_encoded_source() {
     s3api get-object --bucket "$bucket" --key 'copy dst/x+y z.bin' "$work/out/copy2" >/dev/null
     cmp "$files/f2k" "$work/out/copy2"
 }
+t_copy_large() {
+    out=$(s3api copy-object --bucket "$bucket" --key cp/f40m-copy --copy-source "$bucket/cp/f40m")
+    etag=$(jget 'd["CopyObjectResult"]["ETag"]' <<<"$out")
+    expect_eq "$(s3api head-object --bucket "$bucket" --key cp/f40m-copy | jget 'd["ETag"]')" "$etag" \
+        "ETag of the copy"
+    s3api get-object --bucket "$bucket" --key cp/f40m-copy "$work/out/copy40" >/dev/null
+    cmp "$files/f40m" "$work/out/copy40"
+    s3api delete-object --bucket "$bucket" --key cp/f40m-copy
+}
 t_copy_missing_source() {
     out=$(expect_exit 255 s3api copy-object --bucket "$bucket" --key meta/nothing \
         --copy-source "$bucket/meta/no-such-source")
@@ -494,6 +529,7 @@ t_copy_missing_source() {
 check "copy-object keeps data, ETag and metadata (COPY directive)" t_copy_object
 check "copy-object --metadata-directive REPLACE" t_copy_replace
 check "copy-object with spaces, +, % and é in source and destination keys" t_copy_encoded_source
+check "copy-object of a 40 MiB multipart object (40 chunks) is byte-exact" t_copy_large
 check "copy-object of a missing source -> NoSuchKey" t_copy_missing_source
 
 # -------------------------------------------------------------------------- multipart (s3api)
@@ -649,16 +685,23 @@ t_err_anonymous() {
     out=$(expect_exit 255 s3api --no-sign-request list-objects-v2 --bucket "$bucket")
     expect_contains "$out" AccessDenied
 }
+# botocore retries BadDigest five times with back-off by design; one attempt shows the answer.
+t_good_md5() {
+    md5=$(python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.md5(open(sys.argv[1], "rb").read()).digest()).decode())' "$files/f2k")
+    s3api put-object --bucket "$bucket" --key err/good-md5 --body "$files/f2k" --content-md5 "$md5" >/dev/null
+    s3api get-object --bucket "$bucket" --key err/good-md5 "$work/out/good-md5" >/dev/null
+    cmp "$files/f2k" "$work/out/good-md5"
+}
 t_err_bad_md5() {
     wrong=$(python3 -c 'import base64, hashlib; print(base64.b64encode(hashlib.md5(b"other").digest()).decode())')
-    out=$(expect_exit 255 s3api put-object --bucket "$bucket" --key err/bad-md5 --body "$files/f2k" \
-        --content-md5 "$wrong")
+    out=$(AWS_MAX_ATTEMPTS=1 expect_exit 255 s3api put-object --bucket "$bucket" --key err/bad-md5 \
+        --body "$files/f2k" --content-md5 "$wrong")
     expect_contains "$out" "(BadDigest)"
     expect_exit 255 s3api head-object --bucket "$bucket" --key err/bad-md5 >/dev/null
 }
 t_err_bad_crc32() {
-    out=$(expect_exit 255 s3api put-object --bucket "$bucket" --key err/bad-crc --body "$files/f2k" \
-        --checksum-crc32 AAAAAA==)
+    out=$(AWS_MAX_ATTEMPTS=1 expect_exit 255 s3api put-object --bucket "$bucket" --key err/bad-crc \
+        --body "$files/f2k" --checksum-crc32 AAAAAA==)
     case "$out" in *"(BadDigest)"* | *"(InvalidRequest)"*) ;;
     *) fail_with "expected BadDigest or InvalidRequest: $out" ;; esac
     expect_exit 255 s3api head-object --bucket "$bucket" --key err/bad-crc >/dev/null
@@ -682,6 +725,7 @@ check "delete-bucket / s3 rb of a non-empty bucket -> BucketNotEmpty" t_err_buck
 check "wrong secret -> SignatureDoesNotMatch" t_err_bad_secret
 check "unknown access key -> InvalidAccessKeyId" t_err_unknown_key
 check "anonymous requests -> 403 AccessDenied" t_err_anonymous
+check "put-object with the right Content-MD5 is stored" t_good_md5
 check "put-object with a wrong Content-MD5 -> BadDigest, nothing stored" t_err_bad_md5
 check "put-object with a wrong x-amz-checksum-crc32 is refused, nothing stored" t_err_bad_crc32
 check "put-object with a 1025-byte key -> KeyTooLongError" t_err_key_too_long
@@ -741,9 +785,11 @@ t_presign_expired() {
 t_presign_default_settings() {
     url=$(s3 presign "s3://$bucket/cp/f5m" --expires-in 300)
     code=$(fetch "$url" "$work/out/presigned-v2")
+    # AWS answers a SigV2 request in a SigV4-only region with 400 InvalidRequest.
     case "$code" in
     200) cmp "$files/f5m" "$work/out/presigned-v2" ;;
-    403) expect_contains "$(cat "$work/out/presigned-v2")" "<Code>" ;;
+    400) expect_contains "$(cat "$work/out/presigned-v2")" "<Code>InvalidRequest</Code>" ;;
+    403) expect_contains "$(cat "$work/out/presigned-v2")" "<Code>AccessDenied</Code>" ;;
     *) fail_with "default-settings (SigV2) presigned URL answered $code: $url" ;;
     esac
 }
@@ -751,7 +797,7 @@ check "s3 presign (SigV4) fetched with curl, whole and ranged, byte-exact" t_pre
 check "s3 presign of a key with spaces, +, % and é" t_presign_hostile_key
 check "tampered presigned URLs are refused with 403" t_presign_tampered
 check "expired presigned URL is refused with 403 AccessDenied" t_presign_expired
-check "default-settings presign (SigV2) is served or cleanly refused, never a 5xx" \
+check "default-settings presign (SigV2): served byte-exact or refused as AWS does (400/403)" \
     t_presign_default_settings
 
 # -------------------------------------------------------------------------------- admin keys
