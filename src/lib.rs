@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod chunk;
 pub mod cli;
 pub mod config;
+pub mod coordinator;
 pub mod datanode;
 pub mod gateway;
 pub mod meta;

@@ -3,6 +3,7 @@
 //! Secrets come from the environment or are generated; they never appear on argv or in logs.
 
 mod admin;
+mod cluster;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -49,6 +50,10 @@ pub struct Cli {
 enum Command {
     /// The all-in-one store: S3 gateway, SQLite metadata and local chunk storage.
     Server(ServerArgs),
+    /// A data node of a cluster: stores chunk files, serves them to gateways.
+    Datanode(cluster::DataNodeArgs),
+    /// An S3 gateway of a cluster: stateless, over a shared metadata store and data nodes.
+    Gateway(cluster::GatewayArgs),
     /// Administer a store through its metadata database.
     Admin(admin::AdminArgs),
 }
@@ -116,6 +121,8 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => run_server(args).await,
+            Command::Datanode(args) => cluster::run_datanode(args).await,
+            Command::Gateway(args) => cluster::run_gateway(args).await,
             Command::Admin(args) => admin::run_admin(args).await,
         }
     });

@@ -1,9 +1,14 @@
-//! Chunk storage: the `ChunkStore` trait every backend implements (local disk now, a remote data
-//! node later), and the local-disk backend. A chunk is an immutable run of bytes named by a
+//! Chunk storage: the `ChunkStore` trait every backend implements (local disk, or data nodes over HTTP), and the local-disk backend. A chunk is an immutable run of bytes named by a
 //! `ChunkId`; it becomes visible only once fully written, checksummed and fsynced, and every read
 //! is verified against a CRC32C kept per block.
 
+pub mod auth;
+#[cfg(test)]
+pub mod conformance;
 pub mod local;
+pub mod remote;
+pub mod replicated;
+pub mod server;
 
 use std::fmt;
 use std::ops::Range;
@@ -53,6 +58,9 @@ pub enum ChunkError {
     /// Too few data nodes could take part (write quorum lost, no live replica).
     #[error("chunk storage unavailable: {0}")]
     Unavailable(String),
+    /// The store has no room for the chunk (a data node past its capacity).
+    #[error("chunk storage full: {0}")]
+    Full(String),
     #[error("chunk storage I/O: {0}")]
     Io(#[from] std::io::Error),
 }

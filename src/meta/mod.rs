@@ -387,6 +387,13 @@ pub struct Metadata {
 
 /// Opens the metadata store a `--meta` URL names, for objects and for the cluster.
 pub async fn open_all(url: &str) -> MetaResult<Metadata> {
+    if is_postgres(url) {
+        let store = std::sync::Arc::new(postgres::PostgresMeta::open(url).await?);
+        return Ok(Metadata {
+            objects: store.clone(),
+            cluster: store,
+        });
+    }
     let store = std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?);
     Ok(Metadata {
         objects: store.clone(),
@@ -396,10 +403,14 @@ pub async fn open_all(url: &str) -> MetaResult<Metadata> {
 
 /// Opens the metadata store a `--meta` URL names.
 pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+    if is_postgres(url) {
         return Ok(std::sync::Arc::new(
             postgres::PostgresMeta::open(url).await?,
         ));
     }
     Ok(std::sync::Arc::new(sqlite::SqliteMeta::open(url).await?))
+}
+
+fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }

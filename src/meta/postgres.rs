@@ -15,8 +15,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessKey, Bucket, ChunkRef, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
-    ObjectMeta, Part, PartRange, StoredHeaders, Upload, WriteCondition,
+    AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
+    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+    WriteCondition,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use crate::datanode::ChunkId;
@@ -132,9 +133,7 @@ fn object_row(row: &PgRow) -> MetaResult<ObjectMeta> {
         checksum: checksum_cols(row)?,
         checksum_type: checksum_type_col(row)?,
         parts_count: parts
-            .map(|p| {
-                u32::try_from(p).map_err(|_| MetaError::Corrupt(format!("parts_count {p}")))
-            })
+            .map(|p| u32::try_from(p).map_err(|_| MetaError::Corrupt(format!("parts_count {p}"))))
             .transpose()?,
     })
 }
@@ -168,6 +167,28 @@ fn key_row(row: &PgRow) -> MetaResult<AccessKey> {
         secret: row.try_get("secret")?,
         name: row.try_get("name")?,
         created: from_ms(row.try_get("created_ms")?)?,
+    })
+}
+
+fn node_row(row: &PgRow) -> MetaResult<NodeInfo> {
+    let state: String = row.try_get("state")?;
+    // Like the SQLite store, a negative figure from a node reads as zero.
+    let opt_u64 = |col: &str| -> MetaResult<Option<u64>> {
+        let v: Option<i64> = row.try_get(col)?;
+        Ok(v.map(|v| v.max(0) as u64))
+    };
+    let seen: Option<i64> = row.try_get("last_seen_ms")?;
+    Ok(NodeInfo {
+        id: uuid_col(row, "id")?,
+        address: row.try_get("address")?,
+        zone: row.try_get("zone")?,
+        state: NodeState::parse(&state)
+            .ok_or_else(|| MetaError::Corrupt(format!("node state {state}")))?,
+        capacity: opt_u64("capacity")?,
+        used: u64_col(row, "used")?,
+        free: opt_u64("free")?,
+        last_seen: seen.map(from_ms).transpose()?,
+        added: from_ms(row.try_get("added_ms")?)?,
     })
 }
 
@@ -234,7 +255,11 @@ async fn collect_owners(
     Ok(())
 }
 
-async fn insert_chunks(conn: &mut PgConnection, owner: &str, chunks: &[ChunkRef]) -> MetaResult<()> {
+async fn insert_chunks(
+    conn: &mut PgConnection,
+    owner: &str,
+    chunks: &[ChunkRef],
+) -> MetaResult<()> {
     if chunks.is_empty() {
         return Ok(());
     }
@@ -844,6 +869,234 @@ impl MetaStore for PostgresMeta {
             found.insert(chunk_col(row, "chunk_id")?);
         }
         // In the order asked, as the SQLite store answers.
-        Ok(chunks.iter().filter(|c| found.contains(c)).copied().collect())
+        Ok(chunks
+            .iter()
+            .filter(|c| found.contains(c))
+            .copied()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl ClusterMeta for PostgresMeta {
+    async fn add_node(&self, node: &NodeInfo) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO nodes (id, address, zone, state, capacity, used, free, last_seen_ms, \
+             added_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (id) DO UPDATE SET address = EXCLUDED.address, zone = EXCLUDED.zone",
+        )
+        .bind(node.id.to_string())
+        .bind(&node.address)
+        .bind(&node.zone)
+        .bind(node.state.as_str())
+        .bind(node.capacity.map(|c| c as i64))
+        .bind(node.used as i64)
+        .bind(node.free.map(|f| f as i64))
+        .bind(node.last_seen.map(ms))
+        .bind(ms(node.added))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn nodes(&self) -> MetaResult<Vec<NodeInfo>> {
+        let rows = sqlx::query("SELECT * FROM nodes ORDER BY added_ms, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(node_row).collect()
+    }
+
+    async fn node_seen(
+        &self,
+        id: Uuid,
+        capacity: Option<u64>,
+        used: u64,
+        free: Option<u64>,
+        seen: OffsetDateTime,
+    ) -> MetaResult<()> {
+        sqlx::query(
+            "UPDATE nodes SET capacity = $1, used = $2, free = $3, last_seen_ms = $4, \
+             state = CASE WHEN state = 'draining' THEN state ELSE 'up' END WHERE id = $5",
+        )
+        .bind(capacity.map(|c| c as i64))
+        .bind(used as i64)
+        .bind(free.map(|f| f as i64))
+        .bind(ms(seen))
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_node_state(&self, id: Uuid, state: NodeState) -> MetaResult<bool> {
+        let done = sqlx::query("UPDATE nodes SET state = $1 WHERE id = $2")
+            .bind(state.as_str())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn remove_node(&self, id: Uuid) -> MetaResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM replicas WHERE node_id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn replica_counts(&self) -> MetaResult<Vec<(Uuid, u64)>> {
+        let rows = sqlx::query(
+            "SELECT node_id, COUNT(*) AS n FROM replicas GROUP BY node_id ORDER BY node_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((uuid_col(r, "node_id")?, u64_col(r, "n")?)))
+            .collect()
+    }
+
+    async fn add_replica(&self, chunk: ChunkId, node: Uuid, now: OffsetDateTime) -> MetaResult<()> {
+        sqlx::query(
+            "INSERT INTO replicas (chunk_id, node_id, created_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (chunk_id, node_id) DO NOTHING",
+        )
+        .bind(chunk.to_string())
+        .bind(node.to_string())
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn remove_replica(&self, chunk: ChunkId, node: Uuid) -> MetaResult<()> {
+        sqlx::query("DELETE FROM replicas WHERE chunk_id = $1 AND node_id = $2")
+            .bind(chunk.to_string())
+            .bind(node.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn replicas(&self, chunk: ChunkId) -> MetaResult<Vec<Uuid>> {
+        let rows = sqlx::query("SELECT node_id FROM replicas WHERE chunk_id = $1 ORDER BY node_id")
+            .bind(chunk.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| uuid_col(r, "node_id")).collect()
+    }
+
+    async fn node_chunks(
+        &self,
+        node: Uuid,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkId>> {
+        let rows = sqlx::query(
+            "SELECT chunk_id FROM replicas WHERE node_id = $1 AND chunk_id > $2 \
+             ORDER BY chunk_id LIMIT $3",
+        )
+        .bind(node.to_string())
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(row_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| chunk_col(r, "chunk_id")).collect()
+    }
+
+    async fn referenced_chunks(
+        &self,
+        after: Option<ChunkId>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkReplicas>> {
+        // One round trip per page rather than one per chunk: the replicas come as an array.
+        let rows = sqlx::query(
+            "SELECT c.chunk_id, c.size, ARRAY(SELECT r.node_id FROM replicas r \
+             WHERE r.chunk_id = c.chunk_id ORDER BY r.node_id) AS nodes \
+             FROM chunks c WHERE c.chunk_id > $1 ORDER BY c.chunk_id LIMIT $2",
+        )
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(row_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let nodes: Vec<String> = row.try_get("nodes")?;
+                Ok(ChunkReplicas {
+                    chunk: chunk_col(row, "chunk_id")?,
+                    size: u64_col(row, "size")?,
+                    nodes: nodes
+                        .iter()
+                        .map(|n| {
+                            Uuid::try_parse(n)
+                                .map_err(|e| MetaError::Corrupt(format!("node_id {n}: {e}")))
+                        })
+                        .collect::<MetaResult<_>>()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn chunk_object(&self, chunk: ChunkId) -> MetaResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT o.bucket, o.key FROM chunks c JOIN objects o ON o.id = c.owner \
+             WHERE c.chunk_id = $1",
+        )
+        .bind(chunk.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| -> MetaResult<String> {
+            let bucket: String = r.try_get("bucket")?;
+            let key: String = r.try_get("key")?;
+            Ok(format!("{bucket}/{key}"))
+        })
+        .transpose()
+    }
+
+    async fn queue_abandoned_chunks(
+        &self,
+        before: OffsetDateTime,
+        gc_due: OffsetDateTime,
+    ) -> MetaResult<u64> {
+        let done = sqlx::query(
+            "INSERT INTO gc_queue (chunk_id, due_ms) SELECT DISTINCT r.chunk_id, $1::bigint \
+             FROM replicas r WHERE r.created_ms < $2 \
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = r.chunk_id) \
+             ON CONFLICT (chunk_id) DO NOTHING",
+        )
+        .bind(ms(gc_due))
+        .bind(ms(before))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> MetaResult<bool> {
+        // One statement, so two gateways racing for an expired lease cannot both win.
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, \
+             expires_ms = EXCLUDED.expires_ms \
+             WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms < $4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ms(until))
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -152,23 +152,31 @@ async fn handle(
 ) -> Result<Response, Infallible> {
     let request_id = request_id();
     let is_head = req.method() == Method::HEAD;
-    // hyper sends `100 Continue` only when a body is read, and an empty body never is; botocore
-    // then takes this final response for the interim one and misreads the connection's next
-    // response (a 60 s stall). Closing the connection after such a request avoids that.
-    let close_after = req
-        .headers()
+    // Two cases end with the connection closed, said so in the response:
+    // - hyper sends `100 Continue` only when a body is read, and an empty body never is;
+    //   botocore then takes the final response for the interim one and misreads the next
+    //   response on the connection (a 60 s stall);
+    // - an error may be answered before the body is read; hyper then closes the connection,
+    //   and a client must not reuse it.
+    let headers = req.headers();
+    let expects_continue = headers
         .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
-        && req
-            .headers()
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let empty_body = headers
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|v| v.as_bytes() == b"0");
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
             .get(header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0");
+            .is_some_and(|v| v.as_bytes() != b"0");
+    let mut close_after = expects_continue && empty_body;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let mut resp = match respond(&service, req).await {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code.as_str(), %request_id, "request failed");
+            close_after |= has_body;
             error_response(&e, &request_id, is_head)
         }
     };

@@ -1,0 +1,188 @@
+//! `cairn datanode` and `cairn gateway`: the two processes of a cluster. Gateways are
+//! stateless (everything lives in the metadata store); data nodes keep chunk files.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::{
+    CHUNK_SIZE_SETTING, CliResult, DEFAULT_CHUNK_SIZE, GC_INTERVAL, REPLICAS_SETTING, TlsArgs,
+    bootstrap_env_key, shutdown_signal,
+};
+use crate::config::{ByteSize, HumanDuration};
+use crate::coordinator::{Coordinator, CoordinatorConfig};
+use crate::datanode::auth::{ClusterKey, cluster_secret_from_env};
+use crate::datanode::replicated::{ReplicatedStore, ReplicationConfig};
+use crate::datanode::server::DataNodeConfig;
+use crate::gateway::{Gateway, GatewayConfig};
+use crate::s3::server::{S3Service, serve};
+
+#[derive(clap::Args, Debug)]
+pub struct DataNodeArgs {
+    /// Address of the internal chunk API.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Directory for chunk files and the node's identity.
+    #[arg(long)]
+    data: PathBuf,
+    /// The most chunk bytes to store (e.g. 500GiB); no limit but the disk's by default.
+    #[arg(long)]
+    capacity: Option<ByteSize>,
+    /// Failure domain (rack, room, site); replicas of a chunk go to distinct zones first.
+    #[arg(long)]
+    zone: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct GatewayArgs {
+    /// Address to serve S3 on.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// The shared metadata store: sqlite://PATH or postgres://...
+    #[arg(long)]
+    meta: String,
+    /// Copies of every chunk the cluster converges to.
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Copies that must be durable before a write succeeds.
+    #[arg(long, default_value_t = 2)]
+    write_quorum: usize,
+    /// Chunk size for new uploads; recorded in the store.
+    #[arg(long)]
+    chunk_size: Option<ByteSize>,
+    /// Serve virtual-hosted-style requests (BUCKET.DOMAIN) as well as path style.
+    #[arg(long)]
+    domain: Option<String>,
+    /// How long replaced or deleted data stays readable for downloads already under way.
+    #[arg(long, default_value = "5m")]
+    gc_grace: HumanDuration,
+    /// Chunks stored this long ago by a write that never committed are deleted (the write's
+    /// process died); keep it above the longest upload of one part.
+    #[arg(long, default_value = "24h")]
+    abandon_after: HumanDuration,
+    /// A data node silent for this long is down: no longer read from or written to.
+    #[arg(long, default_value = "10s")]
+    node_timeout: HumanDuration,
+    /// A replica that sends nothing for this long mid-read is abandoned for another.
+    #[arg(long, default_value = "5s")]
+    stall_timeout: HumanDuration,
+    /// How often the coordinator reads every replica to find rot; 0s disables scrubbing.
+    #[arg(long, default_value = "7d")]
+    scrub_interval: HumanDuration,
+    /// Pause between coordinator rounds (health checks, repair, GC).
+    #[arg(long, default_value = "2s")]
+    coordinator_interval: HumanDuration,
+    /// Chunk copies repair makes at once.
+    #[arg(long, default_value_t = 4)]
+    repair_concurrency: usize,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
+    let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
+    let config = DataNodeConfig {
+        listen: args.listen,
+        data: args.data,
+        capacity: args.capacity.map(|c| c.0),
+        zone: args.zone,
+        key,
+    };
+    crate::datanode::server::run(config, shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn run_gateway(args: GatewayArgs) -> CliResult {
+    if args.replicas == 0 || args.write_quorum == 0 || args.write_quorum > args.replicas {
+        return Err("need 1 <= --write-quorum <= --replicas".into());
+    }
+    let tls = args.tls.acceptor()?;
+    let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
+    let meta = crate::meta::open_all(&args.meta).await?;
+    let chunk_size = match (
+        args.chunk_size,
+        meta.objects.setting(CHUNK_SIZE_SETTING).await?,
+    ) {
+        (Some(size), _) => size.0,
+        (None, Some(stored)) => stored
+            .parse()
+            .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
+        (None, None) => DEFAULT_CHUNK_SIZE.0,
+    };
+    super::check_chunk_size(chunk_size)?;
+    meta.objects
+        .set_setting(CHUNK_SIZE_SETTING, &chunk_size.to_string())
+        .await?;
+    meta.objects
+        .set_setting(REPLICAS_SETTING, &args.replicas.to_string())
+        .await?;
+    let bootstrap = bootstrap_env_key(meta.objects.as_ref()).await?;
+
+    let store = Arc::new(ReplicatedStore::new(
+        meta.cluster.clone(),
+        key,
+        ReplicationConfig {
+            replicas: args.replicas,
+            write_quorum: args.write_quorum,
+            chunk_size,
+            stall_timeout: args.stall_timeout.0,
+        },
+    ));
+    let gateway = Arc::new(Gateway::new(
+        meta.objects.clone(),
+        store.clone(),
+        GatewayConfig {
+            chunk_size,
+            gc_grace: args.gc_grace.0,
+        },
+    ));
+    let coordinator = Coordinator::new(
+        gateway.clone(),
+        meta.cluster.clone(),
+        store,
+        CoordinatorConfig {
+            interval: args.coordinator_interval.0.max(GC_INTERVAL / 4),
+            node_timeout: args.node_timeout.0,
+            repair_concurrency: args.repair_concurrency,
+            scrub_interval: (!args.scrub_interval.0.is_zero()).then_some(args.scrub_interval.0),
+            abandon_after: args.abandon_after.0,
+        },
+    );
+    let coordinator = tokio::spawn(coordinator.run());
+
+    let listener = TcpListener::bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Cairn S3 endpoint: {scheme}://{addr}");
+    println!("Metadata:          {}", redact(&args.meta));
+    println!("Chunk size:        {}", ByteSize(chunk_size));
+    println!(
+        "Replicas:          {} (write quorum {})",
+        args.replicas, args.write_quorum
+    );
+    if let Some(id) = bootstrap {
+        println!("Access key id:     {id}");
+    }
+    let service = Arc::new(S3Service {
+        gateway,
+        domain: args.domain,
+    });
+    serve(listener, tls, service, shutdown_signal()).await?;
+    coordinator.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A metadata URL without its password, for printing.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}

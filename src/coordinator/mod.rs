@@ -1,0 +1,379 @@
+//! The coordinator: background jobs that keep the cluster converging, run by one gateway at a
+//! time (whoever holds the lease in the metadata store; another takes over when it lapses).
+//! Each round: health checks mark nodes up or down; repair copies every chunk below R live
+//! replicas (and off draining nodes) and trims extra copies; garbage collection deletes chunks
+//! of deleted objects and of writes that never committed, and orphan files on nodes; a periodic
+//! scrub reads every replica to find rot before a client does.
+
+pub mod fsck;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use crate::chunk::placement::{Candidate, place};
+use crate::datanode::replicated::{Node, ReplicatedStore};
+use crate::datanode::{ChunkError, ChunkId, ChunkStore};
+use crate::gateway::{Gateway, now};
+use crate::meta::{ChunkReplicas, ClusterMeta, NodeState};
+
+const LEASE: &str = "coordinator";
+/// Referenced chunks examined per metadata round trip.
+const PAGE: usize = 500;
+
+#[derive(Clone, Copy, Debug)]
+pub struct CoordinatorConfig {
+    /// Pause between rounds.
+    pub interval: Duration,
+    /// A node that has not answered a health check for this long is down.
+    pub node_timeout: Duration,
+    /// Chunk copies made at once by repair.
+    pub repair_concurrency: usize,
+    /// How often every replica is read in full; None disables scrubbing.
+    pub scrub_interval: Option<Duration>,
+    /// Chunks written this long ago but still in no object or part belong to writes that
+    /// died before their commit; younger ones may belong to an upload still streaming.
+    pub abandon_after: Duration,
+}
+
+pub struct Coordinator {
+    gateway: Arc<Gateway>,
+    cluster: Arc<dyn ClusterMeta>,
+    store: Arc<ReplicatedStore>,
+    config: CoordinatorConfig,
+    holder: String,
+    last_scrub: Option<Instant>,
+}
+
+impl Coordinator {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        cluster: Arc<dyn ClusterMeta>,
+        store: Arc<ReplicatedStore>,
+        config: CoordinatorConfig,
+    ) -> Self {
+        Coordinator {
+            gateway,
+            cluster,
+            store,
+            config,
+            holder: Uuid::new_v4().to_string(),
+            last_scrub: None,
+        }
+    }
+
+    /// Runs rounds forever (the caller aborts the task at shutdown).
+    pub async fn run(mut self) {
+        let mut leader = false;
+        loop {
+            let lease_until = now() + self.config.interval * 3;
+            match self
+                .cluster
+                .acquire_lease(LEASE, &self.holder, now(), lease_until)
+                .await
+            {
+                Ok(true) => {
+                    if !leader {
+                        tracing::info!(holder = %self.holder, "this gateway now runs the coordinator");
+                        leader = true;
+                    }
+                    if let Err(e) = self.round().await {
+                        tracing::warn!(error = %e, "coordinator round failed");
+                    }
+                }
+                Ok(false) => leader = false,
+                Err(e) => tracing::warn!(error = %e, "could not take the coordinator lease"),
+            }
+            tokio::time::sleep(self.config.interval).await;
+        }
+    }
+
+    /// One round of every job.
+    pub async fn round(&mut self) -> Result<(), ChunkError> {
+        self.check_health().await?;
+        self.store.refresh().await?;
+        let repaired = self.repair().await?;
+        let collected = self.collect_garbage().await?;
+        let orphans = self.remove_orphans().await?;
+        if repaired + collected + orphans > 0 {
+            tracing::info!(repaired, collected, orphans, "coordinator round");
+        }
+        let scrub_due = self
+            .config
+            .scrub_interval
+            .is_some_and(|every| self.last_scrub.is_none_or(|at| at.elapsed() >= every));
+        if scrub_due {
+            let bad = self.scrub().await?;
+            self.last_scrub = Some(Instant::now());
+            tracing::info!(corrupt = bad, "scrub finished");
+        }
+        Ok(())
+    }
+
+    async fn check_health(&self) -> Result<(), ChunkError> {
+        let nodes = self.cluster.nodes().await.map_err(meta)?;
+        self.store.refresh().await?;
+        for info in nodes {
+            let Some(node) = self.store.node(info.id).await? else {
+                continue;
+            };
+            match tokio::time::timeout(Duration::from_secs(2), node.client.health()).await {
+                Ok(Ok(h)) => {
+                    self.cluster
+                        .node_seen(info.id, h.capacity, h.used, h.free, now())
+                        .await
+                        .map_err(meta)?;
+                }
+                _ => {
+                    let silent_for = info.last_seen.map(|t| now() - t);
+                    let timed_out = silent_for.is_none_or(|d| d > self.config.node_timeout);
+                    if timed_out && info.state == NodeState::Up {
+                        tracing::warn!(node = %info.id, address = %info.address, "data node is down");
+                        self.cluster
+                            .set_node_state(info.id, NodeState::Down)
+                            .await
+                            .map_err(meta)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings every referenced chunk to R replicas on up nodes; returns copies made or removed.
+    async fn repair(&self) -> Result<usize, ChunkError> {
+        let mut changed = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .cluster
+                .referenced_chunks(after, PAGE)
+                .await
+                .map_err(meta)?;
+            let Some(last) = page.last() else {
+                return Ok(changed);
+            };
+            after = Some(last.chunk);
+            let jobs = futures_util::stream::iter(page.into_iter().map(|c| self.repair_chunk(c)))
+                .buffer_unordered(self.config.repair_concurrency.max(1));
+            let results: Vec<Result<usize, ChunkError>> = jobs.collect().await;
+            for r in results {
+                match r {
+                    Ok(n) => changed += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "repair of a chunk failed; retrying next round")
+                    }
+                }
+            }
+        }
+    }
+
+    async fn repair_chunk(&self, chunk: ChunkReplicas) -> Result<usize, ChunkError> {
+        let want = self.store.config().replicas;
+        let mut live = Vec::new();
+        let mut draining = Vec::new();
+        for id in &chunk.nodes {
+            match self.store.node(*id).await? {
+                Some(n) if n.info.state == NodeState::Up => live.push(n),
+                Some(n) if n.info.state == NodeState::Draining => draining.push(n),
+                _ => {}
+            }
+        }
+        let mut changed = 0;
+        if live.len() < want {
+            let sources: Vec<Arc<Node>> = live.iter().chain(&draining).cloned().collect();
+            if sources.is_empty() {
+                return Err(ChunkError::Unavailable(format!(
+                    "chunk {} has no readable replica",
+                    chunk.chunk
+                )));
+            }
+            let targets = self
+                .store
+                .targets(chunk.chunk, want - live.len(), &chunk.nodes)
+                .await?;
+            for target in targets {
+                if copy_chunk(&self.cluster, chunk.chunk, chunk.size, &sources, &target).await? {
+                    changed += 1;
+                    live.push(target);
+                }
+            }
+        }
+        if live.len() >= want {
+            // Copies on draining nodes and beyond R go; the placement order decides which stay.
+            let mut extra: Vec<Arc<Node>> = draining;
+            if live.len() > want {
+                let candidates: Vec<Candidate<'_>> = live
+                    .iter()
+                    .map(|n| Candidate {
+                        id: n.info.id,
+                        zone: n.info.zone.as_deref(),
+                        free: n.info.free.unwrap_or(u64::MAX / 2),
+                    })
+                    .collect();
+                let keep = place(chunk.chunk, &candidates, want);
+                extra.extend(live.iter().filter(|n| !keep.contains(&n.info.id)).cloned());
+            }
+            for n in extra {
+                self.cluster
+                    .remove_replica(chunk.chunk, n.info.id)
+                    .await
+                    .map_err(meta)?;
+                if let Err(e) = n.client.delete(chunk.chunk).await {
+                    tracing::debug!(chunk = %chunk.chunk, error = %e, "extra copy left for orphan collection");
+                }
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn collect_garbage(&self) -> Result<usize, ChunkError> {
+        let before = now() - self.config.abandon_after;
+        self.cluster
+            .queue_abandoned_chunks(before, now())
+            .await
+            .map_err(meta)?;
+        self.gateway
+            .collect_garbage()
+            .await
+            .map_err(|e| ChunkError::Io(std::io::Error::other(e)))
+    }
+
+    /// Deletes chunk files that nodes hold without a replica row.
+    async fn remove_orphans(&self) -> Result<usize, ChunkError> {
+        let mut removed = 0;
+        for info in self.cluster.nodes().await.map_err(meta)? {
+            if info.state == NodeState::Down {
+                continue;
+            }
+            let Some(node) = self.store.node(info.id).await? else {
+                continue;
+            };
+            for id in orphans_on(&self.cluster, &node).await? {
+                node.client.delete(id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Reads every replica on every live node in full; corrupt copies are forgotten and
+    /// deleted, so the next repair replaces them. Returns how many were corrupt.
+    async fn scrub(&self) -> Result<usize, ChunkError> {
+        let mut corrupt = 0;
+        for info in self.cluster.nodes().await.map_err(meta)? {
+            if info.state == NodeState::Down {
+                continue;
+            }
+            let Some(node) = self.store.node(info.id).await? else {
+                continue;
+            };
+            let mut after = None;
+            loop {
+                let page = self
+                    .cluster
+                    .node_chunks(info.id, after, PAGE)
+                    .await
+                    .map_err(meta)?;
+                let Some(last) = page.last() else { break };
+                after = Some(*last);
+                for id in page {
+                    if let Err(ChunkError::Corrupt { .. }) = verify_replica(&node, id).await {
+                        tracing::warn!(chunk = %id, node = %info.id, "scrub found a corrupt replica");
+                        self.cluster
+                            .remove_replica(id, info.id)
+                            .await
+                            .map_err(meta)?;
+                        let _ = node.client.delete(id).await;
+                        corrupt += 1;
+                    }
+                }
+            }
+        }
+        Ok(corrupt)
+    }
+}
+
+fn meta(e: crate::meta::MetaError) -> ChunkError {
+    ChunkError::Io(std::io::Error::other(e))
+}
+
+/// Reads a whole replica, which verifies every block's CRC32C on the node.
+pub async fn verify_replica(node: &Node, id: ChunkId) -> Result<u64, ChunkError> {
+    let len = node.client.len(id).await?.ok_or(ChunkError::NotFound(id))?;
+    let mut stream = node.client.read(id, 0..len).await?;
+    let mut seen = 0u64;
+    while let Some(data) = stream.next().await {
+        seen += data?.len() as u64;
+    }
+    if seen != len {
+        return Err(ChunkError::Corrupt { id, offset: seen });
+    }
+    Ok(len)
+}
+
+/// Chunk files on `node` that the metadata store does not place there.
+pub async fn orphans_on(
+    cluster: &Arc<dyn ClusterMeta>,
+    node: &Node,
+) -> Result<Vec<ChunkId>, ChunkError> {
+    let mut orphans = Vec::new();
+    let mut after = None;
+    loop {
+        let page = node.client.list(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(orphans);
+        };
+        after = Some(*last);
+        for id in page {
+            let holders = cluster.replicas(id).await.map_err(meta)?;
+            if !holders.contains(&node.info.id) {
+                orphans.push(id);
+            }
+        }
+    }
+}
+
+/// Copies `chunk` from the first source that can serve it to `target`, recording the new
+/// replica first; returns whether the copy was made.
+async fn copy_chunk(
+    cluster: &Arc<dyn ClusterMeta>,
+    chunk: ChunkId,
+    size: u64,
+    sources: &[Arc<Node>],
+    target: &Arc<Node>,
+) -> Result<bool, ChunkError> {
+    cluster
+        .add_replica(chunk, target.info.id, now())
+        .await
+        .map_err(meta)?;
+    for source in sources {
+        let attempt = async {
+            let mut data = source.client.read(chunk, 0..size).await?;
+            let mut writer = target.client.create(chunk).await?;
+            while let Some(buf) = data.next().await {
+                writer.write(buf?).await?;
+            }
+            writer.commit().await
+        };
+        match attempt.await {
+            Ok(n) if n == size => {
+                tracing::info!(%chunk, from = %source.info.id, to = %target.info.id, "replica copied");
+                return Ok(true);
+            }
+            Ok(n) => tracing::warn!(%chunk, n, size, "copied replica has the wrong size"),
+            Err(e) => {
+                tracing::warn!(%chunk, from = %source.info.id, error = %e, "copy failed; trying another source")
+            }
+        }
+    }
+    cluster
+        .remove_replica(chunk, target.info.id)
+        .await
+        .map_err(meta)?;
+    let _ = target.client.delete(chunk).await;
+    Ok(false)
+}

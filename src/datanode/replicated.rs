@@ -1,0 +1,499 @@
+//! The cluster's chunk store: every chunk goes to R data nodes at once and is written when W of
+//! them acknowledge; a read takes one replica and, if that node fails, stalls or serves a
+//! corrupt block, continues from the exact byte on another. Which nodes hold a chunk is kept in
+//! the metadata store (replica rows are written before the bytes are sent, so a copy is never
+//! on a node without the store knowing); missing copies are left for the coordinator's repair.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::auth::ClusterKey;
+use super::remote::{RemoteNode, RemoteTimeouts};
+use super::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use crate::chunk::placement::{Candidate, place};
+use crate::meta::{ClusterMeta, NodeInfo, NodeState};
+
+/// How stale the cached node list may get before a write reloads it.
+const NODE_LIST_MAX_AGE: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicationConfig {
+    pub replicas: usize,
+    pub write_quorum: usize,
+    /// The most bytes one chunk can hold: what a node must have room for.
+    pub chunk_size: u64,
+    /// A replica that sends nothing for this long is abandoned for another.
+    pub stall_timeout: Duration,
+}
+
+/// One data node as the store uses it.
+pub struct Node {
+    pub info: NodeInfo,
+    pub client: Arc<RemoteNode>,
+    /// Reads in flight, to prefer the least loaded replica.
+    reading: Arc<AtomicUsize>,
+}
+
+pub struct ReplicatedStore {
+    meta: Arc<dyn ClusterMeta>,
+    key: ClusterKey,
+    config: ReplicationConfig,
+    nodes: RwLock<NodeCache>,
+}
+
+/// The node list and when it was loaded.
+struct NodeCache {
+    loaded: Option<Instant>,
+    nodes: HashMap<Uuid, Arc<Node>>,
+}
+
+impl ReplicatedStore {
+    pub fn new(meta: Arc<dyn ClusterMeta>, key: ClusterKey, config: ReplicationConfig) -> Self {
+        ReplicatedStore {
+            meta,
+            key,
+            config,
+            nodes: RwLock::new(NodeCache {
+                loaded: None,
+                nodes: HashMap::new(),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> ReplicationConfig {
+        self.config
+    }
+
+    /// Reloads the node list from the metadata store.
+    pub async fn refresh(&self) -> Result<(), ChunkError> {
+        let infos = self.meta.nodes().await.map_err(meta_error)?;
+        let mut guard = self.nodes.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = HashMap::with_capacity(infos.len());
+        for info in infos {
+            let node = match guard.nodes.get(&info.id) {
+                Some(old) if old.info.address == info.address => Arc::new(Node {
+                    info: info.clone(),
+                    client: old.client.clone(),
+                    reading: old.reading.clone(),
+                }),
+                _ => {
+                    let client = RemoteNode::new(&info.address, self.key.clone())
+                        .map_err(|e| ChunkError::Io(std::io::Error::other(e.to_string())))?
+                        .with_timeouts(RemoteTimeouts {
+                            stall: self.config.stall_timeout,
+                            ..RemoteTimeouts::default()
+                        })
+                        .with_reserve(self.config.chunk_size);
+                    Arc::new(Node {
+                        client: Arc::new(client),
+                        info: info.clone(),
+                        reading: Arc::new(AtomicUsize::new(0)),
+                    })
+                }
+            };
+            next.insert(info.id, node);
+        }
+        *guard = NodeCache {
+            loaded: Some(Instant::now()),
+            nodes: next,
+        };
+        Ok(())
+    }
+
+    async fn fresh_nodes(&self) -> Result<HashMap<Uuid, Arc<Node>>, ChunkError> {
+        let stale = {
+            let guard = self.nodes.read().unwrap_or_else(|e| e.into_inner());
+            guard
+                .loaded
+                .is_none_or(|at| at.elapsed() > NODE_LIST_MAX_AGE)
+        };
+        if stale {
+            self.refresh().await?;
+        }
+        Ok(self
+            .nodes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .nodes
+            .clone())
+    }
+
+    /// The node with this id, as last loaded.
+    pub async fn node(&self, id: Uuid) -> Result<Option<Arc<Node>>, ChunkError> {
+        Ok(self.fresh_nodes().await?.get(&id).cloned())
+    }
+
+    /// Nodes that may receive new chunks: up, with room for a whole chunk.
+    pub fn writable(&self, nodes: &HashMap<Uuid, Arc<Node>>) -> Vec<(Uuid, Option<String>, u64)> {
+        nodes
+            .values()
+            .filter(|n| n.info.state == NodeState::Up)
+            .filter_map(|n| {
+                let free = n.info.free.unwrap_or(u64::MAX / 2);
+                (free >= self.config.chunk_size).then(|| (n.info.id, n.info.zone.clone(), free))
+            })
+            .collect()
+    }
+
+    /// Up to `count` nodes for new copies of `chunk`, excluding `exclude`.
+    pub async fn targets(
+        &self,
+        chunk: ChunkId,
+        count: usize,
+        exclude: &[Uuid],
+    ) -> Result<Vec<Arc<Node>>, ChunkError> {
+        let nodes = self.fresh_nodes().await?;
+        let writable = self.writable(&nodes);
+        let candidates: Vec<Candidate<'_>> = writable
+            .iter()
+            .filter(|(id, _, _)| !exclude.contains(id))
+            .map(|(id, zone, free)| Candidate {
+                id: *id,
+                zone: zone.as_deref(),
+                free: *free,
+            })
+            .collect();
+        Ok(place(chunk, &candidates, count)
+            .into_iter()
+            .filter_map(|id| nodes.get(&id).cloned())
+            .collect())
+    }
+
+    /// Replicas of `chunk` to read from, best first: up nodes by load, then draining ones.
+    async fn readable(&self, chunk: ChunkId) -> Result<Vec<Arc<Node>>, ChunkError> {
+        let holders = self.meta.replicas(chunk).await.map_err(meta_error)?;
+        let nodes = self.fresh_nodes().await?;
+        let mut readable: Vec<Arc<Node>> = holders
+            .iter()
+            .filter_map(|id| nodes.get(id).cloned())
+            .filter(|n| n.info.state != NodeState::Down)
+            .collect();
+        readable.sort_by_key(|n| {
+            (
+                n.info.state != NodeState::Up,
+                n.reading.load(Ordering::Relaxed),
+            )
+        });
+        Ok(readable)
+    }
+}
+
+fn meta_error(e: crate::meta::MetaError) -> ChunkError {
+    ChunkError::Io(std::io::Error::other(e))
+}
+
+/// Bytes being written to every target of a chunk at once.
+struct ReplicatedWriter {
+    meta: Arc<dyn ClusterMeta>,
+    chunk: ChunkId,
+    write_quorum: usize,
+    writers: Vec<(Uuid, Box<dyn ChunkWriter>)>,
+    failed: Vec<Uuid>,
+}
+
+impl ReplicatedWriter {
+    fn check_quorum(&self) -> Result<(), ChunkError> {
+        if self.writers.len() < self.write_quorum {
+            return Err(ChunkError::Unavailable(format!(
+                "only {} of the {} copies needed for chunk {} could be written",
+                self.writers.len(),
+                self.write_quorum,
+                self.chunk
+            )));
+        }
+        Ok(())
+    }
+
+    /// Forgets the replica rows of copies that failed: repair will make them elsewhere.
+    async fn forget_failed(&mut self) {
+        for node in self.failed.drain(..) {
+            if let Err(e) = self.meta.remove_replica(self.chunk, node).await {
+                tracing::warn!(chunk = %self.chunk, error = %e, "could not forget a failed copy");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ChunkWriter for ReplicatedWriter {
+    async fn write(&mut self, data: Bytes) -> Result<(), ChunkError> {
+        let writes = self.writers.iter_mut().map(|(_, w)| w.write(data.clone()));
+        let results = join_all(writes).await;
+        let mut kept = Vec::with_capacity(self.writers.len());
+        for ((node, writer), result) in self.writers.drain(..).zip(results) {
+            match result {
+                Ok(()) => kept.push((node, writer)),
+                Err(e) => {
+                    tracing::warn!(chunk = %self.chunk, %node, error = %e, "a copy failed while writing");
+                    self.failed.push(node);
+                }
+            }
+        }
+        self.writers = kept;
+        self.check_quorum()
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, ChunkError> {
+        let writers = std::mem::take(&mut self.writers);
+        let commits = writers
+            .into_iter()
+            .map(|(node, w)| async move { (node, w.commit().await) });
+        let mut size = None;
+        let mut written = 0;
+        for (node, result) in join_all(commits).await {
+            match result {
+                Ok(n) => {
+                    written += 1;
+                    size = Some(n);
+                }
+                Err(e) => {
+                    tracing::warn!(chunk = %self.chunk, %node, error = %e, "a copy failed to commit");
+                    self.failed.push(node);
+                }
+            }
+        }
+        self.forget_failed().await;
+        match size {
+            Some(n) if written >= self.write_quorum => Ok(n),
+            _ => Err(ChunkError::Unavailable(format!(
+                "only {written} of the {} copies needed for chunk {} were written",
+                self.write_quorum, self.chunk
+            ))),
+        }
+    }
+}
+
+impl Drop for ReplicatedWriter {
+    fn drop(&mut self) {
+        // Uncommitted copies: their writers abort on drop; their rows become abandoned
+        // replicas that the coordinator collects after the grace period.
+        if !self.failed.is_empty() {
+            let meta = self.meta.clone();
+            let chunk = self.chunk;
+            let failed = std::mem::take(&mut self.failed);
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    for node in failed {
+                        let _ = meta.remove_replica(chunk, node).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ChunkStore for ReplicatedStore {
+    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
+        let targets = self.targets(id, self.config.replicas, &[]).await?;
+        if targets.len() < self.config.write_quorum {
+            return Err(ChunkError::Unavailable(format!(
+                "{} usable data nodes, {} needed",
+                targets.len(),
+                self.config.write_quorum
+            )));
+        }
+        let now = crate::gateway::now();
+        for node in &targets {
+            self.meta
+                .add_replica(id, node.info.id, now)
+                .await
+                .map_err(meta_error)?;
+        }
+        let opened = join_all(targets.iter().map(|n| n.client.create(id))).await;
+        let mut writer = ReplicatedWriter {
+            meta: self.meta.clone(),
+            chunk: id,
+            write_quorum: self.config.write_quorum,
+            writers: Vec::new(),
+            failed: Vec::new(),
+        };
+        for (node, result) in targets.iter().zip(opened) {
+            match result {
+                Ok(w) => writer.writers.push((node.info.id, w)),
+                Err(e) => {
+                    tracing::warn!(chunk = %id, node = %node.info.id, error = %e, "could not start a copy");
+                    writer.failed.push(node.info.id);
+                }
+            }
+        }
+        writer.forget_failed().await;
+        writer.check_quorum()?;
+        Ok(Box::new(writer))
+    }
+
+    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+        let replicas = self.readable(id).await?;
+        if replicas.is_empty() {
+            return Err(ChunkError::Unavailable(format!(
+                "no live replica of chunk {id}"
+            )));
+        }
+        let (tx, mut rx) = mpsc::channel::<Result<Bytes, ChunkError>>(4);
+        let store = FailoverRead {
+            stall: self.config.stall_timeout,
+            chunk: id,
+            replicas,
+            corrupt: Vec::new(),
+        };
+        let reporter = self.meta.clone();
+        tokio::spawn(async move {
+            let corrupt = store.run(range, &tx).await;
+            for node in corrupt {
+                tracing::warn!(chunk = %id, node = %node.info.id, "corrupt replica; removing it for repair");
+                let _ = reporter.remove_replica(id, node.info.id).await;
+                let _ = node.client.delete(id).await;
+            }
+        });
+        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+        })))
+    }
+
+    async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError> {
+        let mut last = None;
+        for node in self.readable(id).await? {
+            match node.client.len(id).await {
+                Ok(Some(n)) => return Ok(Some(n)),
+                Ok(None) => {}
+                Err(e) => last = Some(e),
+            }
+        }
+        match last {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
+    }
+
+    async fn delete(&self, id: ChunkId) -> Result<(), ChunkError> {
+        let nodes = self.fresh_nodes().await?;
+        for node_id in self.meta.replicas(id).await.map_err(meta_error)? {
+            if let Some(node) = nodes.get(&node_id)
+                && let Err(e) = node.client.delete(id).await
+            {
+                // The node's inventory scan removes the file once it is back.
+                tracing::debug!(chunk = %id, node = %node_id, error = %e, "delete deferred to orphan collection");
+            }
+            self.meta
+                .remove_replica(id, node_id)
+                .await
+                .map_err(meta_error)?;
+        }
+        Ok(())
+    }
+
+    async fn list(&self, after: Option<ChunkId>, limit: usize) -> Result<Vec<ChunkId>, ChunkError> {
+        let nodes = self.fresh_nodes().await?;
+        let mut all = Vec::new();
+        for node in nodes.values().filter(|n| n.info.state != NodeState::Down) {
+            all.extend(node.client.list(after, limit).await?);
+        }
+        all.sort();
+        all.dedup();
+        all.truncate(limit);
+        Ok(all)
+    }
+}
+
+/// One read that moves to the next replica when the current one fails.
+struct FailoverRead {
+    stall: Duration,
+    chunk: ChunkId,
+    replicas: Vec<Arc<Node>>,
+    corrupt: Vec<Arc<Node>>,
+}
+
+impl FailoverRead {
+    /// Streams `range` into `tx`; returns the replicas found corrupt.
+    async fn run(
+        mut self,
+        range: Range<u64>,
+        tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
+    ) -> Vec<Arc<Node>> {
+        let mut pos = range.start;
+        let mut last_error = None;
+        let replicas = std::mem::take(&mut self.replicas);
+        for node in replicas {
+            if pos >= range.end && range.start != range.end {
+                break;
+            }
+            node.reading.fetch_add(1, Ordering::Relaxed);
+            let outcome = self.stream_from(&node, pos..range.end, &mut pos, tx).await;
+            node.reading.fetch_sub(1, Ordering::Relaxed);
+            match outcome {
+                Ok(()) => return self.corrupt,
+                Err(Stop::ClientGone) => return self.corrupt,
+                Err(Stop::Failed(e)) => {
+                    tracing::warn!(chunk = %self.chunk, node = %node.info.id, at = pos, error = %e, "replica failed mid-read; switching");
+                    if matches!(e, ChunkError::Corrupt { .. }) {
+                        self.corrupt.push(node.clone());
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        let e = last_error.unwrap_or_else(|| {
+            ChunkError::Unavailable(format!("no replica of chunk {} could be read", self.chunk))
+        });
+        let _ = tx.send(Err(e)).await;
+        self.corrupt
+    }
+
+    async fn stream_from(
+        &self,
+        node: &Arc<Node>,
+        range: Range<u64>,
+        pos: &mut u64,
+        tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
+    ) -> Result<(), Stop> {
+        let mut stream =
+            tokio::time::timeout(self.stall, node.client.read(self.chunk, range.clone()))
+                .await
+                .map_err(|_| Stop::Failed(stalled()))?
+                .map_err(Stop::Failed)?;
+        loop {
+            match tokio::time::timeout(self.stall, stream.next()).await {
+                Err(_) => return Err(Stop::Failed(stalled())),
+                Ok(None) => {
+                    return if *pos == range.end {
+                        Ok(())
+                    } else {
+                        Err(Stop::Failed(ChunkError::Io(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            "replica ended early",
+                        ))))
+                    };
+                }
+                Ok(Some(Err(e))) => return Err(Stop::Failed(e)),
+                Ok(Some(Ok(data))) => {
+                    *pos += data.len() as u64;
+                    if tx.send(Ok(data)).await.is_err() {
+                        return Err(Stop::ClientGone);
+                    }
+                }
+            }
+        }
+    }
+}
+
+enum Stop {
+    Failed(ChunkError),
+    ClientGone,
+}
+
+fn stalled() -> ChunkError {
+    ChunkError::Io(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "replica stalled",
+    ))
+}
