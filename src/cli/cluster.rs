@@ -150,6 +150,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
             abandon_after: args.abandon_after.0,
         },
     );
+    let leader = coordinator.leader_flag();
     let coordinator = tokio::spawn(coordinator.run());
 
     let listener = TcpListener::bind(args.listen).await?;
@@ -168,6 +169,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     let service = Arc::new(S3Service {
         gateway,
         domain: args.domain,
+        coordinator: Some(leader),
     });
     serve(listener, tls, service, shutdown_signal()).await?;
     coordinator.abort();

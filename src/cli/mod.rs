@@ -316,6 +316,7 @@ async fn run_server(args: ServerArgs) -> CliResult {
     let service = Arc::new(S3Service {
         gateway,
         domain: args.domain,
+        coordinator: None,
     });
     serve(listener, tls, service, shutdown_signal()).await?;
     gc.abort();

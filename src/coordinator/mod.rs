@@ -8,6 +8,7 @@
 pub mod fsck;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -45,6 +46,8 @@ pub struct Coordinator {
     config: CoordinatorConfig,
     holder: String,
     last_scrub: Option<Instant>,
+    /// Whether this gateway holds the lease now.
+    leader: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -61,7 +64,13 @@ impl Coordinator {
             config,
             holder: Uuid::new_v4().to_string(),
             last_scrub: None,
+            leader: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// True while this gateway runs the coordinator.
+    pub fn leader_flag(&self) -> Arc<AtomicBool> {
+        self.leader.clone()
     }
 
     /// Runs rounds forever (the caller aborts the task at shutdown).
@@ -78,12 +87,16 @@ impl Coordinator {
                     if !leader {
                         tracing::info!(holder = %self.holder, "this gateway now runs the coordinator");
                         leader = true;
+                        self.leader.store(true, Ordering::Relaxed);
                     }
                     if let Err(e) = self.round().await {
                         tracing::warn!(error = %e, "coordinator round failed");
                     }
                 }
-                Ok(false) => leader = false,
+                Ok(false) => {
+                    leader = false;
+                    self.leader.store(false, Ordering::Relaxed);
+                }
                 Err(e) => tracing::warn!(error = %e, "could not take the coordinator lease"),
             }
             tokio::time::sleep(self.config.interval).await;

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,9 @@ pub struct Node {
     pub client: Arc<RemoteNode>,
     /// Reads in flight, to prefer the least loaded replica.
     reading: Arc<AtomicUsize>,
+    /// Bytes promised to chunks sent here since the node's free space was last reported, so
+    /// that writes between two health checks do not overfill it.
+    reserved: Arc<AtomicU64>,
 }
 
 pub struct ReplicatedStore {
@@ -82,6 +85,11 @@ impl ReplicatedStore {
         for info in infos {
             let node = match guard.nodes.get(&info.id) {
                 Some(old) if old.info.address == info.address => Arc::new(Node {
+                    reserved: if old.info.last_seen == info.last_seen {
+                        old.reserved.clone()
+                    } else {
+                        Arc::new(AtomicU64::new(0))
+                    },
                     info: info.clone(),
                     client: old.client.clone(),
                     reading: old.reading.clone(),
@@ -98,6 +106,7 @@ impl ReplicatedStore {
                         client: Arc::new(client),
                         info: info.clone(),
                         reading: Arc::new(AtomicUsize::new(0)),
+                        reserved: Arc::new(AtomicU64::new(0)),
                     })
                 }
             };
@@ -139,7 +148,11 @@ impl ReplicatedStore {
             .values()
             .filter(|n| n.info.state == NodeState::Up)
             .filter_map(|n| {
-                let free = n.info.free.unwrap_or(u64::MAX / 2);
+                let free = n
+                    .info
+                    .free
+                    .unwrap_or(u64::MAX / 2)
+                    .saturating_sub(n.reserved.load(Ordering::Relaxed));
                 (free >= self.config.chunk_size).then(|| (n.info.id, n.info.zone.clone(), free))
             })
             .collect()
@@ -305,6 +318,8 @@ impl ChunkStore for ReplicatedStore {
         }
         let now = crate::gateway::now();
         for node in &targets {
+            node.reserved
+                .fetch_add(self.config.chunk_size, Ordering::Relaxed);
             self.meta
                 .add_replica(id, node.info.id, now)
                 .await

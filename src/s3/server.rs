@@ -41,6 +41,8 @@ pub struct S3Service {
     pub gateway: Arc<Gateway>,
     /// Enables virtual-hosted-style addressing under this domain.
     pub domain: Option<String>,
+    /// Set while this gateway runs the cluster's coordinator (reported in the stats).
+    pub coordinator: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// How long a client has to finish its TLS handshake.
@@ -234,7 +236,12 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         return Ok(http::Response::new(full("ok\n")));
     }
     if raw_path == STATS_PATH && parts.method == Method::GET {
-        return Ok(http::Response::new(full(handlers::aws_chunked_stats())));
+        let mut stats = handlers::aws_chunked_stats();
+        if let Some(flag) = &service.coordinator {
+            let leader = flag.load(std::sync::atomic::Ordering::Relaxed);
+            stats.push_str(&format!("coordinator_leader {}\n", u8::from(leader)));
+        }
+        return Ok(http::Response::new(full(stats)));
     }
 
     let query = parse_query(raw_query);
