@@ -8,8 +8,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::{
-    CHUNK_SIZE_SETTING, CliResult, DEFAULT_CHUNK_SIZE, GC_INTERVAL, REPLICAS_SETTING, TlsArgs,
-    bootstrap_env_key, shutdown_signal,
+    CliResult, GC_INTERVAL, REPLICAS_SETTING, TlsArgs, bootstrap_env_key, shutdown_signal,
 };
 use crate::config::{ByteSize, HumanDuration};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -101,20 +100,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     let tls = args.tls.acceptor()?;
     let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
     let meta = crate::meta::open_all(&args.meta).await?;
-    let chunk_size = match (
-        args.chunk_size,
-        meta.objects.setting(CHUNK_SIZE_SETTING).await?,
-    ) {
-        (Some(size), _) => size.0,
-        (None, Some(stored)) => stored
-            .parse()
-            .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
-        (None, None) => DEFAULT_CHUNK_SIZE.0,
-    };
-    super::check_chunk_size(chunk_size)?;
-    meta.objects
-        .set_setting(CHUNK_SIZE_SETTING, &chunk_size.to_string())
-        .await?;
+    let chunk_size = super::resolve_chunk_size(meta.objects.as_ref(), args.chunk_size).await?;
     meta.objects
         .set_setting(REPLICAS_SETTING, &args.replicas.to_string())
         .await?;

@@ -255,16 +255,7 @@ async fn run_server(args: ServerArgs) -> CliResult {
     let tls = args.tls.acceptor()?;
     std::fs::create_dir_all(&args.data)?;
     let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
-    let chunk_size = match (args.chunk_size, meta.setting(CHUNK_SIZE_SETTING).await?) {
-        (Some(size), _) => size.0,
-        (None, Some(stored)) => stored
-            .parse()
-            .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
-        (None, None) => DEFAULT_CHUNK_SIZE.0,
-    };
-    check_chunk_size(chunk_size)?;
-    meta.set_setting(CHUNK_SIZE_SETTING, &chunk_size.to_string())
-        .await?;
+    let chunk_size = resolve_chunk_size(meta.as_ref(), args.chunk_size).await?;
     let (key, fresh) = bootstrap_key(meta.as_ref(), &args.data).await?;
 
     let store = Arc::new(LocalChunkStore::open(args.data.join("chunks")).await?);
@@ -324,14 +315,25 @@ async fn run_server(args: ServerArgs) -> CliResult {
     Ok(())
 }
 
-fn check_chunk_size(size: u64) -> Result<(), String> {
+/// The chunk size for new writes: `--chunk-size` if given (and then recorded), else the one
+/// the store recorded, else the default for a new store.
+async fn resolve_chunk_size(
+    meta: &dyn MetaStore,
+    flag: Option<ByteSize>,
+) -> Result<u64, Box<dyn std::error::Error>> {
+    let size = match (flag, meta.setting(CHUNK_SIZE_SETTING).await?) {
+        (Some(size), _) => size.0,
+        (None, Some(stored)) => stored
+            .parse()
+            .map_err(|_| format!("stored chunk size {stored:?} is invalid"))?,
+        (None, None) => DEFAULT_CHUNK_SIZE.0,
+    };
     if size < MIN_CHUNK_SIZE {
-        return Err(format!(
-            "--chunk-size must be at least {}",
-            ByteSize(MIN_CHUNK_SIZE)
-        ));
+        return Err(format!("--chunk-size must be at least {}", ByteSize(MIN_CHUNK_SIZE)).into());
     }
-    Ok(())
+    meta.set_setting(CHUNK_SIZE_SETTING, &size.to_string())
+        .await?;
+    Ok(size)
 }
 
 /// Resolves on SIGINT or SIGTERM.

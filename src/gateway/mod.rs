@@ -328,8 +328,15 @@ impl Gateway {
         // Fail fast before reading the body; the commit checks again, atomically.
         self.check_condition(&new.bucket, &new.key, &new.condition)
             .await?;
-        let written = self.write_body(body, checks, None).await?;
-        let new_condition = new.condition;
+        // Like S3, objects uploaded without a checksum get a CRC64NVME.
+        let written = self
+            .write_body(body, checks, Some(ChecksumAlgorithm::Crc64Nvme))
+            .await?;
+        self.commit_object(new, written).await
+    }
+
+    /// Makes a body written by `write_body` the key's visible object, in one transaction.
+    async fn commit_object(&self, new: NewObject, written: Written) -> GatewayResult<ObjectMeta> {
         let object = ObjectMeta {
             id: Uuid::new_v4(),
             bucket: new.bucket,
@@ -343,7 +350,7 @@ impl Gateway {
             parts_count: None,
         };
         self.meta
-            .put_object(&object, &written.chunks, &new_condition, self.gc_due())
+            .put_object(&object, &written.chunks, &new.condition, self.gc_due())
             .await
             .map_err(not_found_bucket)?;
         written.guard.disarm();
@@ -437,30 +444,8 @@ impl Gateway {
             .as_ref()
             .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm);
         let written = self.write_body(body, &checks, Some(compute)).await?;
-        let object = ObjectMeta {
-            id: Uuid::new_v4(),
-            bucket: new.bucket,
-            key: new.key,
-            size: written.size,
-            // A copy of a multipart object is a single-part object: its ETag is its MD5.
-            etag: hex::encode(written.md5),
-            last_modified: now(),
-            headers: new.headers,
-            checksum: written.checksum,
-            checksum_type: ChecksumType::FullObject,
-            parts_count: None,
-        };
-        self.meta
-            .put_object(
-                &object,
-                &written.chunks,
-                &WriteCondition::Always,
-                self.gc_due(),
-            )
-            .await
-            .map_err(not_found_bucket)?;
-        written.guard.disarm();
-        Ok(object)
+        // A copy of a multipart object is a single-part object: its ETag is its MD5.
+        self.commit_object(new, written).await
     }
 
     /// Aborts multipart uploads initiated longer than `max_age` ago; returns how many.

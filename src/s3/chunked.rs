@@ -21,11 +21,10 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::Stream;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use time::{OffsetDateTime, UtcOffset};
 
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::gateway::{ByteStream, MAX_PUT_SIZE};
-use crate::s3::sigv4::{self, Verified};
+use crate::s3::sigv4::{self, Verified, amz_date};
 
 /// Every chunk signed, no trailer.
 pub const STREAMING_SIGNED: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
@@ -273,20 +272,6 @@ pub fn decode(
         out: Arc::clone(&trailers),
     };
     (Box::pin(decoder), trailers)
-}
-
-/// `YYYYMMDDTHHMMSSZ` in UTC, as the chunk strings to sign carry the request time.
-fn amz_date(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
 }
 
 fn checksum_trailer(name: &str) -> Option<ChecksumAlgorithm> {

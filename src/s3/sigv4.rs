@@ -501,8 +501,8 @@ fn parse_payload_hash(value: &str) -> Result<PayloadHash, AuthError> {
     Ok(PayloadHash::Sha256(digest))
 }
 
-/// `YYYYMMDDTHHMMSSZ` in UTC.
-fn amz_date(t: OffsetDateTime) -> String {
+/// `YYYYMMDDTHHMMSSZ` in UTC, the form SigV4 signs (and aws-chunked chunk signatures).
+pub fn amz_date(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
     format!(
         "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
