@@ -19,4 +19,5 @@ pub mod coordinator;
 pub mod datanode;
 pub mod gateway;
 pub mod meta;
+pub mod net;
 pub mod s3;

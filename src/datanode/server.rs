@@ -23,7 +23,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::Watcher;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
@@ -46,8 +46,6 @@ pub const CORRUPT: &str = "corrupt";
 pub const MAX_LIST_LIMIT: usize = 10_000;
 const DEFAULT_LIST_LIMIT: usize = 1_000;
 
-/// How long shutdown waits for in-flight requests before giving up on them.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// How long an upload may send nothing before the node drops it and frees its reservation.
 const UPLOAD_STALL: Duration = Duration::from_secs(60);
 /// Ids per page when totalling the chunks already on disk at start.
@@ -162,40 +160,15 @@ impl DataNode {
     /// finish within a deadline.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let DataNode { listener, node, .. } = self;
-        let graceful = GracefulShutdown::new();
-        let mut shutdown = std::pin::pin!(shutdown);
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(err) => {
-                            // Running out of file descriptors must not end the node.
-                            tracing::warn!(error = %err, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    // Small responses must not wait for a delayed ACK.
-                    let _ = stream.set_nodelay(true);
-                    let node = node.clone();
-                    let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        if let Err(err) = serve_connection(stream, node, watcher).await {
-                            tracing::debug!(%peer, error = %err, "connection ended with an error");
-                        }
-                    });
+        crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
+            let node = node.clone();
+            async move {
+                if let Err(err) = serve_connection(stream, node, watcher).await {
+                    tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
-                _ = &mut shutdown => break,
             }
-        }
-        drop(listener);
-        tracing::info!("shutting down: draining in-flight requests");
-        tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections closed"),
-            _ = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed"),
-        }
-        Ok(())
+        })
+        .await
     }
 }
 

@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use hyper_util::server::graceful::Watcher;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -34,8 +34,6 @@ use crate::meta::AccessKey;
 pub const HEALTH_PATH: &str = "/_cairn/health";
 /// Unauthenticated counters (no object data, no names) for tests and operators.
 pub const STATS_PATH: &str = "/_cairn/stats";
-/// How long shutdown waits for in-flight requests before giving up on them.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 pub struct S3Service {
     pub gateway: Arc<Gateway>,
@@ -75,57 +73,32 @@ pub async fn serve(
     service: Arc<S3Service>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Running out of file descriptors must not end the server.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                // Small responses must not wait for a delayed ACK.
-                let _ = stream.set_nodelay(true);
-                let service = service.clone();
-                let watcher = graceful.watcher();
-                let tls = tls.clone();
-                tokio::spawn(async move {
-                    let result = match tls {
-                        None => serve_connection(stream, service, watcher).await,
-                        Some(tls) => {
-                            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                                Ok(Ok(stream)) => serve_connection(stream, service, watcher).await,
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                    return;
-                                }
-                                Err(_) => {
-                                    tracing::debug!(%peer, "TLS handshake timed out");
-                                    return;
-                                }
-                            }
+    crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
+        let service = service.clone();
+        let tls = tls.clone();
+        async move {
+            let result = match tls {
+                None => serve_connection(stream, service, watcher).await,
+                Some(tls) => {
+                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(stream, service, watcher).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
                         }
-                    };
-                    if let Err(e) = result {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
                     }
-                });
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-            _ = &mut shutdown => break,
         }
-    }
-    drop(listener);
-    tracing::info!("shutting down: draining in-flight requests");
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections closed"),
-        _ = tokio::time::sleep(DRAIN_DEADLINE) => tracing::warn!("drain deadline passed"),
-    }
-    Ok(())
+    })
+    .await
 }
 
 async fn serve_connection<IO>(
