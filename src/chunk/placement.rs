@@ -38,7 +38,7 @@ pub fn place(chunk: ChunkId, nodes: &[Candidate<'_>], replicas: usize) -> Vec<Uu
     let mut ranked: Vec<(f64, &Candidate<'_>)> =
         nodes.iter().map(|n| (score(chunk, n), n)).collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-    let mut chosen: Vec<&Candidate<'_>> = Vec::with_capacity(replicas);
+    let mut chosen: Vec<&Candidate<'_>> = Vec::with_capacity(replicas.min(nodes.len()));
     // First pass: the best node of each zone not yet used.
     for (_, node) in &ranked {
         if chosen.len() == replicas {
@@ -95,6 +95,8 @@ mod tests {
     fn fewer_nodes_than_replicas() {
         let nodes = vec![node(1, None, 10), node(2, None, 10)];
         assert_eq!(place(ChunkId::random(), &nodes, 3).len(), 2);
+        // A full ranking of every node, as a write with stand-ins asks for.
+        assert_eq!(place(ChunkId::random(), &nodes, usize::MAX).len(), 2);
         assert!(place(ChunkId::random(), &[], 3).is_empty());
     }
 

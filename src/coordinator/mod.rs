@@ -265,9 +265,18 @@ impl Coordinator {
             let Some(node) = self.store.node(info.id).await? else {
                 continue;
             };
-            for id in orphans_on(&self.cluster, &node).await? {
-                node.client.delete(id).await?;
-                removed += 1;
+            // A node that just died is not marked down yet: skip it, do not stop the round.
+            let orphans = match orphans_on(&self.cluster, &node).await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(node = %info.id, error = %e, "inventory unavailable");
+                    continue;
+                }
+            };
+            for id in orphans {
+                if node.client.delete(id).await.is_ok() {
+                    removed += 1;
+                }
             }
         }
         Ok(removed)

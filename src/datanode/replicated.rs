@@ -308,24 +308,9 @@ impl Drop for ReplicatedWriter {
 #[async_trait]
 impl ChunkStore for ReplicatedStore {
     async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
-        let targets = self.targets(id, self.config.replicas, &[]).await?;
-        if targets.len() < self.config.write_quorum {
-            return Err(ChunkError::Unavailable(format!(
-                "{} usable data nodes, {} needed",
-                targets.len(),
-                self.config.write_quorum
-            )));
-        }
-        let now = crate::gateway::now();
-        for node in &targets {
-            node.reserved
-                .fetch_add(self.config.chunk_size, Ordering::Relaxed);
-            self.meta
-                .add_replica(id, node.info.id, now)
-                .await
-                .map_err(meta_error)?;
-        }
-        let opened = join_all(targets.iter().map(|n| n.client.create(id))).await;
+        // Every writable node in placement order: when one of the first R cannot take the
+        // chunk (it died since its last health check), the next one stands in.
+        let ranked = self.targets(id, usize::MAX, &[]).await?;
         let mut writer = ReplicatedWriter {
             meta: self.meta.clone(),
             chunk: id,
@@ -333,17 +318,42 @@ impl ChunkStore for ReplicatedStore {
             writers: Vec::new(),
             failed: Vec::new(),
         };
-        for (node, result) in targets.iter().zip(opened) {
-            match result {
-                Ok(w) => writer.writers.push((node.info.id, w)),
-                Err(e) => {
-                    tracing::warn!(chunk = %id, node = %node.info.id, error = %e, "could not start a copy");
-                    writer.failed.push(node.info.id);
+        let mut candidates = ranked.iter();
+        while writer.writers.len() < self.config.replicas {
+            let wanted = self.config.replicas - writer.writers.len();
+            let batch: Vec<&Arc<Node>> = candidates.by_ref().take(wanted).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let now = crate::gateway::now();
+            for node in &batch {
+                node.reserved
+                    .fetch_add(self.config.chunk_size, Ordering::Relaxed);
+                // The intent first: a copy never exists on a node the store does not know of.
+                self.meta
+                    .add_replica(id, node.info.id, now)
+                    .await
+                    .map_err(meta_error)?;
+            }
+            let opened = join_all(batch.iter().map(|n| n.client.create(id))).await;
+            for (node, result) in batch.iter().zip(opened) {
+                match result {
+                    Ok(w) => writer.writers.push((node.info.id, w)),
+                    Err(e) => {
+                        tracing::warn!(chunk = %id, node = %node.info.id, error = %e, "could not start a copy");
+                        writer.failed.push(node.info.id);
+                    }
                 }
             }
+            writer.forget_failed().await;
         }
-        writer.forget_failed().await;
-        writer.check_quorum()?;
+        if writer.writers.len() < self.config.write_quorum {
+            return Err(ChunkError::Unavailable(format!(
+                "{} data nodes took chunk {id}, {} needed",
+                writer.writers.len(),
+                self.config.write_quorum
+            )));
+        }
         Ok(Box::new(writer))
     }
 

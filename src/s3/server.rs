@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -147,7 +148,15 @@ async fn handle(
     let mut close_after = expects_continue && empty_body;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let mut resp = match respond(&service, req).await {
+    // A panic is a bug, but it must cost one request an error, not the connection a reply.
+    let outcome = std::panic::AssertUnwindSafe(respond(&service, req))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!(%method, %path, %request_id, "request handler panicked");
+            Err(S3Error::new(ErrorCode::InternalError))
+        });
+    let mut resp = match outcome {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code.as_str(), %request_id, "request failed");
