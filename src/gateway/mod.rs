@@ -209,7 +209,7 @@ impl Gateway {
     /// Streams `body` into new chunks, hashing as it goes, and checks every declared digest.
     async fn write_body(
         &self,
-        mut body: ByteStream,
+        body: &mut ByteStream,
         checks: &BodyChecks,
         compute: Option<ChecksumAlgorithm>,
     ) -> GatewayResult<Written> {
@@ -322,7 +322,7 @@ impl Gateway {
         &self,
         new: NewObject,
         checks: &BodyChecks,
-        body: ByteStream,
+        body: &mut ByteStream,
     ) -> GatewayResult<ObjectMeta> {
         self.require_bucket(&new.bucket).await?;
         // Fail fast before reading the body; the commit checks again, atomically.
@@ -433,7 +433,7 @@ impl Gateway {
         new: NewObject,
     ) -> GatewayResult<ObjectMeta> {
         self.require_bucket(&new.bucket).await?;
-        let body = self.read(source, 0..source.size);
+        let mut body = self.read(source, 0..source.size);
         let checks = BodyChecks {
             content_length: Some(source.size),
             max_size: MAX_PUT_SIZE,
@@ -443,7 +443,7 @@ impl Gateway {
             .checksum
             .as_ref()
             .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm);
-        let written = self.write_body(body, &checks, Some(compute)).await?;
+        let written = self.write_body(&mut body, &checks, Some(compute)).await?;
         // A copy of a multipart object is a single-part object: its ETag is its MD5.
         self.commit_object(new, written).await
     }

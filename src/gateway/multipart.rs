@@ -96,7 +96,7 @@ impl Gateway {
         upload: &Upload,
         number: u32,
         checks: &BodyChecks,
-        body: ByteStream,
+        body: &mut ByteStream,
     ) -> GatewayResult<Part> {
         let checks = BodyChecks {
             max_size: MAX_PUT_SIZE,
@@ -144,8 +144,8 @@ impl Gateway {
             content_length: Some(range.end - range.start),
             ..BodyChecks::default()
         };
-        let body = self.read(source, range);
-        self.upload_part(upload, number, &checks, body).await
+        let mut body = self.read(source, range);
+        self.upload_part(upload, number, &checks, &mut body).await
     }
 
     /// Every stored part of an upload, in order.

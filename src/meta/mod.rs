@@ -4,6 +4,7 @@
 //! being referenced go to a garbage-collection queue in that same transaction.
 
 pub mod postgres;
+mod rows;
 pub mod sqlite;
 
 use std::ops::Range;

@@ -9,17 +9,22 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::rows::{
+    bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json, key_row, list_seek, ms,
+    node_row, object_path_row, object_row, parse_uuid, part_range_row, part_row, row_limit,
+    take_prefixed, u32_col, u64_col, upload_row, uuid_col,
+};
 use super::{
     AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
-    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload,
     WriteCondition,
 };
-use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::datanode::ChunkId;
 
 /// Connections per gateway: several gateways share one server, whose default
@@ -44,159 +49,6 @@ impl PostgresMeta {
         MIGRATOR.run(&pool).await?;
         Ok(PostgresMeta { pool })
     }
-}
-
-fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(v: i64) -> MetaResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
-        .map_err(|e| MetaError::Corrupt(format!("timestamp {v}: {e}")))
-}
-
-/// A row limit: PostgreSQL refuses a negative LIMIT where SQLite reads it as none, so a huge
-/// `usize` saturates instead of wrapping.
-fn row_limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn uuid_col(row: &PgRow, col: &str) -> MetaResult<Uuid> {
-    let s: String = row.try_get(col)?;
-    Uuid::try_parse(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
-}
-
-fn chunk_col(row: &PgRow, col: &str) -> MetaResult<ChunkId> {
-    let s: String = row.try_get(col)?;
-    ChunkId::from_str(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
-}
-
-fn u64_col(row: &PgRow, col: &str) -> MetaResult<u64> {
-    let v: i64 = row.try_get(col)?;
-    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("{col} {v} is negative")))
-}
-
-fn u32_col(row: &PgRow, col: &str) -> MetaResult<u32> {
-    let v: i64 = row.try_get(col)?;
-    u32::try_from(v).map_err(|_| MetaError::Corrupt(format!("{col} {v} is out of range")))
-}
-
-fn headers_col(row: &PgRow) -> MetaResult<StoredHeaders> {
-    let s: String = row.try_get("headers")?;
-    serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(format!("headers: {e}")))
-}
-
-fn headers_json(h: &StoredHeaders) -> String {
-    // Serializing plain strings into JSON cannot fail.
-    serde_json::to_string(h).unwrap_or_else(|_| "{}".to_owned())
-}
-
-fn algorithm_col(row: &PgRow) -> MetaResult<Option<ChecksumAlgorithm>> {
-    let s: Option<String> = row.try_get("checksum_algorithm")?;
-    s.map(|s| {
-        ChecksumAlgorithm::parse(&s)
-            .ok_or_else(|| MetaError::Corrupt(format!("checksum algorithm {s}")))
-    })
-    .transpose()
-}
-
-fn checksum_type_col(row: &PgRow) -> MetaResult<ChecksumType> {
-    let s: Option<String> = row.try_get("checksum_type")?;
-    match s {
-        None => Ok(ChecksumType::FullObject),
-        Some(s) => {
-            ChecksumType::parse(&s).ok_or_else(|| MetaError::Corrupt(format!("checksum type {s}")))
-        }
-    }
-}
-
-fn checksum_cols(row: &PgRow) -> MetaResult<Option<Checksum>> {
-    let value: Option<String> = row.try_get("checksum_value")?;
-    match (algorithm_col(row)?, value) {
-        (Some(alg), Some(v)) => Checksum::from_base64(alg, &v)
-            .map(Some)
-            .ok_or_else(|| MetaError::Corrupt(format!("checksum value {v}"))),
-        _ => Ok(None),
-    }
-}
-
-fn object_row(row: &PgRow) -> MetaResult<ObjectMeta> {
-    let parts: Option<i64> = row.try_get("parts_count")?;
-    Ok(ObjectMeta {
-        id: uuid_col(row, "id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        size: u64_col(row, "size")?,
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
-        headers: headers_col(row)?,
-        checksum: checksum_cols(row)?,
-        checksum_type: checksum_type_col(row)?,
-        parts_count: parts
-            .map(|p| u32::try_from(p).map_err(|_| MetaError::Corrupt(format!("parts_count {p}"))))
-            .transpose()?,
-    })
-}
-
-fn upload_row(row: &PgRow) -> MetaResult<Upload> {
-    Ok(Upload {
-        id: row.try_get("id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        initiated: from_ms(row.try_get("initiated_ms")?)?,
-        headers: headers_col(row)?,
-        checksum_algorithm: algorithm_col(row)?,
-        checksum_type: checksum_type_col(row)?,
-    })
-}
-
-fn part_row(row: &PgRow) -> MetaResult<Part> {
-    Ok(Part {
-        number: u32_col(row, "number")?,
-        owner: uuid_col(row, "owner")?,
-        size: u64_col(row, "size")?,
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
-        checksum: checksum_cols(row)?,
-    })
-}
-
-fn key_row(row: &PgRow) -> MetaResult<AccessKey> {
-    Ok(AccessKey {
-        id: row.try_get("id")?,
-        secret: row.try_get("secret")?,
-        name: row.try_get("name")?,
-        created: from_ms(row.try_get("created_ms")?)?,
-    })
-}
-
-fn node_row(row: &PgRow) -> MetaResult<NodeInfo> {
-    let state: String = row.try_get("state")?;
-    // Like the SQLite store, a negative figure from a node reads as zero.
-    let opt_u64 = |col: &str| -> MetaResult<Option<u64>> {
-        let v: Option<i64> = row.try_get(col)?;
-        Ok(v.map(|v| v.max(0) as u64))
-    };
-    let seen: Option<i64> = row.try_get("last_seen_ms")?;
-    Ok(NodeInfo {
-        id: uuid_col(row, "id")?,
-        address: row.try_get("address")?,
-        zone: row.try_get("zone")?,
-        state: NodeState::parse(&state)
-            .ok_or_else(|| MetaError::Corrupt(format!("node state {state}")))?,
-        capacity: opt_u64("capacity")?,
-        used: u64_col(row, "used")?,
-        free: opt_u64("free")?,
-        last_seen: seen.map(from_ms).transpose()?,
-        added: from_ms(row.try_get("added_ms")?)?,
-    })
-}
-
-fn bucket_row(row: &PgRow) -> MetaResult<Bucket> {
-    Ok(Bucket {
-        name: row.try_get("name")?,
-        created: from_ms(row.try_get("created_ms")?)?,
-    })
 }
 
 /// Serializes the transactions that change one key's object, until this transaction ends. It
@@ -296,14 +148,7 @@ async fn check_condition(
             .bind(key)
             .fetch_optional(conn)
             .await?;
-    match (condition, etag) {
-        (WriteCondition::IfAbsent, Some(_)) => Err(MetaError::PreconditionFailed),
-        (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey),
-        (WriteCondition::IfMatch(want), Some(have)) if want != "*" && *want != have => {
-            Err(MetaError::PreconditionFailed)
-        }
-        _ => Ok(()),
-    }
+    check_etag(condition, etag.as_deref())
 }
 
 /// Removes the visible object of a key, if any, queueing its chunks; returns whether one existed.
@@ -596,13 +441,7 @@ impl MetaStore for PostgresMeta {
         start: ListStart<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ObjectMeta>> {
-        // The index seeks to max(start, prefix); rows past the prefix end the page (the caller
-        // stops at the first key without the prefix, so none are returned).
-        let (from, inclusive) = if start.key < prefix {
-            (prefix, true)
-        } else {
-            (start.key, start.inclusive)
-        };
+        let (from, inclusive) = list_seek(prefix, &start);
         let sql = if inclusive {
             "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3"
         } else {
@@ -614,15 +453,7 @@ impl MetaStore for PostgresMeta {
             .bind(row_limit(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let o = object_row(row)?;
-            if !o.key.starts_with(prefix) {
-                break;
-            }
-            out.push(o);
-        }
-        Ok(out)
+        take_prefixed(&rows, prefix, object_row, |o| &o.key)
     }
 
     async fn chunks(
@@ -645,15 +476,7 @@ impl MetaStore for PostgresMeta {
         .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkRef {
-                    offset: u64_col(r, "byte_offset")?,
-                    size: u64_col(r, "size")?,
-                    chunk: chunk_col(r, "chunk_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chunk_ref_row).collect()
     }
 
     async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>> {
@@ -664,14 +487,7 @@ impl MetaStore for PostgresMeta {
         .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(PartRange {
-                number,
-                offset: u64_col(&r, "byte_offset")?,
-                size: u64_col(&r, "size")?,
-            })
-        })
-        .transpose()
+        row.map(|r| part_range_row(&r, number)).transpose()
     }
 
     async fn create_upload(&self, upload: &Upload) -> MetaResult<()> {
@@ -810,15 +626,7 @@ impl MetaStore for PostgresMeta {
         .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let u = upload_row(row)?;
-            if !u.key.starts_with(prefix) {
-                break;
-            }
-            out.push(u);
-        }
-        Ok(out)
+        take_prefixed(&rows, prefix, upload_row, |u| &u.key)
     }
 
     async fn uploads_initiated_before(
@@ -1033,10 +841,7 @@ impl ClusterMeta for PostgresMeta {
                     size: u64_col(row, "size")?,
                     nodes: nodes
                         .iter()
-                        .map(|n| {
-                            Uuid::try_parse(n)
-                                .map_err(|e| MetaError::Corrupt(format!("node_id {n}: {e}")))
-                        })
+                        .map(|n| parse_uuid("node_id", n))
                         .collect::<MetaResult<_>>()?,
                 })
             })
@@ -1051,12 +856,7 @@ impl ClusterMeta for PostgresMeta {
         .bind(chunk.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| -> MetaResult<String> {
-            let bucket: String = r.try_get("bucket")?;
-            let key: String = r.try_get("key")?;
-            Ok(format!("{bucket}/{key}"))
-        })
-        .transpose()
+        row.map(|r| object_path_row(&r)).transpose()
     }
 
     async fn queue_abandoned_chunks(

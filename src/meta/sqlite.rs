@@ -10,19 +10,23 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::rows::{
+    bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json, key_row, list_seek, ms,
+    node_row, object_path_row, object_row, part_range_row, part_row, row_limit, take_prefixed,
+    u64_col, upload_row, uuid_col,
+};
 use super::{
     AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
-    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload,
     WriteCondition,
 };
-use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
+use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::datanode::ChunkId;
 
 /// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
@@ -65,109 +69,6 @@ impl SqliteMeta {
     async fn write(&self) -> MetaResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
-}
-
-fn ms(t: OffsetDateTime) -> i64 {
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn from_ms(v: i64) -> MetaResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(v as i128 * 1_000_000)
-        .map_err(|e| MetaError::Corrupt(format!("timestamp {v}: {e}")))
-}
-
-fn uuid_col(row: &SqliteRow, col: &str) -> MetaResult<Uuid> {
-    let s: String = row.try_get(col)?;
-    Uuid::try_parse(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
-}
-
-fn chunk_col(row: &SqliteRow, col: &str) -> MetaResult<ChunkId> {
-    let s: String = row.try_get(col)?;
-    ChunkId::from_str(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))
-}
-
-fn u64_col(row: &SqliteRow, col: &str) -> MetaResult<u64> {
-    let v: i64 = row.try_get(col)?;
-    u64::try_from(v).map_err(|_| MetaError::Corrupt(format!("{col} {v} is negative")))
-}
-
-fn headers_col(row: &SqliteRow) -> MetaResult<StoredHeaders> {
-    let s: String = row.try_get("headers")?;
-    serde_json::from_str(&s).map_err(|e| MetaError::Corrupt(format!("headers: {e}")))
-}
-
-fn headers_json(h: &StoredHeaders) -> String {
-    // Serializing plain strings into JSON cannot fail.
-    serde_json::to_string(h).unwrap_or_else(|_| "{}".to_owned())
-}
-
-fn algorithm_col(row: &SqliteRow) -> MetaResult<Option<ChecksumAlgorithm>> {
-    let s: Option<String> = row.try_get("checksum_algorithm")?;
-    s.map(|s| {
-        ChecksumAlgorithm::parse(&s)
-            .ok_or_else(|| MetaError::Corrupt(format!("checksum algorithm {s}")))
-    })
-    .transpose()
-}
-
-fn checksum_type_col(row: &SqliteRow) -> MetaResult<ChecksumType> {
-    let s: Option<String> = row.try_get("checksum_type")?;
-    match s {
-        None => Ok(ChecksumType::FullObject),
-        Some(s) => {
-            ChecksumType::parse(&s).ok_or_else(|| MetaError::Corrupt(format!("checksum type {s}")))
-        }
-    }
-}
-
-fn checksum_cols(row: &SqliteRow) -> MetaResult<Option<Checksum>> {
-    let value: Option<String> = row.try_get("checksum_value")?;
-    match (algorithm_col(row)?, value) {
-        (Some(alg), Some(v)) => Checksum::from_base64(alg, &v)
-            .map(Some)
-            .ok_or_else(|| MetaError::Corrupt(format!("checksum value {v}"))),
-        _ => Ok(None),
-    }
-}
-
-fn object_row(row: &SqliteRow) -> MetaResult<ObjectMeta> {
-    let parts: Option<i64> = row.try_get("parts_count")?;
-    Ok(ObjectMeta {
-        id: uuid_col(row, "id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        size: u64_col(row, "size")?,
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
-        headers: headers_col(row)?,
-        checksum: checksum_cols(row)?,
-        checksum_type: checksum_type_col(row)?,
-        parts_count: parts.map(|p| p as u32),
-    })
-}
-
-fn upload_row(row: &SqliteRow) -> MetaResult<Upload> {
-    Ok(Upload {
-        id: row.try_get("id")?,
-        bucket: row.try_get("bucket")?,
-        key: row.try_get("key")?,
-        initiated: from_ms(row.try_get("initiated_ms")?)?,
-        headers: headers_col(row)?,
-        checksum_algorithm: algorithm_col(row)?,
-        checksum_type: checksum_type_col(row)?,
-    })
-}
-
-fn part_row(row: &SqliteRow) -> MetaResult<Part> {
-    let number: i64 = row.try_get("number")?;
-    Ok(Part {
-        number: number as u32,
-        owner: uuid_col(row, "owner")?,
-        size: u64_col(row, "size")?,
-        etag: row.try_get("etag")?,
-        last_modified: from_ms(row.try_get("last_modified_ms")?)?,
-        checksum: checksum_cols(row)?,
-    })
 }
 
 /// Moves every chunk of `owner` to the GC queue.
@@ -224,14 +125,7 @@ async fn check_condition(
             .bind(key)
             .fetch_optional(&mut **tx)
             .await?;
-    match (condition, etag) {
-        (WriteCondition::IfAbsent, Some(_)) => Err(MetaError::PreconditionFailed),
-        (WriteCondition::IfMatch(_), None) => Err(MetaError::NoSuchKey),
-        (WriteCondition::IfMatch(want), Some(have)) if want != "*" && *want != have => {
-            Err(MetaError::PreconditionFailed)
-        }
-        _ => Ok(()),
-    }
+    check_etag(condition, etag.as_deref())
 }
 
 /// Removes the visible object of a key, if any, queueing its chunks; returns whether one existed.
@@ -430,13 +324,7 @@ impl MetaStore for SqliteMeta {
         start: ListStart<'_>,
         limit: usize,
     ) -> MetaResult<Vec<ObjectMeta>> {
-        // The index seeks to max(start, prefix); rows past the prefix end the page (the caller
-        // stops at the first key without the prefix, so none are returned).
-        let (from, inclusive) = if start.key < prefix {
-            (prefix, true)
-        } else {
-            (start.key, start.inclusive)
-        };
+        let (from, inclusive) = list_seek(prefix, &start);
         let sql = if inclusive {
             "SELECT * FROM objects WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?"
         } else {
@@ -445,18 +333,10 @@ impl MetaStore for SqliteMeta {
         let rows = sqlx::query(sql)
             .bind(bucket)
             .bind(from)
-            .bind(limit as i64)
+            .bind(row_limit(limit))
             .fetch_all(&self.pool)
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let o = object_row(row)?;
-            if !o.key.starts_with(prefix) {
-                break;
-            }
-            out.push(o);
-        }
-        Ok(out)
+        take_prefixed(&rows, prefix, object_row, |o| &o.key)
     }
 
     async fn chunks(
@@ -474,18 +354,10 @@ impl MetaStore for SqliteMeta {
         .bind(owner.to_string())
         .bind(range.start as i64)
         .bind(range.end as i64)
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(ChunkRef {
-                    offset: u64_col(r, "byte_offset")?,
-                    size: u64_col(r, "size")?,
-                    chunk: chunk_col(r, "chunk_id")?,
-                })
-            })
-            .collect()
+        rows.iter().map(chunk_ref_row).collect()
     }
 
     async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>> {
@@ -496,14 +368,7 @@ impl MetaStore for SqliteMeta {
         .bind(i64::from(number))
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(PartRange {
-                number,
-                offset: u64_col(&r, "byte_offset")?,
-                size: u64_col(&r, "size")?,
-            })
-        })
-        .transpose()
+        row.map(|r| part_range_row(&r, number)).transpose()
     }
 
     async fn create_upload(&self, upload: &Upload) -> MetaResult<()> {
@@ -591,7 +456,7 @@ impl MetaStore for SqliteMeta {
         )
         .bind(upload_id)
         .bind(i64::from(after))
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(part_row).collect()
@@ -680,18 +545,10 @@ impl MetaStore for SqliteMeta {
         .bind(prefix)
         .bind(key_marker)
         .bind(upload_id_marker)
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let u = upload_row(row)?;
-            if !u.key.starts_with(prefix) {
-                break;
-            }
-            out.push(u);
-        }
-        Ok(out)
+        take_prefixed(&rows, prefix, upload_row, |u| &u.key)
     }
 
     async fn uploads_initiated_before(
@@ -703,7 +560,7 @@ impl MetaStore for SqliteMeta {
             "SELECT id FROM uploads WHERE initiated_ms < ? ORDER BY initiated_ms LIMIT ?",
         )
         .bind(ms(before))
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -712,7 +569,7 @@ impl MetaStore for SqliteMeta {
         let rows =
             sqlx::query("SELECT chunk_id FROM gc_queue WHERE due_ms <= ? ORDER BY due_ms LIMIT ?")
                 .bind(ms(now))
-                .bind(limit as i64)
+                .bind(row_limit(limit))
                 .fetch_all(&self.pool)
                 .await?;
         rows.iter().map(|r| chunk_col(r, "chunk_id")).collect()
@@ -871,7 +728,7 @@ impl ClusterMeta for SqliteMeta {
         )
         .bind(node.to_string())
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| chunk_col(r, "chunk_id")).collect()
@@ -886,7 +743,7 @@ impl ClusterMeta for SqliteMeta {
             "SELECT chunk_id, size FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
         )
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(limit as i64)
+        .bind(row_limit(limit))
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
@@ -908,12 +765,7 @@ impl ClusterMeta for SqliteMeta {
         .bind(chunk.to_string())
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| -> MetaResult<String> {
-            let bucket: String = r.try_get("bucket")?;
-            let key: String = r.try_get("key")?;
-            Ok(format!("{bucket}/{key}"))
-        })
-        .transpose()
+        row.map(|r| object_path_row(&r)).transpose()
     }
 
     async fn queue_abandoned_chunks(
@@ -973,41 +825,4 @@ async fn drop_upload(
         .execute(&mut **tx)
         .await?;
     Ok(done.rows_affected() > 0)
-}
-
-fn node_row(row: &SqliteRow) -> MetaResult<NodeInfo> {
-    let state: String = row.try_get("state")?;
-    let opt_u64 = |col: &str| -> MetaResult<Option<u64>> {
-        let v: Option<i64> = row.try_get(col)?;
-        Ok(v.map(|v| v.max(0) as u64))
-    };
-    let seen: Option<i64> = row.try_get("last_seen_ms")?;
-    Ok(NodeInfo {
-        id: uuid_col(row, "id")?,
-        address: row.try_get("address")?,
-        zone: row.try_get("zone")?,
-        state: NodeState::parse(&state)
-            .ok_or_else(|| MetaError::Corrupt(format!("node state {state}")))?,
-        capacity: opt_u64("capacity")?,
-        used: u64_col(row, "used")?,
-        free: opt_u64("free")?,
-        last_seen: seen.map(from_ms).transpose()?,
-        added: from_ms(row.try_get("added_ms")?)?,
-    })
-}
-
-fn key_row(row: &SqliteRow) -> MetaResult<AccessKey> {
-    Ok(AccessKey {
-        id: row.try_get("id")?,
-        secret: row.try_get("secret")?,
-        name: row.try_get("name")?,
-        created: from_ms(row.try_get("created_ms")?)?,
-    })
-}
-
-fn bucket_row(row: &SqliteRow) -> MetaResult<Bucket> {
-    Ok(Bucket {
-        name: row.try_get("name")?,
-        created: from_ms(row.try_get("created_ms")?)?,
-    })
 }

@@ -218,6 +218,25 @@ pub fn body_stream(req: &mut Request) -> ByteStream {
     }
 }
 
+/// The most of an unread request body that is read and dropped after a failed write so the
+/// client, still sending, gets the error response instead of a reset connection.
+const MAX_DRAIN_BYTES: u64 = 64 << 20;
+/// How long that draining may take.
+const MAX_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads and drops what is left of a body, within limits.
+pub async fn drain(body: &mut ByteStream) {
+    use futures_util::StreamExt;
+    let mut drained = 0u64;
+    let deadline = tokio::time::Instant::now() + MAX_DRAIN_TIME;
+    while drained < MAX_DRAIN_BYTES {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(data))) => drained += data.len() as u64,
+            _ => return,
+        }
+    }
+}
+
 /// How many aws-chunked bodies of each kind were decoded, by x-amz-content-sha256 value; read
 /// through the health endpoint's stats so tests can see which path real clients took.
 static AWS_CHUNKED_BODIES: [std::sync::atomic::AtomicU64; 4] =

@@ -6,7 +6,7 @@ use http::{StatusCode, header};
 use super::bucket::OWNER_ID;
 use super::object::copy_source;
 use super::{
-    Request, S3Result, checksum_header_value, empty_response, header_value, object_body,
+    Request, S3Result, checksum_header_value, drain, empty_response, header_value, object_body,
     query_number, read_xml_body, stored_headers, write_condition, xml_response,
 };
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
@@ -110,8 +110,14 @@ fn part_number(req: &Request) -> Result<u32, S3Error> {
 pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
     let number = part_number(&req)?;
     let upload = find_upload(gw, &req).await?;
-    let (body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
-    let part = gw.upload_part(&upload, number, &checks, body).await?;
+    let (mut body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
+    let part = match gw.upload_part(&upload, number, &checks, &mut body).await {
+        Ok(p) => p,
+        Err(e) => {
+            drain(&mut body).await;
+            return Err(e.into());
+        }
+    };
     let mut resp = empty_response(StatusCode::OK)?;
     let h = resp.headers_mut();
     h.insert(header::ETAG, header_value(&format!("\"{}\"", part.etag)));

@@ -5,7 +5,7 @@ use http::{HeaderMap, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::{
-    Request, S3Result, checksum_header_value, empty, empty_response, header_value, internal,
+    Request, S3Result, checksum_header_value, drain, empty, empty_response, header_value, internal,
     object_body, query_number, read_xml_body, stored_headers, stream_body, write_condition,
     xml_response,
 };
@@ -18,14 +18,20 @@ use crate::s3::range::{
 use crate::s3::xml::{XmlWriter, parse_delete};
 
 pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
-    let (body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
+    let (mut body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
     let new = NewObject {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: write_condition(&req.headers)?,
     };
-    let object = gw.put_object(new, &checks, body).await?;
+    let object = match gw.put_object(new, &checks, &mut body).await {
+        Ok(o) => o,
+        Err(e) => {
+            drain(&mut body).await;
+            return Err(e.into());
+        }
+    };
     let mut resp = empty_response(StatusCode::OK)?;
     let h = resp.headers_mut();
     h.insert(header::ETAG, header_value(&quoted(&object.etag)));
