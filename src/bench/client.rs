@@ -185,7 +185,7 @@ impl Conn {
         let host = HeaderValue::from_str(&self.target.host)
             .map_err(|_| Error::Protocol(format!("invalid host {:?}", self.target.host)))?;
         headers.insert(HOST, host);
-        if body.len() > 0 || method == Method::PUT || method == Method::POST {
+        if !body.is_empty() || method == Method::PUT || method == Method::POST {
             headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
         let params = SigningParams {
@@ -194,7 +194,14 @@ impl Conn {
             region: &self.target.region,
             now: time::OffsetDateTime::now_utc(),
         };
-        sign_request(&method, &path, query, &mut headers, UNSIGNED_PAYLOAD, &params);
+        sign_request(
+            &method,
+            &path,
+            query,
+            &mut headers,
+            UNSIGNED_PAYLOAD,
+            &params,
+        );
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
@@ -470,7 +477,10 @@ impl Conn {
         number: u32,
         body: Payload,
     ) -> Result<String, Error> {
-        let query = format!("partNumber={number}&uploadId={}", uri_encode(upload_id, true));
+        let query = format!(
+            "partNumber={number}&uploadId={}",
+            uri_encode(upload_id, true)
+        );
         let (headers, _) = self
             .call(
                 "UploadPart",
@@ -527,7 +537,11 @@ impl Conn {
         Ok(())
     }
 
-    pub async fn abort_multipart_upload(&mut self, key: &str, upload_id: &str) -> Result<(), Error> {
+    pub async fn abort_multipart_upload(
+        &mut self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), Error> {
         let query = format!("uploadId={}", uri_encode(upload_id, true));
         let ok = [StatusCode::NO_CONTENT, StatusCode::OK];
         self.call(
@@ -623,6 +637,238 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::data::{fill, seed_of};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A server that accepts one connection and answers its requests, in order, with
+    /// `responses` (raw HTTP); returns the request heads it read.
+    async fn canned(
+        responses: Vec<Vec<u8>>,
+    ) -> (Arc<Target>, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut heads = Vec::new();
+            for response in responses {
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8];
+                    stream.read_exact(&mut byte).await.unwrap();
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8(head).unwrap().to_ascii_lowercase();
+                let body_len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |n| n.trim().parse().unwrap());
+                let mut body = vec![0; body_len];
+                stream.read_exact(&mut body).await.unwrap();
+                heads.push(head);
+                stream.write_all(&response).await.unwrap();
+            }
+            heads
+        });
+        let creds = ("AKID".to_owned(), "secret".to_owned());
+        let endpoint = format!("http://{addr}");
+        let timeout = Duration::from_secs(10);
+        let target = Target::new(&endpoint, "bkt", "us-east-1", creds, timeout).await;
+        (Arc::new(target.unwrap()), server)
+    }
+
+    fn response(status: &str, body: &[u8]) -> Vec<u8> {
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        [head.as_bytes(), body].concat()
+    }
+
+    fn object_bytes(key: &str, range: Range<u64>) -> Vec<u8> {
+        let mut bytes = vec![0; (range.end - range.start) as usize];
+        fill(seed_of(key), range.start, &mut bytes);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn get_checks_every_byte_on_one_signed_keep_alive_connection() {
+        let good = object_bytes("k", 10..20);
+        let mut flipped = good.clone();
+        flipped[7] ^= 0x40;
+        let responses = vec![
+            [
+                b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\n".as_slice(),
+                &good,
+            ]
+            .concat(),
+            [
+                b"HTTP/1.1 206 Partial Content\r\nContent-Length: 10\r\n\r\n".as_slice(),
+                &flipped,
+            ]
+            .concat(),
+        ];
+        let (target, server) = canned(responses).await;
+        let mut conn = Conn::new(target);
+        let expected = Expected::Pattern {
+            seed: seed_of("k"),
+            offset: 10,
+        };
+        let tracker = Tracker::default();
+        conn.get_object("k", Some(10..20), 10, expected.clone(), Some(&tracker))
+            .await
+            .unwrap();
+        assert_eq!(tracker.get(), 10);
+        // The second request goes over the same connection: the server accepts only one.
+        let err = conn
+            .get_object("k", Some(10..20), 10, expected, None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Mismatch { ref key, offset: 10 } if key == "k"),
+            "{err}"
+        );
+        let heads = server.await.unwrap();
+        assert_eq!(heads.len(), 2);
+        for head in heads {
+            assert!(head.starts_with("get /bkt/k http/1.1\r\n"), "{head}");
+            assert!(head.contains("\r\nrange: bytes=10-19\r\n"), "{head}");
+            assert!(
+                head.contains("\r\nx-amz-content-sha256: unsigned-payload\r\n"),
+                "{head}"
+            );
+            assert!(
+                head.contains("\r\nauthorization: aws4-hmac-sha256 credential=akid/"),
+                "{head}"
+            );
+            assert!(head.contains("signedheaders=host;range;x-amz-content-sha256;x-amz-date"));
+        }
+    }
+
+    #[tokio::test]
+    async fn short_bodies_wrong_statuses_and_s3_errors_fail() {
+        let error = b"<Error><Code>NoSuchKey</Code><Message>gone</Message></Error>";
+        let responses = vec![
+            response("200 OK", &object_bytes("k", 0..5)),
+            response("200 OK", &object_bytes("k", 0..5)),
+            response("404 Not Found", error),
+        ];
+        let (target, server) = canned(responses).await;
+        let mut conn = Conn::new(target);
+        let expected = Expected::Pattern {
+            seed: seed_of("k"),
+            offset: 0,
+        };
+        let err = conn
+            .get_object("k", None, 6, expected.clone(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Protocol(_)), "{err}");
+        // A whole-object answer to a ranged GET is not what was asked for.
+        let err = conn
+            .get_object("k", Some(0..5), 5, expected.clone(), None)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Status {
+                    status: StatusCode::OK,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = conn
+            .get_object("k", None, 5, expected, None)
+            .await
+            .unwrap_err();
+        match err {
+            Error::Status {
+                code,
+                message,
+                status,
+                ..
+            } => {
+                assert_eq!(
+                    (status, code.as_str(), message.as_str()),
+                    (StatusCode::NOT_FOUND, "NoSuchKey", "gone")
+                );
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(server.await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn multipart_and_listing_requests() {
+        let created = b"<InitiateMultipartUploadResult><UploadId>u/1+2</UploadId></InitiateMultipartUploadResult>";
+        let part = b"HTTP/1.1 200 OK\r\nETag: \"abc\"\r\nContent-Length: 0\r\n\r\n".to_vec();
+        let failed = b"<Error><Code>InvalidPart</Code><Message>no</Message></Error>";
+        let page = b"<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>a</Key></Contents></ListBucketResult>";
+        let responses = vec![
+            response("200 OK", created),
+            part,
+            response("200 OK", failed),
+            response("200 OK", page),
+        ];
+        let (target, server) = canned(responses).await;
+        let mut conn = Conn::new(target);
+        let id = conn.create_multipart_upload("big").await.unwrap();
+        assert_eq!(id, "u/1+2");
+        let etag = conn
+            .upload_part("big", &id, 1, Payload::empty())
+            .await
+            .unwrap();
+        assert_eq!(etag, "\"abc\"");
+        // CompleteMultipartUpload can fail inside a 200.
+        let err = conn
+            .complete_multipart_upload("big", &id, &[(1, etag)])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Status { ref code, .. } if code == "InvalidPart"),
+            "{err}"
+        );
+        let listed = conn
+            .list_objects_v2("p/", Some("/"), Some("t=1"), 1000)
+            .await
+            .unwrap();
+        assert_eq!(
+            listed,
+            ListPage {
+                keys: 1,
+                common_prefixes: 0,
+                next: None
+            }
+        );
+        let heads = server.await.unwrap();
+        assert!(
+            heads[0].starts_with("post /bkt/big?uploads http/1.1"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[1].starts_with("put /bkt/big?partnumber=1&uploadid=u%2f1%2b2 http/1.1"),
+            "{}",
+            heads[1]
+        );
+        assert!(
+            heads[1].contains("\r\ncontent-length: 0\r\n"),
+            "{}",
+            heads[1]
+        );
+        assert!(
+            heads[2].starts_with("post /bkt/big?uploadid=u%2f1%2b2 http/1.1"),
+            "{}",
+            heads[2]
+        );
+        assert!(
+            heads[3].starts_with("get /bkt?list-type=2&max-keys=1000&continuation-token=t%3d1&delimiter=%2f&prefix=p%2f http/1.1"),
+            "{}",
+            heads[3]
+        );
+    }
 
     #[test]
     fn endpoints() {
@@ -640,13 +886,25 @@ mod tests {
     #[tokio::test]
     async fn target_resolves_with_and_without_port() {
         let creds = || ("id".to_owned(), "secret".to_owned());
-        let t = Target::new("http://127.0.0.1:9000", "b", "us-east-1", creds(), Duration::ZERO)
-            .await
-            .unwrap();
+        let t = Target::new(
+            "http://127.0.0.1:9000",
+            "b",
+            "us-east-1",
+            creds(),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
         assert_eq!(t.addr, "127.0.0.1:9000".parse().unwrap());
-        let t = Target::new("http://127.0.0.1", "b", "us-east-1", creds(), Duration::ZERO)
-            .await
-            .unwrap();
+        let t = Target::new(
+            "http://127.0.0.1",
+            "b",
+            "us-east-1",
+            creds(),
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
         assert_eq!(t.addr, "127.0.0.1:80".parse().unwrap());
         assert_eq!(t.host, "127.0.0.1");
     }

@@ -20,8 +20,8 @@ pub const BLOCK_BYTES: u64 = 1 << 20;
 /// SplitMix64's increment (the golden ratio in 64-bit fixed point).
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 
-/// Word `index` of the object with `seed`.
-fn word(seed: u64, index: u64) -> u64 {
+/// Word `index` of the object with `seed`; also a random number generator indexed by `index`.
+pub fn word(seed: u64, index: u64) -> u64 {
     let mut z = seed.wrapping_add(index.wrapping_add(1).wrapping_mul(GAMMA));
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -170,6 +170,10 @@ impl Payload {
         })
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> u64 {
         match &self.0 {
             Inner::Empty | Inner::Full(None) => 0,
@@ -216,7 +220,7 @@ impl Body for Payload {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.len() == 0
+        self.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -24,6 +24,8 @@ pub enum Unit {
 /// A phase in progress; [`Progress::finish`] ends its display.
 #[derive(Debug)]
 pub struct Progress {
+    label: String,
+    started: Instant,
     tracker: Tracker,
     renderer: JoinHandle<()>,
     terminal: bool,
@@ -35,11 +37,11 @@ impl Progress {
     pub fn start(label: &str, total: u64, unit: Unit) -> Progress {
         let tracker = Tracker::default();
         let terminal = std::io::stderr().is_terminal();
+        let started = Instant::now();
         let renderer = {
             let tracker = tracker.clone();
             let label = label.to_owned();
             tokio::spawn(async move {
-                let started = Instant::now();
                 let interval = if terminal {
                     BAR_INTERVAL
                 } else {
@@ -63,6 +65,8 @@ impl Progress {
             })
         };
         Progress {
+            label: label.to_owned(),
+            started,
             tracker,
             renderer,
             terminal,
@@ -78,6 +82,9 @@ impl Progress {
         self.renderer.abort();
         if self.terminal {
             eprint!("\r\x1b[K");
+        } else {
+            let secs = self.started.elapsed().as_secs_f64();
+            eprintln!("{}: done in {secs:.2} s", self.label);
         }
     }
 }

@@ -56,6 +56,8 @@ enum Command {
     Gateway(cluster::GatewayArgs),
     /// Administer a store through its metadata database.
     Admin(admin::AdminArgs),
+    /// Load an S3 endpoint (any S3 store) with a workload and report throughput and latency.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -124,6 +126,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Datanode(args) => cluster::run_datanode(args).await,
             Command::Gateway(args) => cluster::run_gateway(args).await,
             Command::Admin(args) => admin::run_admin(args).await,
+            Command::Bench(args) => crate::bench::run(args).await,
         }
     });
     match result {

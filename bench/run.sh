@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark on this machine: the disk itself (dd), `cairn server`, a loopback cluster
+# (3 `cairn datanode` + 1 `cairn gateway --replicas 2 --write-quorum 2`) and Garage (single node,
+# replication factor 1, region us-east-1), all driven by the same `cairn bench all` workloads,
+# interleaved (dd, server, cluster, Garage; then again), BENCH_RUNS times (at least 2). Every store
+# starts empty in its own directory under the work directory and is stopped (by PID) after its
+# run; its peak RSS (VmHWM) is read just before. Prints medians and ratios, and appends them with
+# date, commit and machine to docs/BENCHMARKS.md. Not run by CI.
+#
+#   bench/run.sh [PATH/TO/cairn]     (default: cargo build --release, then target/release/cairn)
+#
+# Environment:
+#   BENCH_RUNS     runs per target (default 2, at least 2)
+#   BENCH_DIR      where the stores and dd write (default target/; the disk under test)
+#   BENCH_ARGS     extra `cairn bench` flags, e.g. "--large-size 64MiB" for a quick try
+#   DD_SIZE_MIB    size of the dd reference (default 1024)
+#   GARAGE_BIN     the garage binary (default: `garage` on PATH); Garage is skipped without one.
+#                  This script never installs it: `cargo install garage --locked` takes very long.
+#   GARAGE_FSYNC   "true" to run Garage with metadata_fsync and data_fsync (default: Garage's own
+#                  defaults, which do not fsync; Cairn always does)
+#   BENCH_RECORD   "0" to print the results without appending them to docs/BENCHMARKS.md
+set -euo pipefail
+
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+runs="${BENCH_RUNS:-2}"
+if [ "$runs" -lt 2 ]; then
+    echo "BENCH_RUNS must be at least 2" >&2
+    exit 2
+fi
+dd_mib="${DD_SIZE_MIB:-1024}"
+read -r -a bench_args <<<"${BENCH_ARGS:-}"
+base="${BENCH_DIR:-$repo/target}"
+bucket="cairn-bench"
+
+# The commit a result is filed under is the one the binary was built from: build it here unless a
+# binary is named, and then say when that binary was built.
+commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+    commit="$commit-dirty"
+fi
+if [ -n "${1:-${CAIRN_BIN:-}}" ]; then
+    cairn="${1:-$CAIRN_BIN}"
+    case "$cairn" in /*) ;; *) cairn="$PWD/$cairn" ;; esac
+    commit="$commit (binary built $(date -u -r "$cairn" '+%Y-%m-%d %H:%M'))"
+else
+    cairn="$repo/target/release/cairn"
+    echo "cargo build --release"
+    (cd "$repo" && cargo build --release --quiet)
+fi
+
+garage="${GARAGE_BIN:-$(command -v garage || true)}"
+garage_note=""
+if [ -z "$garage" ]; then
+    garage_note="Garage skipped: no garage binary on PATH and GARAGE_BIN unset (install it with \`cargo install garage --locked\`, which this script does not do: it takes very long on 2 cores)."
+elif [ ! -x "$garage" ]; then
+    garage_note="Garage skipped: GARAGE_BIN=$garage is not executable."
+    garage=""
+fi
+garage_fsync="${GARAGE_FSYNC:-false}"
+
+mkdir -p "$base"
+work="$(mktemp -d "$base/cairn-bench-run.XXXXXX")"
+stamp="$(date -u '+%Y%m%dT%H%M%SZ')"
+results="$base/bench-results/$stamp"
+mkdir -p "$results"
+
+# Every process this script starts, so that an interrupted run stops them all (by PID).
+started_pids=()
+cleanup() {
+    for pid in "${started_pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+now() { date +%s.%N; }
+mib_per_s() { python3 -c 'import sys; print(round(float(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])), 1))' "$1" "$2" "$3"; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
+
+# Waits until FILE has a line matching REGEX while PID lives; prints the line.
+wait_for_line() {
+    local file="$1" regex="$2" pid="$3" deadline=$((SECONDS + 60)) line
+    while :; do
+        line="$(grep -m1 -E "$regex" "$file" 2>/dev/null || true)"
+        if [ -n "$line" ]; then
+            echo "$line"
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline" ]; then
+            echo "no line matching /$regex/ in $file:" >&2
+            tail -n 30 "$file" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# SIGTERM, then SIGKILL if the process has not exited within 30 s.
+stop_pid() {
+    local pid="$1" deadline=$((SECONDS + 30))
+    kill -TERM "$pid" 2>/dev/null || return 0
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ "$SECONDS" -gt "$deadline" ]; then
+            kill -KILL "$pid" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$pid" 2>/dev/null || true
+}
+
+# Retries a tiny workload until the endpoint serves it: the store is up, the key works and
+# (for a cluster) the gateway sees its data nodes.
+warm_up() {
+    local endpoint="$1" key="$2" secret="$3" deadline=$((SECONDS + 60))
+    until AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" "$cairn" bench \
+        --endpoint "$endpoint" --bucket "$bucket" --small-ops 4 --concurrency 1 small \
+        >/dev/null 2>"$work/warm-up.log"; do
+        if [ "$SECONDS" -gt "$deadline" ]; then
+            echo "$endpoint never served a warm-up run:" >&2
+            cat "$work/warm-up.log" >&2
+            return 1
+        fi
+        sleep 0.5
+    done
+}
+
+# `cairn bench all` against ENDPOINT; its JSON lines go to OUT, its summary to the terminal.
+run_bench() {
+    local endpoint="$1" key="$2" secret="$3" out="$4"
+    warm_up "$endpoint" "$key" "$secret"
+    # A failed run still leaves its JSON lines (with their error counts) for the report.
+    if ! AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" "$cairn" bench \
+        --endpoint "$endpoint" --bucket "$bucket" "${bench_args[@]}" all >"$out"; then
+        echo "cairn bench against $endpoint failed" >&2
+    fi
+}
+
+random_key() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
+
+measure_dd() {
+    local run="$1" file="$work/dd.bin" t0 t1 write read
+    echo "== run $run: dd, $dd_mib MiB"
+    t0=$(now)
+    dd if=/dev/zero of="$file" bs=1M count="$dd_mib" conv=fsync status=none
+    t1=$(now)
+    write=$(mib_per_s "$dd_mib" "$t0" "$t1")
+    # O_DIRECT, so the read comes from the disk and not from the page cache dd just filled.
+    t0=$(now)
+    dd if="$file" of=/dev/null bs=1M iflag=direct status=none
+    t1=$(now)
+    read=$(mib_per_s "$dd_mib" "$t0" "$t1")
+    rm -f "$file"
+    echo "dd write (conv=fsync) $write MiB/s, read (O_DIRECT) $read MiB/s"
+    printf '{"workload":"dd","write_mib_s":%s,"read_mib_s":%s}\n' "$write" "$read" \
+        >"$results/dd-$run.jsonl"
+}
+
+measure_server() {
+    local run="$1" dir="$work/server-$run" key secret pid line endpoint
+    echo "== run $run: cairn server"
+    mkdir -p "$dir"
+    key="CAIRNBENCH$(random_key | cut -c1-10)"
+    secret="$(random_key)"
+    CAIRN_ACCESS_KEY_ID="$key" CAIRN_SECRET_ACCESS_KEY="$secret" \
+        "$cairn" server --listen 127.0.0.1:0 --data "$dir/data" >"$dir/server.log" 2>&1 &
+    pid=$!
+    started_pids+=("$pid")
+    line="$(wait_for_line "$dir/server.log" '^Cairn S3 endpoint: http://' "$pid")"
+    endpoint="${line#Cairn S3 endpoint: }"
+    run_bench "$endpoint" "$key" "$secret" "$results/server-$run.jsonl"
+    printf '{"workload":"rss","server_mib":%s}\n' "$(peak_rss_mib "$pid")" \
+        >>"$results/server-$run.jsonl"
+    stop_pid "$pid"
+    rm -rf "$dir"
+}
+
+measure_cluster() {
+    local run="$1" dir="$work/cluster-$run" key secret meta line endpoint gateway pid i
+    local node_pids=() node_urls=()
+    echo "== run $run: cairn cluster (3 data nodes, gateway R=2 W=2)"
+    mkdir -p "$dir"
+    key="CAIRNBENCH$(random_key | cut -c1-10)"
+    secret="$(random_key)"
+    meta="sqlite://$dir/meta.db"
+    export CAIRN_CLUSTER_SECRET
+    CAIRN_CLUSTER_SECRET="$(head -c 32 /dev/urandom | base64)"
+    for i in 1 2 3; do
+        "$cairn" datanode --listen 127.0.0.1:0 --data "$dir/node$i" >"$dir/node$i.log" 2>&1 &
+        pid=$!
+        node_pids+=("$pid")
+        started_pids+=("$pid")
+        line="$(wait_for_line "$dir/node$i.log" '^Cairn data node .* listening on http://' "$pid")"
+        node_urls+=("${line##* listening on }")
+    done
+    CAIRN_ACCESS_KEY_ID="$key" CAIRN_SECRET_ACCESS_KEY="$secret" \
+        "$cairn" gateway --listen 127.0.0.1:0 --meta "$meta" --replicas 2 --write-quorum 2 \
+        >"$dir/gateway.log" 2>&1 &
+    gateway=$!
+    started_pids+=("$gateway")
+    line="$(wait_for_line "$dir/gateway.log" '^Cairn S3 endpoint: http://' "$gateway")"
+    endpoint="${line#Cairn S3 endpoint: }"
+    for i in 0 1 2; do
+        "$cairn" admin --meta "$meta" node add "${node_urls[$i]}" >/dev/null
+    done
+    run_bench "$endpoint" "$key" "$secret" "$results/cluster-$run.jsonl"
+    printf '{"workload":"rss","gateway_mib":%s,"datanode1_mib":%s,"datanode2_mib":%s,"datanode3_mib":%s}\n' \
+        "$(peak_rss_mib "$gateway")" "$(peak_rss_mib "${node_pids[0]}")" \
+        "$(peak_rss_mib "${node_pids[1]}")" "$(peak_rss_mib "${node_pids[2]}")" \
+        >>"$results/cluster-$run.jsonl"
+    stop_pid "$gateway"
+    for i in 0 1 2; do stop_pid "${node_pids[$i]}"; done
+    unset CAIRN_CLUSTER_SECRET
+    rm -rf "$dir"
+}
+
+measure_garage() {
+    local run="$1" dir="$work/garage-$run" rpc_port s3_port pid node out key secret
+    echo "== run $run: Garage ($("$garage" --version 2>/dev/null | head -n 1 || echo "version unknown"))"
+    mkdir -p "$dir"
+    rpc_port="$(free_port)"
+    s3_port="$(free_port)"
+    cat >"$dir/garage.toml" <<EOF
+metadata_dir = "$dir/meta"
+data_dir = "$dir/data"
+db_engine = "lmdb"
+replication_factor = 1
+metadata_fsync = $garage_fsync
+data_fsync = $garage_fsync
+rpc_bind_addr = "127.0.0.1:$rpc_port"
+rpc_public_addr = "127.0.0.1:$rpc_port"
+rpc_secret = "$(random_key)$(random_key)"
+
+[s3_api]
+s3_region = "us-east-1"
+api_bind_addr = "127.0.0.1:$s3_port"
+root_domain = ".s3.garage.localhost"
+EOF
+    local g=("$garage" -c "$dir/garage.toml")
+    RUST_LOG=garage=warn "${g[@]}" server >"$dir/garage.log" 2>&1 &
+    pid=$!
+    started_pids+=("$pid")
+    local deadline=$((SECONDS + 60))
+    until node="$("${g[@]}" node id -q 2>/dev/null)"; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline" ]; then
+            echo "Garage did not start:" >&2
+            tail -n 30 "$dir/garage.log" >&2
+            return 1
+        fi
+        sleep 0.2
+    done
+    "${g[@]}" layout assign -z dc1 -c 100G "${node%%@*}" >/dev/null
+    "${g[@]}" layout apply --version 1 >/dev/null
+    out="$("${g[@]}" key create bench-key)"
+    key="$(awk -F': *' 'tolower($1) ~ /key id/ { print $2; exit }' <<<"$out")"
+    secret="$(awk -F': *' 'tolower($1) ~ /secret key/ { print $2; exit }' <<<"$out")"
+    if [ -z "$key" ] || [ -z "$secret" ]; then
+        echo "cannot read the key from \`garage key create\`" >&2
+        return 1
+    fi
+    "${g[@]}" bucket create "$bucket" >/dev/null
+    "${g[@]}" bucket allow --read --write --owner "$bucket" --key bench-key >/dev/null
+    run_bench "http://127.0.0.1:$s3_port" "$key" "$secret" "$results/garage-$run.jsonl"
+    printf '{"workload":"rss","garage_mib":%s}\n' "$(peak_rss_mib "$pid")" \
+        >>"$results/garage-$run.jsonl"
+    stop_pid "$pid"
+    rm -rf "$dir"
+}
+
+echo "work directory: $work ($(df --output=source,fstype "$work" | tail -n 1 | tr -s ' '))"
+echo "results: $results"
+[ -n "$garage_note" ] && echo "$garage_note"
+for run in $(seq 1 "$runs"); do
+    measure_dd "$run"
+    measure_server "$run"
+    measure_cluster "$run"
+    if [ -n "$garage" ]; then measure_garage "$run"; fi
+done
+
+cpu="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+ram_gib=$(awk '/^MemTotal:/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
+disk="$(df --output=source,fstype "$base" | tail -n 1 | tr -s ' ' | sed 's/^ //')"
+machine="$(nproc) CPU (${cpu:-unknown}), ${ram_gib} GiB RAM, $disk, Linux $(uname -r)"
+garage_version=""
+if [ -n "$garage" ]; then
+    garage_version="$("$garage" --version 2>/dev/null | head -n 1 || true)"
+fi
+
+report="$results/report.md"
+python3 - "$results" "$runs" >"$report" <<'EOF'
+import json, os, statistics, sys
+
+results, runs = sys.argv[1], int(sys.argv[2])
+targets = ["dd", "server", "cluster", "garage"]
+data = {}  # target -> workload -> field -> [values per run]
+for target in targets:
+    for run in range(1, runs + 1):
+        path = os.path.join(results, f"{target}-{run}.jsonl")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                record = json.loads(line)
+                fields = data.setdefault(target, {}).setdefault(record["workload"], {})
+                for name, value in record.items():
+                    if name != "workload":
+                        fields.setdefault(name, []).append(value)
+
+def median(target, workload, field):
+    values = data.get(target, {}).get(workload, {}).get(field)
+    return statistics.median(values) if values else None
+
+def fmt(x):
+    if x is None:
+        return "—"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}"
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "—"
+
+def units(field):
+    return field.endswith(("_mib_s", "_ops_s", "_ms"))
+
+errors = sum(
+    sum(fields.get("errors", []))
+    for workloads in data.values()
+    for fields in workloads.values()
+)
+print(f"dd (physical reference, median of {runs}): write with conv=fsync "
+      f"{fmt(median('dd', 'dd', 'write_mib_s'))} MiB/s, read with O_DIRECT "
+      f"{fmt(median('dd', 'dd', 'read_mib_s'))} MiB/s.")
+print()
+print(f"Medians of {runs} runs; `_ms` figures are better lower, all others higher.")
+print()
+print("| workload | figure | cairn server | cluster R=2 | Garage | server / Garage | cluster / server |")
+print("|---|---|---|---|---|---|---|")
+for workload in ["large", "range", "small", "list"]:
+    fields = data.get("server", {}).get(workload, {})
+    for field in fields:
+        if not units(field):
+            continue
+        s = median("server", workload, field)
+        c = median("cluster", workload, field)
+        g = median("garage", workload, field)
+        print(f"| {workload} | {field} | {fmt(s)} | {fmt(c)} | {fmt(g)} | {ratio(s, g)} | {ratio(c, s)} |")
+print()
+print("Peak RSS (VmHWM, MiB; median / max over runs):")
+print()
+print("| process | median | max |")
+print("|---|---|---|")
+labels = {"server": "cairn server", "cluster": "cluster", "garage": "Garage"}
+for target in ["server", "cluster", "garage"]:
+    for field, values in data.get(target, {}).get("rss", {}).items():
+        name = field.removesuffix("_mib")
+        label = labels[target] if name == target else f"{labels[target]} {name}"
+        print(f"| {label} | {fmt(statistics.median(values))} | {fmt(max(values))} |")
+print()
+print(f"Errors over all runs: {errors}.")
+EOF
+
+{
+    echo
+    echo "### $(date -u '+%Y-%m-%d %H:%M') UTC — commit $commit"
+    echo
+    echo "Machine: $machine. Runs: $runs per target, interleaved (dd, server, cluster, Garage)."
+    echo "\`cairn bench all\` with default sizes${BENCH_ARGS:+ and \`$BENCH_ARGS\`}."
+    if [ -n "$garage" ]; then
+        echo "Garage: $garage_version, single node, replication factor 1, LMDB, metadata_fsync = data_fsync = $garage_fsync."
+    else
+        echo "$garage_note"
+    fi
+    echo
+    cat "$report"
+} >"$results/section.md"
+
+echo
+cat "$results/section.md"
+if [ "${BENCH_RECORD:-1}" != "0" ]; then
+    cat "$results/section.md" >>"$repo/docs/BENCHMARKS.md"
+    echo
+    echo "appended to docs/BENCHMARKS.md; raw JSON lines in $results"
+fi
+if grep -q '"errors":[1-9]' "$results"/*.jsonl; then
+    echo "some requests failed or read wrong data; see the JSON lines in $results" >&2
+    exit 1
+fi
