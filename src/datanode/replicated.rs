@@ -310,7 +310,12 @@ impl ChunkStore for ReplicatedStore {
     async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
         // Every writable node in placement order: when one of the first R cannot take the
         // chunk (it died since its last health check), the next one stands in.
-        let ranked = self.targets(id, usize::MAX, &[]).await?;
+        let mut ranked = self.targets(id, usize::MAX, &[]).await?;
+        if ranked.len() < self.config.write_quorum {
+            // Nodes may have been added or come back since the list was loaded.
+            self.refresh().await?;
+            ranked = self.targets(id, usize::MAX, &[]).await?;
+        }
         let mut writer = ReplicatedWriter {
             meta: self.meta.clone(),
             chunk: id,

@@ -405,19 +405,30 @@ impl Gateway {
             .map(|p| p.offset..p.offset + p.size))
     }
 
-    /// Streams the bytes `range` of `object`, reading ahead while the client consumes.
-    pub fn read(&self, object: &ObjectMeta, range: Range<u64>) -> ByteStream {
+    /// Streams the bytes `range` of `object`, reading ahead while the client consumes. The
+    /// first chunk is opened before this returns, so an object that cannot be read at all is
+    /// an error the client gets instead of a response cut short.
+    pub async fn read(&self, object: &ObjectMeta, range: Range<u64>) -> GatewayResult<ByteStream> {
+        let mut cursor = ChunkCursor {
+            meta: self.meta.clone(),
+            store: self.store.clone(),
+            owner: object.id,
+            pos: range.start,
+            end: range.end,
+            page: std::collections::VecDeque::new(),
+        };
+        let first = cursor.next_chunk().await?;
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(READ_AHEAD_BUFFERS);
-        let meta = self.meta.clone();
-        let store = self.store.clone();
         let owner = object.id;
         tokio::spawn(async move {
-            if let Err(e) = stream_chunks(meta, store, owner, range, &tx).await {
+            if let Err(e) = cursor.stream(first, &tx).await {
                 tracing::error!(object = %owner, error = %e, "read failed mid-stream");
                 let _ = tx.send(Err(io::Error::other(e))).await;
             }
         });
-        Box::pin(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+        })))
     }
 
     /// Returns whether an object was deleted (S3 answers 204 either way).
@@ -433,7 +444,7 @@ impl Gateway {
         new: NewObject,
     ) -> GatewayResult<ObjectMeta> {
         self.require_bucket(&new.bucket).await?;
-        let mut body = self.read(source, 0..source.size);
+        let mut body = self.read(source, 0..source.size).await?;
         let checks = BodyChecks {
             content_length: Some(source.size),
             max_size: MAX_PUT_SIZE,
@@ -531,39 +542,65 @@ fn not_found_bucket(e: MetaError) -> GatewayError {
     }
 }
 
-async fn stream_chunks(
+/// Walks the chunks covering a byte range of one owner, a page of chunk references at a time.
+struct ChunkCursor {
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ChunkStore>,
     owner: Uuid,
-    range: Range<u64>,
-    tx: &mpsc::Sender<Result<Bytes, io::Error>>,
-) -> GatewayResult<()> {
-    let mut pos = range.start;
-    while pos < range.end {
-        let page = meta.chunks(owner, pos..range.end, CHUNK_PAGE).await?;
-        if page.is_empty() {
-            return Err(
-                MetaError::Corrupt(format!("object {owner} has no chunk at byte {pos}")).into(),
-            );
-        }
-        for chunk in page {
-            let Some(slice) = slice_in_chunk(&chunk, &(pos..range.end)) else {
+    /// The next byte to read.
+    pos: u64,
+    end: u64,
+    page: std::collections::VecDeque<ChunkRef>,
+}
+
+impl ChunkCursor {
+    /// Opens the chunk holding the next byte, or None at the end of the range.
+    async fn next_chunk(&mut self) -> GatewayResult<Option<crate::datanode::ChunkStream>> {
+        while self.pos < self.end {
+            if self.page.is_empty() {
+                let page = self
+                    .meta
+                    .chunks(self.owner, self.pos..self.end, CHUNK_PAGE)
+                    .await?;
+                if page.is_empty() {
+                    let why = format!("object {} has no chunk at byte {}", self.owner, self.pos);
+                    return Err(MetaError::Corrupt(why).into());
+                }
+                self.page.extend(page);
+            }
+            let Some(chunk) = self.page.pop_front() else {
                 continue;
             };
-            if chunk.offset + slice.start != pos {
-                return Err(
-                    MetaError::Corrupt(format!("object {owner} has a gap at byte {pos}")).into(),
-                );
+            let Some(slice) = slice_in_chunk(&chunk, &(self.pos..self.end)) else {
+                continue;
+            };
+            if chunk.offset + slice.start != self.pos {
+                let why = format!("object {} has a gap at byte {}", self.owner, self.pos);
+                return Err(MetaError::Corrupt(why).into());
             }
-            pos = chunk.offset + slice.end;
-            let mut data = store.read(chunk.chunk, slice).await?;
+            self.pos = chunk.offset + slice.end;
+            return Ok(Some(self.store.read(chunk.chunk, slice).await?));
+        }
+        Ok(None)
+    }
+
+    /// Sends `first` and every following chunk into `tx`, until the range ends or the client
+    /// goes away.
+    async fn stream(
+        mut self,
+        first: Option<crate::datanode::ChunkStream>,
+        tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    ) -> GatewayResult<()> {
+        let mut current = first;
+        while let Some(mut data) = current {
             while let Some(buf) = data.next().await {
                 if tx.send(Ok(buf?)).await.is_err() {
                     // The client went away.
                     return Ok(());
                 }
             }
+            current = self.next_chunk().await?;
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -144,7 +144,7 @@ impl Gateway {
             content_length: Some(range.end - range.start),
             ..BodyChecks::default()
         };
-        let mut body = self.read(source, range);
+        let mut body = self.read(source, range).await?;
         self.upload_part(upload, number, &checks, &mut body).await
     }
 

@@ -119,7 +119,7 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
     let body = if head || body_range.is_empty() {
         empty()
     } else {
-        stream_body(gw.read(&object, body_range.clone()))
+        stream_body(gw.read(&object, body_range.clone()).await?)
     };
     let mut resp = http::Response::builder()
         .status(status)

@@ -1,0 +1,182 @@
+//! The internal API of a real `cairn datanode` process refuses, with 403, every request that
+//! does not carry a valid HMAC of the cluster secret: none at all, one made with another secret,
+//! a malformed one, an expired one, and a valid one replayed on another method or target. The
+//! same requests signed with the right secret succeed, so it is the signature that is refused;
+//! and a refused PUT or DELETE changes nothing on disk. No metadata store is involved, so this
+//! runs once.
+
+mod cluster_common;
+
+use cairn::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
+use cluster_common::{CLUSTER_SECRET, DataNode};
+use http::{Method, StatusCode};
+
+/// A request to the node: method, path and query, body.
+struct Call {
+    method: Method,
+    target: String,
+    body: Vec<u8>,
+}
+
+fn chunk_routes(stored: &str, fresh: &str, body: &[u8]) -> Vec<Call> {
+    let call = |method: Method, target: String, body: &[u8]| Call {
+        method,
+        target,
+        body: body.to_vec(),
+    };
+    vec![
+        call(Method::PUT, format!("/chunks/{fresh}"), body),
+        call(Method::PUT, format!("/chunks/{stored}"), body),
+        call(Method::GET, format!("/chunks/{stored}"), b""),
+        call(Method::HEAD, format!("/chunks/{stored}"), b""),
+        call(Method::DELETE, format!("/chunks/{stored}"), b""),
+        call(Method::GET, "/chunks".to_owned(), b""),
+        call(Method::GET, "/chunks?limit=5".to_owned(), b""),
+        call(Method::GET, "/health".to_owned(), b""),
+    ]
+}
+
+async fn send(
+    http: &reqwest::Client,
+    node: &DataNode,
+    call: &Call,
+    auth: Option<&str>,
+) -> (StatusCode, String) {
+    let crc = format!("{:08x}", crc32c::crc32c(&call.body));
+    let mut request = http
+        .request(
+            call.method.clone(),
+            format!("{}{}", node.url(), call.target),
+        )
+        .header("x-cairn-crc32c", crc);
+    if let Some(auth) = auth {
+        request = request.header(AUTH_HEADER, auth);
+    }
+    if call.method == Method::PUT {
+        request = request.body(call.body.clone());
+    }
+    let resp = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{} {}: {e}", call.method, call.target));
+    let status = resp.status();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_node_refuses_requests_without_the_cluster_secret() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let node = DataNode::start(root.path(), 0, None).await;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("reqwest client");
+    let key = ClusterKey::from_secret(CLUSTER_SECRET);
+    let wrong = ClusterKey::from_secret("another-secret-of-the-same-size");
+    let stored = "0123456789abcdef0123456789abcdef";
+    let fresh = "fedcba9876543210fedcba9876543210";
+    let body = b"chunk bytes the node must not take from a stranger".to_vec();
+
+    let put = Call {
+        method: Method::PUT,
+        target: format!("/chunks/{stored}"),
+        body: body.clone(),
+    };
+    let signed = key.sign("PUT", &put.target, unix_now());
+    let (status, text) = send(&http, &node, &put, Some(&signed)).await;
+    assert_eq!(status, StatusCode::CREATED, "signed PUT: {text}");
+    let before = node.chunk_files();
+    let stored_bytes = std::fs::read(&before[stored]).expect("read chunk file");
+
+    let mut refused = 0;
+    for call in chunk_routes(stored, fresh, &body) {
+        let method = call.method.as_str();
+        let now = unix_now();
+        // A valid signature of some other request.
+        let (other_method, other_target) = if call.target == "/health" {
+            ("GET", "/chunks")
+        } else {
+            ("GET", "/health")
+        };
+        let attempts: Vec<(&str, Option<String>)> = vec![
+            ("no x-cairn-auth", None),
+            (
+                "signed with another secret",
+                Some(wrong.sign(method, &call.target, now)),
+            ),
+            ("malformed", Some("not-a-signature".to_owned())),
+            ("empty signature", Some(format!("{now}:"))),
+            (
+                "signed ten minutes ago",
+                Some(key.sign(method, &call.target, now - 600)),
+            ),
+            (
+                "signed ten minutes ahead",
+                Some(key.sign(method, &call.target, now + 600)),
+            ),
+            (
+                "signed for another request",
+                Some(key.sign(other_method, other_target, now)),
+            ),
+            (
+                "signed for another method",
+                Some(key.sign(
+                    if method == "DELETE" { "GET" } else { "DELETE" },
+                    &call.target,
+                    now,
+                )),
+            ),
+        ];
+        for (what, auth) in attempts {
+            let (status, text) = send(&http, &node, &call, auth.as_deref()).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{method} {} {what}: {text}",
+                call.target
+            );
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        node.chunk_files(),
+        before,
+        "refused requests changed the chunk files"
+    );
+    assert_eq!(
+        std::fs::read(&before[stored]).expect("read chunk file"),
+        stored_bytes,
+        "a refused PUT rewrote a chunk"
+    );
+
+    // The same routes with the right secret: not refused.
+    let expected = [
+        StatusCode::CREATED,
+        StatusCode::CREATED,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::NO_CONTENT,
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::OK,
+    ];
+    for (call, want) in chunk_routes(stored, fresh, &body).iter().zip(expected) {
+        let auth = key.sign(call.method.as_str(), &call.target, unix_now());
+        let (status, text) = send(&http, &node, call, Some(&auth)).await;
+        assert!(
+            status == want || (call.method == Method::DELETE && status.is_success()),
+            "{} {} with the cluster secret: {status} {text}",
+            call.method,
+            call.target
+        );
+        if call.method == Method::GET && call.target.starts_with("/chunks/") {
+            assert_eq!(text.as_bytes(), body, "GET of the stored chunk");
+        }
+        if call.target == "/health" {
+            assert!(text.contains(&node.id), "health names the node: {text}");
+        }
+    }
+    assert!(!node.chunk_files().contains_key(stored), "signed DELETE");
+    assert!(node.chunk_files().contains_key(fresh), "signed PUT");
+    println!("{refused} unauthenticated requests over 8 routes, all refused with 403");
+}

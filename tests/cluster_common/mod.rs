@@ -1,0 +1,1381 @@
+//! Harness of the cluster tests: real `cairn datanode` and `cairn gateway` processes on
+//! 127.0.0.1:0 around one metadata store (a SQLite file, or a PostgreSQL database made per test
+//! from `CAIRN_TEST_POSTGRES_URL`), driven through `cairn admin`, aws-cli and a small SigV4
+//! client over reqwest. Every process is killed by its own PID when the test lets go of it, the
+//! PostgreSQL database is dropped, and when a test fails its directory (logs, metadata) is kept
+//! and the warnings of every process are printed.
+
+// Each tests/cluster_*.rs file is its own crate and uses a different part of this harness.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cairn::s3::sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign_request, uri_encode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use sha2::{Digest, Sha256};
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+pub const MIB: usize = 1 << 20;
+/// Shared by every process of a test cluster (at least 16 bytes, as the binary demands).
+pub const CLUSTER_SECRET: &str = "cluster-test-secret-0123456789ab";
+/// The S3 key every gateway bootstraps from its environment.
+pub const KEY_ID: &str = "CAIRNCLUSTERKEY0";
+pub const KEY_SECRET: &str = "cluster/Test+Secret=key";
+pub const REGION: &str = "us-east-1";
+/// The admin connection the PostgreSQL variants create their databases with.
+pub const POSTGRES_URL_VAR: &str = "CAIRN_TEST_POSTGRES_URL";
+
+/// How long a process may take to print its address and answer its health check.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause between two looks at a condition that background work brings about.
+const POLL: Duration = Duration::from_millis(100);
+/// Warning lines of each process shown when a test fails.
+const LOG_TAIL: usize = 25;
+
+/// Which metadata store a cluster runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One `#[tokio::test]` per backend for each case (an `async fn(Backend)` of the calling file):
+/// `sqlite::CASE` and `postgres::CASE`.
+#[allow(unused_macros)]
+macro_rules! on_sqlite_and_postgres {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::cluster_common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    super::$case($crate::cluster_common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_sqlite_and_postgres;
+
+// ------------------------------------------------------------------------------ metadata store
+
+/// The metadata store of one test: a SQLite file in the test's directory, or a PostgreSQL
+/// database of its own, dropped when this is.
+pub struct MetaDb {
+    pub url: String,
+    /// The admin URL and the database name, for PostgreSQL.
+    postgres: Option<(String, String)>,
+}
+
+impl MetaDb {
+    pub async fn create(backend: Backend, dir: &Path) -> MetaDb {
+        match backend {
+            Backend::Sqlite => MetaDb {
+                url: format!("sqlite://{}", dir.join("meta.db").display()),
+                postgres: None,
+            },
+            Backend::Postgres => {
+                let admin_url = postgres_admin_url();
+                let name = format!("cairn_ctest_{}", uuid::Uuid::new_v4().simple());
+                let mut admin = PgConnection::connect(&admin_url)
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to {POSTGRES_URL_VAR}={admin_url}: {e}"));
+                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+                let _ = admin.close().await;
+                MetaDb {
+                    url: with_database(&admin_url, &name),
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for MetaDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which cannot block on another future: a thread
+        // with a runtime of its own does the (best effort) cleanup.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("cleanup runtime");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    // FORCE ends whatever connection a killed process left behind.
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// The admin connection URL; the PostgreSQL variants fail (never skip) without it.
+pub fn postgres_admin_url() -> String {
+    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
+        panic!(
+            "{POSTGRES_URL_VAR} is not set: the PostgreSQL variants of the cluster tests need an \
+             admin connection URL whose role may CREATE DATABASE, e.g. \
+             {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres (tests/all.sh sets it)"
+        )
+    })
+}
+
+/// `url` with its database (the path) replaced by `name`, keeping any query parameters.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority..].find('/') {
+        Some(slash) => &base[..authority + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------ processes
+
+/// A child process whose stdout lines are collected and whose stderr goes to a log file;
+/// SIGKILLed by its PID when dropped.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the process log");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .env("CAIRN_LOG", "info");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        // Drains stdout for the whole life of the process so the pipe never fills.
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().expect("stdout lock").push(line);
+            }
+        });
+        Proc {
+            name: name.to_owned(),
+            child: Some(child),
+            lines,
+            reader: Some(reader),
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("process is running").id()
+    }
+
+    /// The first stdout line starting with `prefix`, waiting for it.
+    async fn wait_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(line) = self
+                .lines
+                .lock()
+                .expect("stdout lock")
+                .iter()
+                .find(|l| l.starts_with(prefix))
+            {
+                return line.clone();
+            }
+            let child = self.child.as_mut().expect("process is running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                panic!(
+                    "{} exited with {status} before printing {prefix:?}\n{}",
+                    self.name,
+                    read_log(&self.log)
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not print {prefix:?} in time\n{}",
+                self.name,
+                read_log(&self.log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL (`Child::kill`), as a crash would end it, and reap it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn cairn() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+        .env_remove("CAIRN_ACCESS_KEY_ID")
+        .env_remove("CAIRN_SECRET_ACCESS_KEY");
+    cmd
+}
+
+fn read_log(path: &Path) -> String {
+    strip_ansi(&fs::read_to_string(path).unwrap_or_default())
+}
+
+/// Log text without terminal colour codes.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A `cairn datanode` with its data directory; it can be killed and started again on the same
+/// address.
+pub struct DataNode {
+    pub index: usize,
+    pub dir: PathBuf,
+    /// `127.0.0.1:PORT`, fixed at the first start.
+    pub addr: String,
+    /// The node id it printed.
+    pub id: String,
+    capacity: Option<String>,
+    log: PathBuf,
+    proc: Option<Proc>,
+}
+
+impl DataNode {
+    pub async fn start(root: &Path, index: usize, capacity: Option<&str>) -> DataNode {
+        let dir = root.join(format!("node{index}"));
+        let mut node = DataNode {
+            index,
+            log: root.join(format!("node{index}.log")),
+            dir,
+            addr: "127.0.0.1:0".to_owned(),
+            id: String::new(),
+            capacity: capacity.map(str::to_owned),
+            proc: None,
+        };
+        node.launch().await;
+        node
+    }
+
+    async fn launch(&mut self) {
+        let mut cmd = cairn();
+        cmd.args(["datanode", "--listen", &self.addr, "--data"])
+            .arg(&self.dir);
+        if let Some(capacity) = &self.capacity {
+            cmd.args(["--capacity", capacity]);
+        }
+        let name = format!("data node {}", self.index);
+        let mut proc = Proc::spawn(&name, cmd, &self.log);
+        let line = proc.wait_line("Cairn data node ").await;
+        // "Cairn data node <uuid> listening on http://ADDR"
+        let rest = line.trim_start_matches("Cairn data node ");
+        let (id, addr) = rest
+            .split_once(" listening on http://")
+            .unwrap_or_else(|| panic!("unexpected data node banner {line:?}"));
+        if !self.id.is_empty() {
+            assert_eq!(id, self.id, "a data node keeps its id across restarts");
+        }
+        self.id = id.to_owned();
+        self.addr = addr.trim().to_owned();
+        self.proc = Some(proc);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the address")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("data node is running").pid()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let mut proc = self.proc.take().expect("data node is running");
+        proc.kill();
+    }
+
+    /// Starts the node again on its data directory and its old address.
+    pub async fn restart(&mut self) {
+        assert!(self.proc.is_none(), "kill the node before restarting it");
+        self.launch().await;
+    }
+
+    /// The committed chunk files under DIR/chunks (temp files left out), by chunk id.
+    pub fn chunk_files(&self) -> BTreeMap<String, PathBuf> {
+        let mut files = BTreeMap::new();
+        let Ok(prefixes) = fs::read_dir(self.dir.join("chunks")) else {
+            return files;
+        };
+        for prefix in prefixes.flatten() {
+            let Ok(entries) = fs::read_dir(prefix.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    files.insert(name, entry.path());
+                }
+            }
+        }
+        files
+    }
+}
+
+/// A `cairn gateway`.
+pub struct Gateway {
+    pub index: usize,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    proc: Option<Proc>,
+    log: PathBuf,
+}
+
+impl Gateway {
+    pub async fn start(root: &Path, index: usize, meta_url: &str, args: &[String]) -> Gateway {
+        let log = root.join(format!("gateway{index}.log"));
+        let mut cmd = cairn();
+        cmd.args(["gateway", "--listen", "127.0.0.1:0", "--meta", meta_url])
+            .args(args)
+            .env("CAIRN_ACCESS_KEY_ID", KEY_ID)
+            .env("CAIRN_SECRET_ACCESS_KEY", KEY_SECRET);
+        let mut proc = Proc::spawn(&format!("gateway {index}"), cmd, &log);
+        let line = proc.wait_line("Cairn S3 endpoint: http://").await;
+        let addr = line
+            .trim_start_matches("Cairn S3 endpoint: http://")
+            .trim()
+            .to_owned();
+        let gateway = Gateway {
+            index,
+            addr,
+            proc: Some(proc),
+            log,
+        };
+        let http = http_client();
+        let url = format!("http://{}/_cairn/health", gateway.addr);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(resp) = http.get(&url).send().await
+                && resp.status() == StatusCode::OK
+            {
+                return gateway;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway {index} never became healthy\n{}",
+                read_log(&gateway.log)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn client(&self) -> S3 {
+        S3::new(&self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.proc.as_ref().expect("gateway is running").pid()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        let mut proc = self.proc.take().expect("gateway is running");
+        proc.kill();
+    }
+
+    /// `GET /_cairn/stats`.
+    pub async fn stats(&self) -> Option<String> {
+        let resp = http_client()
+            .get(format!("http://{}/_cairn/stats", self.addr))
+            .send()
+            .await
+            .ok()?;
+        if resp.status() != StatusCode::OK {
+            return None;
+        }
+        resp.text().await.ok()
+    }
+
+    /// The `coordinator_leader` line of the stats: whether this gateway holds the lease.
+    pub async fn is_leader(&self) -> Option<bool> {
+        let stats = self.stats().await?;
+        let value = stats
+            .lines()
+            .find_map(|l| l.strip_prefix("coordinator_leader "))?;
+        Some(value.trim() == "1")
+    }
+
+    /// The log lines containing `needle`.
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        read_log(&self.log)
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+// ------------------------------------------------------------------------------------- cluster
+
+/// What a test cluster runs with.
+#[derive(Clone, Debug)]
+pub struct Spec {
+    pub backend: Backend,
+    pub nodes: usize,
+    pub capacity: Option<&'static str>,
+    pub replicas: usize,
+    pub write_quorum: usize,
+    pub chunk_size: &'static str,
+    pub gateways: usize,
+    /// `--scrub-interval`; the gateway's default (a week) when `None`.
+    pub scrub_interval: Option<&'static str>,
+}
+
+impl Spec {
+    /// R=2, W=2, 1 MiB chunks, one gateway.
+    pub fn new(backend: Backend, nodes: usize) -> Spec {
+        Spec {
+            backend,
+            nodes,
+            capacity: None,
+            replicas: 2,
+            write_quorum: 2,
+            chunk_size: "1MiB",
+            gateways: 1,
+            scrub_interval: None,
+        }
+    }
+
+    fn gateway_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--replicas",
+            &self.replicas.to_string(),
+            "--write-quorum",
+            &self.write_quorum.to_string(),
+            "--chunk-size",
+            self.chunk_size,
+            "--gc-grace",
+            "0s",
+            "--coordinator-interval",
+            "1s",
+            "--node-timeout",
+            "3s",
+            "--stall-timeout",
+            "2s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(every) = self.scrub_interval {
+            args.extend(["--scrub-interval".to_owned(), every.to_owned()]);
+        }
+        args
+    }
+}
+
+/// One row of `cairn admin node list`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRow {
+    pub id: String,
+    pub address: String,
+    pub zone: String,
+    pub state: String,
+    pub capacity: String,
+    pub used: u64,
+    pub chunks: u64,
+}
+
+/// What `cairn admin fsck` printed.
+#[derive(Clone, Debug, Default)]
+pub struct Fsck {
+    /// It exited 0 (every object readable).
+    pub success: bool,
+    pub chunks: u64,
+    pub below: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+    pub orphans: u64,
+    pub unreadable: u64,
+    /// Its last line is `clean`.
+    pub clean: bool,
+    pub stdout: String,
+}
+
+impl Fsck {
+    fn parse(output: &Output) -> Fsck {
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let mut report = Fsck {
+            success: output.status.success(),
+            clean: stdout.lines().last() == Some("clean"),
+            ..Fsck::default()
+        };
+        for line in stdout.lines() {
+            let Some((label, value)) = line.split_once(':') else {
+                continue;
+            };
+            let Ok(n) = value.trim().parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "chunks" => report.chunks = n,
+                "missing replicas" => report.missing = n,
+                "corrupt replicas" => report.corrupt = n,
+                "orphan chunk files" => report.orphans = n,
+                "unreadable chunks" => report.unreadable = n,
+                l if l.starts_with("below ") && l.ends_with(" live copies") => report.below = n,
+                _ => {}
+            }
+        }
+        report.stdout = stdout;
+        report
+    }
+
+    /// Every chunk at R live copies and readable (other findings may be pending).
+    pub fn fully_replicated(&self, replicas: usize) -> bool {
+        self.success
+            && self.below == 0
+            && self.unreadable == 0
+            && self
+                .stdout
+                .contains(&format!("below {replicas} live copies:    0\n"))
+    }
+
+    /// Nothing to repair or collect.
+    pub fn is_clean(&self, replicas: usize) -> bool {
+        self.fully_replicated(replicas)
+            && self.clean
+            && self.missing == 0
+            && self.corrupt == 0
+            && self.orphans == 0
+    }
+}
+
+/// Data nodes, gateways and the metadata store of one test.
+pub struct Cluster {
+    // Fields drop in order: processes first, then the database, then the directory.
+    pub gateways: Vec<Gateway>,
+    pub nodes: Vec<DataNode>,
+    pub meta: MetaDb,
+    pub spec: Spec,
+    root: Option<TempDir>,
+    pub dir: PathBuf,
+}
+
+impl Cluster {
+    /// Starts the data nodes, registers them with `cairn admin node add`, then starts the
+    /// gateways.
+    pub async fn start(spec: Spec) -> Cluster {
+        let root = tempfile::Builder::new()
+            .prefix("cairn-cluster-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = root.path().to_owned();
+        let meta = MetaDb::create(spec.backend, &dir).await;
+        let mut nodes = Vec::new();
+        for index in 0..spec.nodes {
+            nodes.push(DataNode::start(&dir, index, spec.capacity).await);
+        }
+        let mut cluster = Cluster {
+            gateways: Vec::new(),
+            nodes,
+            meta,
+            spec,
+            root: Some(root),
+            dir,
+        };
+        // Nodes first: a gateway caches the node list for a moment, so one started before
+        // `node add` could refuse the first writes for lack of nodes.
+        for i in 0..cluster.nodes.len() {
+            let url = cluster.nodes[i].url();
+            let out = cluster.admin_ok(&["node", "add", &url]).await;
+            assert!(
+                out.starts_with(&format!("added node {} at {url}", cluster.nodes[i].id)),
+                "node add printed {out:?}"
+            );
+        }
+        for _ in 0..cluster.spec.gateways {
+            cluster.start_gateway().await;
+        }
+        cluster
+    }
+
+    /// Starts one more gateway on the cluster's metadata store.
+    pub async fn start_gateway(&mut self) -> usize {
+        let index = self.gateways.len();
+        let gateway =
+            Gateway::start(&self.dir, index, &self.meta.url, &self.spec.gateway_args()).await;
+        self.gateways.push(gateway);
+        index
+    }
+
+    /// A client of the first gateway.
+    pub fn client(&self) -> S3 {
+        self.gateways[0].client()
+    }
+
+    /// `cairn admin --meta URL ARGS...`.
+    pub async fn admin(&self, args: &[&str]) -> Output {
+        let mut cmd = tokio::process::Command::from(cairn());
+        cmd.args(["admin", "--meta", &self.meta.url])
+            .args(args)
+            .env("CAIRN_LOG", "warn")
+            .stdin(Stdio::null());
+        cmd.output().await.expect("run cairn admin")
+    }
+
+    /// `cairn admin` that must succeed; returns its stdout.
+    pub async fn admin_ok(&self, args: &[&str]) -> String {
+        let out = self.admin(args).await;
+        assert!(
+            out.status.success(),
+            "cairn admin {args:?} failed with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub async fn node_list(&self) -> Vec<NodeRow> {
+        let out = self.admin_ok(&["node", "list"]).await;
+        let mut lines = out.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            header,
+            [
+                "ID", "ADDRESS", "ZONE", "STATE", "CAPACITY", "USED", "CHUNKS"
+            ],
+            "node list header"
+        );
+        lines
+            .map(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(f.len(), 7, "node list row {line:?}");
+                NodeRow {
+                    id: f[0].to_owned(),
+                    address: f[1].to_owned(),
+                    zone: f[2].to_owned(),
+                    state: f[3].to_owned(),
+                    capacity: f[4].to_owned(),
+                    used: f[5].parse().expect("USED is a number"),
+                    chunks: f[6].parse().expect("CHUNKS is a number"),
+                }
+            })
+            .collect()
+    }
+
+    /// The row of data node `index`.
+    pub async fn node_row(&self, index: usize) -> NodeRow {
+        let id = &self.nodes[index].id;
+        self.node_list()
+            .await
+            .into_iter()
+            .find(|r| &r.id == id)
+            .unwrap_or_else(|| panic!("node {id} missing from node list"))
+    }
+
+    pub async fn fsck(&self) -> Fsck {
+        Fsck::parse(&self.admin(&["fsck"]).await)
+    }
+
+    /// Polls `check` until it returns `Ok`, at most `limit`; panics with the last `Err`.
+    /// Returns the value and how long it took.
+    pub async fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl AsyncFnMut() -> Result<T, String>,
+    ) -> (T, Duration) {
+        let start = Instant::now();
+        loop {
+            match check().await {
+                Ok(value) => return (value, start.elapsed()),
+                Err(last) => assert!(
+                    start.elapsed() < limit,
+                    "{what}: not reached within {limit:?}; last seen: {last}"
+                ),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Polls fsck until every chunk is back at R live copies.
+    pub async fn wait_fully_replicated(&self, limit: Duration) -> (Fsck, Duration) {
+        let r = self.spec.replicas;
+        self.wait_for("fsck: every chunk at R live copies", limit, async || {
+            let f = self.fsck().await;
+            if f.fully_replicated(r) {
+                Ok(f)
+            } else {
+                Err(f.stdout)
+            }
+        })
+        .await
+    }
+
+    /// Polls fsck until it reports nothing to do for exactly `chunks` referenced chunks, and
+    /// every node holds on disk exactly the chunks `node list` counts for it, R copies of each
+    /// chunk in all (no copy beyond R, no leftover file, nothing left for GC).
+    pub async fn wait_clean(&self, chunks: u64, limit: Duration) -> (Fsck, Duration) {
+        let r = self.spec.replicas;
+        self.wait_for(
+            &format!("fsck clean with {chunks} chunks, {r} copies of each on disk"),
+            limit,
+            async || {
+                let f = self.fsck().await;
+                if !f.is_clean(r) || f.chunks != chunks {
+                    return Err(f.stdout);
+                }
+                let rows = self.node_list().await;
+                let total: u64 = rows.iter().map(|n| n.chunks).sum();
+                if total != r as u64 * f.chunks {
+                    return Err(format!(
+                        "node list counts {total} replicas of {} chunks: {rows:?}",
+                        f.chunks
+                    ));
+                }
+                for node in self.nodes.iter().filter(|n| n.is_running()) {
+                    let files = node.chunk_files().len() as u64;
+                    let row = rows.iter().find(|row| row.id == node.id);
+                    // A removed node has no row and must hold nothing.
+                    if row.map_or(0, |row| row.chunks) != files {
+                        return Err(format!(
+                            "node {} has {files} chunk files, node list says {row:?}",
+                            node.index
+                        ));
+                    }
+                }
+                Ok(f)
+            },
+        )
+        .await
+    }
+
+    /// Polls `node list` until data node `index` is in `state`.
+    pub async fn wait_node_state(&self, index: usize, state: &str, limit: Duration) -> Duration {
+        let what = format!("node {index} {state}");
+        self.wait_for(&what, limit, async || {
+            let row = self.node_row(index).await;
+            if row.state == state {
+                Ok(())
+            } else {
+                Err(format!("{row:?}"))
+            }
+        })
+        .await
+        .1
+    }
+
+    /// Chunk files on every running data node, by node index.
+    pub fn chunk_files(&self) -> BTreeMap<usize, BTreeMap<String, PathBuf>> {
+        self.nodes
+            .iter()
+            .map(|n| (n.index, n.chunk_files()))
+            .collect()
+    }
+
+    /// Every chunk id on any node's disk.
+    pub fn all_chunk_ids(&self) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.chunk_files().into_keys())
+            .collect()
+    }
+
+    /// The index of the data node holding the most chunk files.
+    pub fn fullest_node(&self) -> usize {
+        self.nodes
+            .iter()
+            .max_by_key(|n| n.chunk_files().len())
+            .map(|n| n.index)
+            .expect("a data node")
+    }
+
+    /// The warnings and errors of every process, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let mut out = format!("cluster directory: {}\n", self.dir.display());
+        let logs = self
+            .nodes
+            .iter()
+            .map(|n| (format!("data node {}", n.index), n.log.clone()))
+            .chain(
+                self.gateways
+                    .iter()
+                    .map(|g| (format!("gateway {}", g.index), g.log.clone())),
+            );
+        for (name, log) in logs {
+            let text = read_log(&log);
+            let lines: Vec<&str> = text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .collect();
+            let from = lines.len().saturating_sub(LOG_TAIL);
+            out.push_str(&format!("--- {name} ({} warnings)\n", lines.len()));
+            for line in &lines[from..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for g in &mut self.gateways {
+            if let Some(mut p) = g.proc.take() {
+                p.kill();
+            }
+        }
+        for n in &mut self.nodes {
+            if let Some(mut p) = n.proc.take() {
+                p.kill();
+            }
+        }
+        if std::thread::panicking()
+            && let Some(root) = self.root.take()
+        {
+            // Logs and metadata stay for a post-mortem; chunk data (up to 400 MiB a test) and
+            // large test files go, so that failing runs do not fill a CI machine's disk.
+            let kept = root.keep();
+            for node in &self.nodes {
+                let _ = fs::remove_dir_all(node.dir.join("chunks"));
+            }
+            if let Ok(entries) = fs::read_dir(&kept) {
+                for entry in entries.flatten() {
+                    if entry
+                        .metadata()
+                        .is_ok_and(|m| m.is_file() && m.len() > 16 << 20)
+                    {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+            }
+            eprintln!(
+                "test failed: cluster logs and metadata kept in {}\n{}",
+                kept.display(),
+                self.diagnostics()
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------ S3 client
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("reqwest client")
+}
+
+/// A path-style S3 client of one gateway, signing with Cairn's own SigV4 signer.
+#[derive(Clone)]
+pub struct S3 {
+    http: reqwest::Client,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The `<Code>` of an error body.
+    pub fn code(&self) -> Option<String> {
+        xml_values(&self.text(), "Code").into_iter().next()
+    }
+
+    pub fn assert_status(&self, expected: StatusCode) {
+        assert_eq!(
+            self.status,
+            expected,
+            "unexpected status; body: {}",
+            self.text()
+        );
+    }
+}
+
+impl S3 {
+    pub fn new(host: &str) -> S3 {
+        S3 {
+            http: http_client(),
+            host: host.to_owned(),
+        }
+    }
+
+    fn signed(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        extra: &[(&str, &str)],
+        payload_hash: &str,
+    ) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::HOST,
+            HeaderValue::from_str(&self.host).expect("host header"),
+        );
+        for (name, value) in extra {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                HeaderValue::from_str(value).expect("header value"),
+            );
+        }
+        let params = SigningParams {
+            access_key_id: KEY_ID,
+            secret: KEY_SECRET,
+            region: REGION,
+            now: OffsetDateTime::now_utc(),
+        };
+        sign_request(method, path, query, &mut headers, payload_hash, &params);
+        headers
+    }
+
+    /// Sends a signed request (bodies unsigned, as SDKs send large ones) and returns the
+    /// response unread.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        extra: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> reqwest::Response {
+        let payload_hash = match &body {
+            Some(_) => UNSIGNED_PAYLOAD.to_owned(),
+            None => sha256_hex(b""),
+        };
+        let headers = self.signed(&method, path, query, extra, &payload_hash);
+        let url = if query.is_empty() {
+            format!("http://{}{path}", self.host)
+        } else {
+            format!("http://{}{path}?{query}", self.host)
+        };
+        let mut request = self.http.request(method.clone(), &url).headers(headers);
+        if let Some(body) = body {
+            request = request
+                .header(http::header::CONTENT_LENGTH, body.len())
+                .body(body);
+        }
+        request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &str,
+        extra: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let resp = self
+            .send_raw(method.clone(), path, query, extra, body)
+            .await;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"))
+            .to_vec();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        self.send(
+            Method::PUT,
+            &format!("/{bucket}"),
+            "",
+            &[],
+            Some(Vec::new()),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Resp {
+        self.put_with(bucket, key, body, &[]).await
+    }
+
+    pub async fn put_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Resp {
+        self.send(
+            Method::PUT,
+            &object_path(bucket, key),
+            "",
+            extra,
+            Some(body.to_vec()),
+        )
+        .await
+    }
+
+    /// PUT that must succeed; returns the ETag.
+    pub async fn put_ok(&self, bucket: &str, key: &str, body: &[u8]) -> String {
+        let resp = self.put(bucket, key, body).await;
+        resp.assert_status(StatusCode::OK);
+        resp.header("etag").expect("ETag on PUT").to_owned()
+    }
+
+    pub async fn get(&self, bucket: &str, key: &str) -> Resp {
+        self.send(Method::GET, &object_path(bucket, key), "", &[], None)
+            .await
+    }
+
+    /// GET whose body is read by the caller, as it arrives.
+    pub async fn get_streaming(&self, bucket: &str, key: &str) -> reqwest::Response {
+        self.send_raw(Method::GET, &object_path(bucket, key), "", &[], None)
+            .await
+    }
+
+    pub async fn head(&self, bucket: &str, key: &str) -> Resp {
+        self.send(Method::HEAD, &object_path(bucket, key), "", &[], None)
+            .await
+    }
+
+    pub async fn delete(&self, bucket: &str, key: &str) -> Resp {
+        self.send(Method::DELETE, &object_path(bucket, key), "", &[], None)
+            .await
+    }
+
+    /// The keys ListObjectsV2 returns (one page).
+    pub async fn list_keys(&self, bucket: &str) -> Vec<String> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/{bucket}"),
+                "list-type=2&max-keys=1000",
+                &[],
+                None,
+            )
+            .await;
+        resp.assert_status(StatusCode::OK);
+        xml_values(&resp.text(), "Key")
+    }
+
+    /// GET that must return exactly `expected`.
+    pub async fn assert_object(&self, bucket: &str, key: &str, expected: &[u8]) {
+        let resp = self.get(bucket, key).await;
+        resp.assert_status(StatusCode::OK);
+        assert_eq!(resp.body.len(), expected.len(), "length of {bucket}/{key}");
+        assert!(
+            resp.body == expected,
+            "{bucket}/{key} differs from what was written (sha256 {} != {})",
+            sha256_hex(&resp.body),
+            sha256_hex(expected)
+        );
+    }
+}
+
+/// The raw (percent-encoded) path of `/bucket/key`.
+pub fn object_path(bucket: &str, key: &str) -> String {
+    uri_encode(&format!("/{bucket}/{key}"), false)
+}
+
+/// The inner text of every `<tag>...</tag>`, with the five XML entities resolved.
+pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(
+            after[..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------- aws-cli
+
+/// aws-cli pointed at one gateway, with the test key in its environment and path-style
+/// addressing in a config file of its own.
+pub struct AwsCli {
+    endpoint: String,
+    config: PathBuf,
+}
+
+impl AwsCli {
+    /// `multipart_chunksize` fixes the part size, so the chunk count of an upload is known.
+    pub fn new(dir: &Path, gateway: &Gateway, part_size: &str) -> AwsCli {
+        let config = dir.join("aws-config");
+        let mut file = fs::File::create(&config).expect("write aws config");
+        write!(
+            file,
+            "[default]\ns3 =\n    addressing_style = path\n    multipart_threshold = {part_size}\n    \
+             multipart_chunksize = {part_size}\n"
+        )
+        .expect("write aws config");
+        AwsCli {
+            endpoint: format!("http://{}", gateway.addr),
+            config,
+        }
+    }
+
+    /// Runs `aws --endpoint-url ... ARGS...`; panics with its output when it fails.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        let out = tokio::process::Command::new("aws")
+            .arg("--endpoint-url")
+            .arg(&self.endpoint)
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", KEY_ID)
+            .env("AWS_SECRET_ACCESS_KEY", KEY_SECRET)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("AWS_CONFIG_FILE", &self.config)
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                self.config.with_extension("none"),
+            )
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_DEFAULT_PROFILE")
+            .env_remove("AWS_SESSION_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot run aws-cli ({e}); install it (tests/all.sh does) to run this test")
+            });
+        assert!(
+            out.status.success(),
+            "aws {args:?} failed with {}: {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+}
+
+// ------------------------------------------------------------------------------------- helpers
+
+/// Deterministic pseudo-random bytes (xorshift64), different for each seed.
+pub struct RandomBytes(u64);
+
+impl RandomBytes {
+    pub fn new(seed: u64) -> RandomBytes {
+        RandomBytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for piece in out.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            piece.copy_from_slice(&self.0.to_le_bytes()[..piece.len()]);
+        }
+    }
+}
+
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0; len];
+    RandomBytes::new(seed).fill(&mut out);
+    out
+}
+
+/// Writes `len` pseudo-random bytes to `path`; returns their SHA-256.
+pub fn write_random_file(path: &Path, seed: u64, len: usize) -> String {
+    let mut file = std::io::BufWriter::new(fs::File::create(path).expect("create file"));
+    let mut random = RandomBytes::new(seed);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 4 * MIB];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len());
+        random.fill(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n]).expect("write file");
+        left -= n;
+    }
+    file.flush().expect("flush file");
+    hex_digest(hasher)
+}
+
+/// SHA-256 and length of a file.
+pub fn sha256_file(path: &Path) -> (String, u64) {
+    let mut file = fs::File::open(path).expect("open file");
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 4 * MIB];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf).expect("read file");
+        if n == 0 {
+            return (hex_digest(hasher), len);
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(data);
+    hex_digest(hasher)
+}
+
+pub fn hex_digest(hasher: Sha256) -> String {
+    let digest: [u8; 32] = hasher.finalize().into();
+    hex::encode(digest)
+}
+
+/// Bytes of a data node's responses still on their way, from /proc/net/tcp: queued on the
+/// node's sockets (local port `port`) plus received but not yet read by their clients (remote
+/// port `port`). A node streaming a chunk to a gateway that does not keep up has some; an idle
+/// node, or one whose response was consumed, has none.
+pub fn bytes_in_flight_from(port: u16) -> u64 {
+    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
+        return 0;
+    };
+    let port_of = |address: &str| {
+        address
+            .rsplit(':')
+            .next()
+            .and_then(|p| u16::from_str_radix(p, 16).ok())
+    };
+    let queue = |queues: &str, index: usize| {
+        queues
+            .split(':')
+            .nth(index)
+            .and_then(|q| u64::from_str_radix(q, 16).ok())
+            .unwrap_or(0)
+    };
+    let mut bytes = 0;
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // Established connections only.
+        if fields.len() < 5 || fields[3] != "01" {
+            continue;
+        }
+        if port_of(fields[1]) == Some(port) {
+            bytes += queue(fields[4], 0);
+        }
+        if port_of(fields[2]) == Some(port) {
+            bytes += queue(fields[4], 1);
+        }
+    }
+    bytes
+}
+
+/// Seconds with one decimal, for the timings the tests print.
+pub fn secs(d: Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
+}
