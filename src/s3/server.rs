@@ -279,6 +279,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         payload,
         verified,
         body: Some(body),
+        body_polled: Arc::default(),
     };
     handlers::dispatch(&service.gateway, request).await
 }

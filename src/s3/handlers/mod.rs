@@ -48,6 +48,9 @@ pub struct Request {
     pub verified: Option<Verified>,
     /// Taken by whichever helper reads it.
     pub body: Option<Incoming>,
+    /// Set once anything asks for the body's bytes: under `Expect: 100-continue` that is
+    /// what tells the client to send them, so only then is a body worth draining.
+    pub body_polled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Request {
@@ -212,10 +215,15 @@ pub fn internal(e: impl std::fmt::Display) -> S3Error {
 
 /// The request body as a stream of bytes for the object service.
 pub fn body_stream(req: &mut Request) -> ByteStream {
-    match req.body.take() {
-        Some(body) => Box::pin(BodyDataStream::new(body).map_err(io::Error::other)),
-        None => Box::pin(futures_util::stream::empty()),
-    }
+    let Some(body) = req.body.take() else {
+        return Box::pin(futures_util::stream::empty());
+    };
+    let polled = req.body_polled.clone();
+    let mut data = BodyDataStream::new(body).map_err(io::Error::other);
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        polled.store(true, std::sync::atomic::Ordering::Relaxed);
+        data.try_poll_next_unpin(cx)
+    }))
 }
 
 /// The most of an unread request body that is read and dropped after a failed write so the
@@ -224,9 +232,12 @@ const MAX_DRAIN_BYTES: u64 = 64 << 20;
 /// How long that draining may take.
 const MAX_DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Reads and drops what is left of a body, within limits.
-pub async fn drain(body: &mut ByteStream) {
+/// Reads and drops what is left of a body the client has started sending, within limits.
+pub async fn drain(req: &Request, body: &mut ByteStream) {
     use futures_util::StreamExt;
+    if !req.body_polled.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
     let mut drained = 0u64;
     let deadline = tokio::time::Instant::now() + MAX_DRAIN_TIME;
     while drained < MAX_DRAIN_BYTES {

@@ -114,7 +114,7 @@ pub async fn upload_part(gw: &Gateway, mut req: Request) -> S3Result {
     let part = match gw.upload_part(&upload, number, &checks, &mut body).await {
         Ok(p) => p,
         Err(e) => {
-            drain(&mut body).await;
+            drain(&req, &mut body).await;
             return Err(e.into());
         }
     };

@@ -28,7 +28,7 @@ pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
     let object = match gw.put_object(new, &checks, &mut body).await {
         Ok(o) => o,
         Err(e) => {
-            drain(&mut body).await;
+            drain(&req, &mut body).await;
             return Err(e.into());
         }
     };
