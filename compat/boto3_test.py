@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """boto3 against a running Cairn, at boto3's default settings (endpoint and credentials aside).
 
-Started by compat/run.sh, which provides the server and the environment (CAIRN_ENDPOINT,
-CAIRN_COMPAT_WORK, CAIRN_COMPAT_COUNTS, AWS_* variables with path-style addressing). Plain python3:
+Started by compat/run.sh, over HTTP and over HTTPS, which provides the server and the environment
+(CAIRN_ENDPOINT, CAIRN_COMPAT_WORK, CAIRN_COMPAT_COUNTS, AWS_* variables with path-style addressing;
+over HTTPS, AWS_CA_BUNDLE and SSL_CERT_FILE name the test certificate). Plain python3:
 each check is a function run in order; a failed assertion or an unexpected exception fails that check
 and the suite goes on. The server cuts objects into 1 MiB chunks; boto3's transfer manager cuts files
 above 8 MiB into 8 MiB parts sent by 10 threads at once.
 """
 
+import base64
 import datetime
 import hashlib
 import io
@@ -17,11 +19,13 @@ import time
 import traceback
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.httpchecksum import StreamingChecksumBody
 
 MiB = 1 << 20
 ENDPOINT = os.environ["CAIRN_ENDPOINT"]
@@ -30,7 +34,7 @@ BUCKET = "boto-bucket"
 HOSTILE_BUCKET = "boto-hostile"
 
 s3 = boto3.client("s3", endpoint_url=ENDPOINT)
-# boto3 presigns with SigV2 by default in us-east-1 (a legacy default); Cairn speaks SigV4.
+# boto3 presigns with SigV2 by default in us-east-1 (a legacy default); `presigner` asks for SigV4.
 presigner = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(signature_version="s3v4"))
 
 CHECKS = []
@@ -520,6 +524,165 @@ def t_presigned():
     expect_eq(status, 403, "expired presigned GET status")
     if b"AccessDenied" not in body:
         raise AssertionError(f"expired URL body lacks AccessDenied: {body[:300]!r}")
+
+
+@check("presigned GET and PUT at default settings (SigV2) work with a plain HTTP client")
+def t_presigned_v2():
+    get_url = s3.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "big/5m.bin"}, ExpiresIn=300
+    )
+    if "AWSAccessKeyId=" not in get_url or "Signature=" not in get_url:
+        raise AssertionError(f"not a SigV2 URL: {get_url}")
+    status, body = http("GET", get_url)
+    expect_eq((status, body == BIG[: 5 * MiB]), (200, True), "SigV2 presigned GET status, body")
+    status, body = http("GET", get_url, headers={"Range": "bytes=3145720-3145730"})
+    expect_eq((status, body), (206, BIG[3145720:3145731]), "ranged SigV2 presigned GET")
+    # SigV2 signs the Content-Type, so the PUT must send the one the URL was made for.
+    key = "presigned/v2 put+é"
+    put_url = s3.generate_presigned_url(
+        "put_object",
+        Params={"Bucket": BUCKET, "Key": key, "ContentType": "application/x-v2"},
+        ExpiresIn=300,
+    )
+    status, body = http("PUT", put_url, data=SMALL, headers={"Content-Type": "text/plain"})
+    expect_eq(status, 403, f"SigV2 presigned PUT with another Content-Type ({body[:200]!r})")
+    status, _ = http("PUT", put_url, data=SMALL, headers={"Content-Type": "application/x-v2"})
+    expect_eq(status, 200, "SigV2 presigned PUT status")
+    got = s3.get_object(Bucket=BUCKET, Key=key)
+    expect_eq((got["Body"].read() == SMALL, got["ContentType"]), (True, "application/x-v2"), "body, type")
+
+
+@check("copy() of 40 MiB: s3transfer copies 8 MiB parts with UploadPartCopy, byte-exact")
+def t_managed_copy():
+    sent = []
+
+    def note(params, **kwargs):
+        sent.append(params.get("CopySourceRange"))
+
+    s3.meta.events.register("before-parameter-build.s3.UploadPartCopy", note)
+    try:
+        s3.copy({"Bucket": BUCKET, "Key": "big/40m.bin"}, BUCKET, "big/40m.copy")
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.UploadPartCopy", note)
+    want = [f"bytes={i * 8 * MiB}-{(i + 1) * 8 * MiB - 1}" for i in range(5)]
+    expect_eq(sorted(sent, key=lambda r: int(r[6:].split("-")[0])), want, "UploadPartCopy ranges")
+    head = s3.head_object(Bucket=BUCKET, Key="big/40m.copy")
+    expect_eq(head["ETag"], multipart_etag(BIG, 8 * MiB), "ETag of the copy")
+    body = s3.get_object(Bucket=BUCKET, Key="big/40m.copy")["Body"].read()
+    expect_eq(hashlib.sha256(body).hexdigest(), hashlib.sha256(BIG).hexdigest(), "sha256 of the copy")
+
+
+# Three parts: 5 MiB, 5 MiB and 1 MiB + 7 bytes, so that the last one ends inside a chunk.
+CHECKSUM_PARTS = [BIG[: 5 * MiB], BIG[5 * MiB : 10 * MiB], BIG[10 * MiB : 11 * MiB + 7]]
+CHECKSUM_DATA = b"".join(CHECKSUM_PARTS)
+
+
+def crc32_bytes(data):
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+def b64(raw):
+    return base64.b64encode(raw).decode()
+
+
+def checksum_multipart(key, algorithm, checksum_type=None):
+    """Uploads CHECKSUM_PARTS with per-part checksums of `algorithm`; returns the completion."""
+    field = "Checksum" + algorithm
+    extra = {"ChecksumType": checksum_type} if checksum_type else {}
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm=algorithm, **extra)
+    expect_eq(upload.get("ChecksumAlgorithm"), algorithm, "ChecksumAlgorithm of the upload")
+    digest = crc32_bytes if algorithm == "CRC32" else lambda d: hashlib.sha256(d).digest()
+    parts = []
+    try:
+        for number, body in enumerate(CHECKSUM_PARTS, start=1):
+            sent = s3.upload_part(
+                Bucket=BUCKET,
+                Key=key,
+                UploadId=upload["UploadId"],
+                PartNumber=number,
+                Body=body,
+                ChecksumAlgorithm=algorithm,
+            )
+            expect_eq(sent.get(field), b64(digest(body)), f"{field} of part {number}")
+            parts.append({"PartNumber": number, "ETag": sent["ETag"], field: sent[field]})
+        listed = s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])["Parts"]
+        expect_eq([p.get(field) for p in listed], [p[field] for p in parts], f"{field} in list_parts")
+        return s3.complete_multipart_upload(
+            Bucket=BUCKET, Key=key, UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+        )
+    except Exception:
+        # A failed check leaves no upload behind to fail the suite's cleanup as well.
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=key, UploadId=upload["UploadId"])
+        raise
+
+
+@check("multipart CRC32 FULL_OBJECT: the checksum is zlib.crc32 of the whole object; GET validates it")
+def t_checksum_full_object():
+    done = checksum_multipart("sum/full", "CRC32", "FULL_OBJECT")
+    want = b64(crc32_bytes(CHECKSUM_DATA))
+    expect_eq((done.get("ChecksumCRC32"), done.get("ChecksumType")), (want, "FULL_OBJECT"), "completion")
+    head = s3.head_object(Bucket=BUCKET, Key="sum/full", ChecksumMode="ENABLED")
+    expect_eq((head.get("ChecksumCRC32"), head.get("ChecksumType")), (want, "FULL_OBJECT"), "head_object")
+    got = s3.get_object(Bucket=BUCKET, Key="sum/full", ChecksumMode="ENABLED")
+    expect_eq(got.get("ChecksumCRC32"), want, "get_object ChecksumCRC32")
+    if not isinstance(got["Body"], StreamingChecksumBody):
+        raise AssertionError(f"botocore did not wrap the body for validation: {type(got['Body'])}")
+    expect_eq(got["Body"].read() == CHECKSUM_DATA, True, "body (validated against the CRC32 on read)")
+
+
+@check("multipart CRC32 COMPOSITE: crc32 of the part crc32s, then -3")
+def t_checksum_composite():
+    done = checksum_multipart("sum/composite", "CRC32", "COMPOSITE")
+    want = b64(crc32_bytes(b"".join(crc32_bytes(p) for p in CHECKSUM_PARTS))) + "-3"
+    expect_eq((done.get("ChecksumCRC32"), done.get("ChecksumType")), (want, "COMPOSITE"), "completion")
+    head = s3.head_object(Bucket=BUCKET, Key="sum/composite", ChecksumMode="ENABLED")
+    expect_eq((head.get("ChecksumCRC32"), head.get("ChecksumType")), (want, "COMPOSITE"), "head_object")
+    got = s3.get_object(Bucket=BUCKET, Key="sum/composite", ChecksumMode="ENABLED")
+    expect_eq(got.get("ChecksumCRC32"), want, "get_object ChecksumCRC32")
+    expect_eq(got["Body"].read() == CHECKSUM_DATA, True, "body")
+
+
+@check("multipart SHA256 without ChecksumType is COMPOSITE: sha256 of the part sha256s, then -3")
+def t_checksum_sha256_default_composite():
+    done = checksum_multipart("sum/sha256", "SHA256")
+    want = b64(hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in CHECKSUM_PARTS)).digest())
+    expect_eq(done.get("ChecksumSHA256"), want + "-3", "completion ChecksumSHA256")
+    head = s3.head_object(Bucket=BUCKET, Key="sum/sha256", ChecksumMode="ENABLED")
+    expect_eq((head.get("ChecksumSHA256"), head.get("ChecksumType")), (want + "-3", "COMPOSITE"), "head")
+
+
+@check("multipart checksum rules: CRC64NVME COMPOSITE refused; a part of another algorithm refused")
+def t_checksum_rules():
+    expect_client_error(
+        "InvalidRequest",
+        400,
+        s3.create_multipart_upload,
+        Bucket=BUCKET,
+        Key="sum/refused",
+        ChecksumAlgorithm="CRC64NVME",
+        ChecksumType="COMPOSITE",
+    )
+    upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="sum/mixed", ChecksumAlgorithm="CRC32")[
+        "UploadId"
+    ]
+    # Over HTTP boto3 sends the part's SHA-256 as a header, over HTTPS as an aws-chunked trailer:
+    # both must be refused.
+    try:
+        expect_client_error(
+            "InvalidRequest",
+            400,
+            s3.upload_part,
+            Bucket=BUCKET,
+            Key="sum/mixed",
+            UploadId=upload_id,
+            PartNumber=1,
+            Body=SMALL,
+            ChecksumAlgorithm="SHA256",
+        )
+        parts = s3.list_parts(Bucket=BUCKET, Key="sum/mixed", UploadId=upload_id).get("Parts", [])
+        expect_eq(parts, [], "parts")
+    finally:
+        s3.abort_multipart_upload(Bucket=BUCKET, Key="sum/mixed", UploadId=upload_id)
 
 
 @check("delete everything, delete_bucket, head_bucket -> 404")

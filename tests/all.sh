@@ -3,13 +3,15 @@
 #
 #   tests/all.sh
 #
-# Installs what is missing (a C compiler, curl, python3; aws-cli and boto3 with pip into a virtual
-# environment under target/ when they are not already importable), then runs, in order:
+# Installs what is missing (a C compiler, curl, python3, openssl and rclone with apt-get; aws-cli and
+# boto3 with pip into a virtual environment under target/ when they are not already importable),
+# then runs, in order:
 #   cargo fmt --check
 #   cargo build --release
 #   cargo clippy --release --all-targets -- -D warnings
 #   cargo test --release          (unit tests and the Rust integration tests in tests/)
-#   compat/run.sh                 (aws-cli and boto3 against the release binary)
+#   compat/run.sh                 (aws-cli, boto3, resumed transfers, conditional writes and rclone
+#                                  against the release binary, over HTTP and over HTTPS)
 # Every step runs even when an earlier one failed, except that the tests need the build. Prints a
 # summary; the last line counts the compat checks: `N passed, M failed`. Exits non-zero on any
 # failure.
@@ -55,6 +57,8 @@ command -v cc >/dev/null 2>&1 || missing+=(build-essential)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmp >/dev/null 2>&1 || missing+=(diffutils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then
@@ -85,7 +89,8 @@ if ! clients_present; then
         exit 1
     }
 fi
-echo "using $(aws --version 2>&1) and boto3 $(python3 -c 'import boto3; print(boto3.__version__)')"
+echo "using $(aws --version 2>&1), boto3 $(python3 -c 'import boto3; print(boto3.__version__)')" \
+    "and $(rclone version 2>/dev/null | head -n 1)"
 
 # ---------------------------------------------------------------------------------------- steps
 
@@ -118,6 +123,7 @@ skip() {
 compat_summary="$(mktemp "${TMPDIR:-/tmp}/cairn-compat-summary.XXXXXX")"
 trap 'rm -f "$compat_summary"' EXIT
 
+compat_step="compat/run.sh (aws-cli, boto3, resume, conditional, rclone; HTTP and HTTPS)"
 step "cargo fmt --check" cargo fmt --check
 step "cargo build --release" cargo build --release
 build_ok="${results[-1]}"
@@ -125,11 +131,11 @@ step "cargo clippy --release --all-targets -- -D warnings" \
     cargo clippy --release --all-targets -- -D warnings
 if [ "$build_ok" == PASS ]; then
     step "cargo test --release" cargo test --release
-    step "compat/run.sh (aws-cli, boto3)" \
+    step "$compat_step" \
         env CAIRN_COMPAT_SUMMARY="$compat_summary" bash "$repo/compat/run.sh" "$repo/target/release/cairn"
 else
     skip "cargo test --release" "the build failed"
-    skip "compat/run.sh (aws-cli, boto3)" "the build failed"
+    skip "$compat_step" "the build failed"
 fi
 
 # -------------------------------------------------------------------------------------- summary

@@ -440,11 +440,11 @@ async fn buckets(store: Store) {
         Err(MetaError::NoSuchBucket)
     ));
 
-    // A bucket holding an object, then one holding an upload, is not empty.
+    // A bucket holding an object is not empty; uploads in progress go with the bucket.
     let o = object("photos", "cat.jpg", &chunks, "e");
     put(&store, &o, &chunks).await;
     assert_eq!(
-        store.delete_bucket("photos").await.unwrap(),
+        store.delete_bucket("photos", at(T0)).await.unwrap(),
         DeleteBucket::NotEmpty
     );
     assert!(
@@ -457,17 +457,24 @@ async fn buckets(store: Store) {
         .create_upload(&upload("up-1", "photos", "dog.jpg", T0))
         .await
         .unwrap();
+    let part_chunks = vec![ChunkRef {
+        offset: 0,
+        size: 5,
+        chunk: ChunkId::random(),
+    }];
+    store_part(&store, "up-1", &part(1, &part_chunks), &part_chunks).await;
     assert_eq!(
-        store.delete_bucket("photos").await.unwrap(),
-        DeleteBucket::NotEmpty
-    );
-    assert!(store.abort_upload("up-1", at(T0)).await.unwrap());
-    assert_eq!(
-        store.delete_bucket("photos").await.unwrap(),
+        store.delete_bucket("photos", at(T0)).await.unwrap(),
         DeleteBucket::Deleted
     );
+    assert!(store.upload("up-1").await.unwrap().is_none());
+    let due = store.gc_due(far_future(), 100).await.unwrap();
+    assert!(
+        due.contains(&part_chunks[0].chunk),
+        "the upload's parts are collected"
+    );
     assert_eq!(
-        store.delete_bucket("photos").await.unwrap(),
+        store.delete_bucket("photos", at(T0)).await.unwrap(),
         DeleteBucket::NoSuchBucket
     );
     assert!(store.bucket("photos").await.unwrap().is_none());

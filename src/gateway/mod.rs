@@ -195,7 +195,8 @@ impl Gateway {
         &self.meta
     }
 
-    fn gc_due(&self) -> OffsetDateTime {
+    /// When chunks replaced or deleted now may be removed from storage.
+    pub fn gc_due(&self) -> OffsetDateTime {
         now() + self.config.gc_grace
     }
 

@@ -102,13 +102,15 @@ impl Gateway {
             max_size: MAX_PUT_SIZE,
             ..checks.clone()
         };
-        if let (Some(expected), Some(declared)) = (upload.checksum_algorithm, &checks.checksum)
-            && expected != declared.algorithm
+        let declared = checks
+            .checksum
+            .as_ref()
+            .map(|c| c.algorithm)
+            .or(checks.trailing_checksum.as_ref().map(|t| t.algorithm));
+        if let (Some(expected), Some(got)) = (upload.checksum_algorithm, declared)
+            && expected != got
         {
-            return Err(GatewayError::ChecksumAlgorithmMismatch {
-                expected,
-                got: declared.algorithm,
-            });
+            return Err(GatewayError::ChecksumAlgorithmMismatch { expected, got });
         }
         // Without an algorithm chosen, parts still get a CRC64NVME so that the object gets a
         // full-object CRC64NVME at completion, as on S3.

@@ -171,7 +171,9 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<bool>;
     async fn bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
     async fn list_buckets(&self) -> MetaResult<Vec<Bucket>>;
-    async fn delete_bucket(&self, name: &str) -> MetaResult<DeleteBucket>;
+    /// Deletes an empty bucket. Multipart uploads still in progress do not keep it: they are
+    /// aborted with it, their parts' chunks queued for GC due at `gc_due` (as S3 does).
+    async fn delete_bucket(&self, name: &str, gc_due: OffsetDateTime) -> MetaResult<DeleteBucket>;
 
     async fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectMeta>>;
     /// Makes `object` the visible version of its key, with `chunks` (offsets within the object);

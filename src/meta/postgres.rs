@@ -366,7 +366,7 @@ impl MetaStore for PostgresMeta {
         rows.iter().map(bucket_row).collect()
     }
 
-    async fn delete_bucket(&self, name: &str) -> MetaResult<DeleteBucket> {
+    async fn delete_bucket(&self, name: &str, gc_due: OffsetDateTime) -> MetaResult<DeleteBucket> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE waits for writers holding the bucket (FOR KEY SHARE) to commit, so the
         // emptiness check below sees their objects and uploads.
@@ -378,14 +378,21 @@ impl MetaStore for PostgresMeta {
         if found.is_none() {
             return Ok(DeleteBucket::NoSuchBucket);
         }
-        let busy: Option<i32> = sqlx::query_scalar(
-            "SELECT 1 FROM objects WHERE bucket = $1 UNION ALL SELECT 1 FROM uploads WHERE bucket = $1 LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let busy: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM objects WHERE bucket = $1 LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         if busy.is_some() {
             return Ok(DeleteBucket::NotEmpty);
+        }
+        let uploads: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM uploads WHERE bucket = $1 FOR UPDATE")
+                .bind(name)
+                .fetch_all(&mut *tx)
+                .await?;
+        for id in &uploads {
+            drop_upload(&mut tx, id, gc_due).await?;
         }
         sqlx::query("DELETE FROM buckets WHERE name = $1")
             .bind(name)

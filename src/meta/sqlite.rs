@@ -257,16 +257,22 @@ impl MetaStore for SqliteMeta {
         rows.iter().map(bucket_row).collect()
     }
 
-    async fn delete_bucket(&self, name: &str) -> MetaResult<DeleteBucket> {
+    async fn delete_bucket(&self, name: &str, gc_due: OffsetDateTime) -> MetaResult<DeleteBucket> {
         let mut tx = self.write().await?;
-        let busy: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM objects WHERE bucket = ?1 UNION ALL SELECT 1 FROM uploads WHERE bucket = ?1 LIMIT 1",
-        )
-        .bind(name)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let busy: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
         if busy.is_some() {
             return Ok(DeleteBucket::NotEmpty);
+        }
+        let uploads: Vec<String> = sqlx::query_scalar("SELECT id FROM uploads WHERE bucket = ?")
+            .bind(name)
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in &uploads {
+            drop_upload(&mut tx, id, gc_due).await?;
         }
         let done = sqlx::query("DELETE FROM buckets WHERE name = ?")
             .bind(name)

@@ -92,7 +92,7 @@ pub async fn head_bucket(gw: &Gateway, req: Request) -> S3Result {
 pub async fn delete_bucket(gw: &Gateway, req: Request) -> S3Result {
     let outcome = gw
         .meta()
-        .delete_bucket(req.bucket())
+        .delete_bucket(req.bucket(), gw.gc_due())
         .await
         .map_err(crate::gateway::GatewayError::from)?;
     match outcome {
