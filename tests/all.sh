@@ -9,7 +9,10 @@
 #   cargo fmt --check
 #   cargo build --release
 #   cargo clippy --release --all-targets -- -D warnings
-#   cargo test --release          (unit tests and the Rust integration tests in tests/)
+#   cargo test --release          (unit tests, the Rust integration tests in tests/, the metadata
+#                                  conformance suite and the cluster tests on SQLite and PostgreSQL:
+#                                  CAIRN_TEST_POSTGRES_URL when set, else a throwaway server from
+#                                  the postgresql package, installed if missing)
 #   compat/run.sh                 (aws-cli, boto3, resumed transfers, conditional writes and rclone
 #                                  against the release binary, over HTTP and over HTTPS)
 # Every step runs even when an earlier one failed, except that the tests need the build. Prints a
@@ -92,6 +95,11 @@ fi
 echo "using $(aws --version 2>&1), boto3 $(python3 -c 'import boto3; print(boto3.__version__)')" \
     "and $(rclone version 2>/dev/null | head -n 1)"
 
+# PostgreSQL for the tests that need it: CAIRN_TEST_POSTGRES_URL, or a throwaway server.
+# shellcheck source=tests/postgres.sh
+source "$repo/tests/postgres.sh"
+ensure_postgres
+
 # ---------------------------------------------------------------------------------------- steps
 
 names=()
@@ -121,7 +129,7 @@ skip() {
 }
 
 compat_summary="$(mktemp "${TMPDIR:-/tmp}/cairn-compat-summary.XXXXXX")"
-trap 'rm -f "$compat_summary"' EXIT
+trap 'rm -f "$compat_summary"; stop_throwaway_postgres' EXIT
 
 compat_step="compat/run.sh (aws-cli, boto3, resume, conditional, rclone; HTTP and HTTPS)"
 step "cargo fmt --check" cargo fmt --check
@@ -130,7 +138,7 @@ build_ok="${results[-1]}"
 step "cargo clippy --release --all-targets -- -D warnings" \
     cargo clippy --release --all-targets -- -D warnings
 if [ "$build_ok" == PASS ]; then
-    step "cargo test --release" cargo test --release
+    step "cargo test --release" cargo test --release --no-fail-fast
     step "$compat_step" \
         env CAIRN_COMPAT_SUMMARY="$compat_summary" bash "$repo/compat/run.sh" "$repo/target/release/cairn"
 else
