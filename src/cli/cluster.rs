@@ -61,6 +61,10 @@ pub struct GatewayArgs {
     /// process died); keep it above the longest upload of one part.
     #[arg(long, default_value = "24h")]
     abandon_after: HumanDuration,
+    /// Multipart uploads left incomplete for longer than this are aborted and their parts
+    /// reclaimed; younger ones are never touched, so a client can resume them.
+    #[arg(long, default_value = "7d")]
+    upload_expiry: HumanDuration,
     /// A data node silent for this long is down: no longer read from or written to.
     #[arg(long, default_value = "10s")]
     node_timeout: HumanDuration,
@@ -134,6 +138,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
             repair_concurrency: args.repair_concurrency,
             scrub_interval: (!args.scrub_interval.0.is_zero()).then_some(args.scrub_interval.0),
             abandon_after: args.abandon_after.0,
+            upload_expiry: args.upload_expiry.0,
         },
     );
     let leader = coordinator.leader_flag();

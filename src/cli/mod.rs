@@ -256,7 +256,7 @@ async fn bootstrap_env_key(
 
 async fn run_server(args: ServerArgs) -> CliResult {
     let tls = args.tls.acceptor()?;
-    std::fs::create_dir_all(&args.data)?;
+    let _lock = crate::net::lock_data_dir(&args.data)?;
     let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
     let chunk_size = resolve_chunk_size(meta.as_ref(), args.chunk_size).await?;
     let (key, fresh) = bootstrap_key(meta.as_ref(), &args.data).await?;

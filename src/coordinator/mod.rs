@@ -37,6 +37,8 @@ pub struct CoordinatorConfig {
     /// Chunks written this long ago but still in no object or part belong to writes that
     /// died before their commit; younger ones may belong to an upload still streaming.
     pub abandon_after: Duration,
+    /// Multipart uploads left incomplete for longer than this are aborted.
+    pub upload_expiry: Duration,
 }
 
 pub struct Coordinator {
@@ -107,22 +109,50 @@ impl Coordinator {
     pub async fn round(&mut self) -> Result<(), ChunkError> {
         self.check_health().await?;
         self.store.refresh().await?;
+        self.renew_lease().await?;
         let repaired = self.repair().await?;
+        self.renew_lease().await?;
+        let expired = self
+            .gateway
+            .expire_uploads(self.config.upload_expiry)
+            .await
+            .map_err(|e| ChunkError::Io(std::io::Error::other(e)))?;
         let collected = self.collect_garbage().await?;
+        self.renew_lease().await?;
         let orphans = self.remove_orphans().await?;
-        if repaired + collected + orphans > 0 {
-            tracing::info!(repaired, collected, orphans, "coordinator round");
+        if repaired + expired + collected + orphans > 0 {
+            tracing::info!(repaired, expired, collected, orphans, "coordinator round");
         }
         let scrub_due = self
             .config
             .scrub_interval
             .is_some_and(|every| self.last_scrub.is_none_or(|at| at.elapsed() >= every));
         if scrub_due {
+            self.renew_lease().await?;
             let bad = self.scrub().await?;
             self.last_scrub = Some(Instant::now());
             tracing::info!(corrupt = bad, "scrub finished");
         }
         Ok(())
+    }
+
+    /// Extends the lease between jobs, so that a long round never overlaps another gateway's;
+    /// a lease lost meanwhile ends the round.
+    async fn renew_lease(&self) -> Result<(), ChunkError> {
+        let until = now() + self.config.interval * 3;
+        if self
+            .cluster
+            .acquire_lease(LEASE, &self.holder, now(), until)
+            .await
+            .map_err(meta)?
+        {
+            Ok(())
+        } else {
+            self.leader.store(false, Ordering::Relaxed);
+            Err(ChunkError::Unavailable(
+                "the coordinator lease passed to another gateway".into(),
+            ))
+        }
     }
 
     async fn check_health(&self) -> Result<(), ChunkError> {
@@ -246,7 +276,7 @@ impl Coordinator {
     async fn collect_garbage(&self) -> Result<usize, ChunkError> {
         let before = now() - self.config.abandon_after;
         self.cluster
-            .queue_abandoned_chunks(before, now())
+            .queue_abandoned_chunks(before, self.gateway.gc_due())
             .await
             .map_err(meta)?;
         self.gateway
@@ -305,6 +335,12 @@ impl Coordinator {
                 for id in page {
                     if let Err(ChunkError::Corrupt { .. }) = verify_replica(&node, id).await {
                         tracing::warn!(chunk = %id, node = %info.id, "scrub found a corrupt replica");
+                        // The last copy stays, damaged blocks and all, until repair has made a
+                        // good one: most of its bytes may still be all there is.
+                        let others = self.cluster.replicas(id).await.map_err(meta)?;
+                        if !others.iter().any(|n| *n != info.id) {
+                            continue;
+                        }
                         self.cluster
                             .remove_replica(id, info.id)
                             .await

@@ -378,8 +378,10 @@ impl ChunkStore for ReplicatedStore {
         };
         let reporter = self.meta.clone();
         tokio::spawn(async move {
-            let corrupt = store.run(range, &tx).await;
-            for node in corrupt {
+            // Corrupt copies go only when another copy served the bytes: the last copy of a
+            // chunk is kept, damaged blocks and all, for repair or an operator to salvage.
+            let (corrupt, served) = store.run(range, &tx).await;
+            for node in corrupt.into_iter().filter(|_| served) {
                 tracing::warn!(chunk = %id, node = %node.info.id, "corrupt replica; removing it for repair");
                 let _ = reporter.remove_replica(id, node.info.id).await;
                 let _ = node.client.delete(id).await;
@@ -444,12 +446,13 @@ struct FailoverRead {
 }
 
 impl FailoverRead {
-    /// Streams `range` into `tx`; returns the replicas found corrupt.
+    /// Streams `range` into `tx`; returns the replicas found corrupt, and whether the whole
+    /// range was served.
     async fn run(
         mut self,
         range: Range<u64>,
         tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
-    ) -> Vec<Arc<Node>> {
+    ) -> (Vec<Arc<Node>>, bool) {
         let mut pos = range.start;
         let mut last_error = None;
         let replicas = std::mem::take(&mut self.replicas);
@@ -461,8 +464,8 @@ impl FailoverRead {
             let outcome = self.stream_from(&node, pos..range.end, &mut pos, tx).await;
             node.reading.fetch_sub(1, Ordering::Relaxed);
             match outcome {
-                Ok(()) => return self.corrupt,
-                Err(Stop::ClientGone) => return self.corrupt,
+                Ok(()) => return (self.corrupt, true),
+                Err(Stop::ClientGone) => return (self.corrupt, false),
                 Err(Stop::Failed(e)) => {
                     tracing::warn!(chunk = %self.chunk, node = %node.info.id, at = pos, error = %e, "replica failed mid-read; switching");
                     if matches!(e, ChunkError::Corrupt { .. }) {
@@ -476,7 +479,7 @@ impl FailoverRead {
             ChunkError::Unavailable(format!("no replica of chunk {} could be read", self.chunk))
         });
         let _ = tx.send(Err(e)).await;
-        self.corrupt
+        (self.corrupt, false)
     }
 
     async fn stream_from(

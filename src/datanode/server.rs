@@ -115,12 +115,15 @@ pub struct DataNode {
     listener: TcpListener,
     addr: SocketAddr,
     node: Arc<Node>,
+    /// Held while the node runs: one process per data directory.
+    _lock: std::fs::File,
 }
 
 impl DataNode {
     /// Loads (or creates) the node's identity, opens its chunk store, removes what a crash left
     /// half-written, totals the stored bytes, and binds the listening socket.
     pub async fn bind(config: DataNodeConfig) -> io::Result<DataNode> {
+        let lock = crate::net::lock_data_dir(&config.data)?;
         let id = load_or_create_node_id(config.data.clone()).await?;
         let store = LocalChunkStore::open(config.data.join(CHUNKS_DIR))
             .await
@@ -145,6 +148,7 @@ impl DataNode {
             listener,
             addr,
             node: Arc::new(node),
+            _lock: lock,
         })
     }
 

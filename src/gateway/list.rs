@@ -91,7 +91,9 @@ impl Gateway {
             let mut next_cursor = None;
             for object in batch {
                 if count == q.max_keys {
-                    page.truncated = true;
+                    // With max-keys=0 there is no last key to continue after, so nothing is
+                    // reported truncated (a token-less IsTruncated would loop clients).
+                    page.truncated = count > 0;
                     break 'scan;
                 }
                 if let Some(cp) = common_prefix(&object.key, q.prefix, q.delimiter) {

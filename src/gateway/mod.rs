@@ -34,9 +34,14 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send
 pub const MAX_PUT_SIZE: u64 = 5 << 30;
 /// S3's maximum object size (10,000 parts of 5 GiB).
 pub const MAX_OBJECT_SIZE: u64 = 10_000 * MAX_PUT_SIZE;
-/// How many chunk references a read fetches from the metadata store at a time: enough to keep
-/// the stream fed, small enough that an object of millions of chunks costs no memory.
-const CHUNK_PAGE: usize = 256;
+/// How many chunk references a read fetches from the metadata store at a time. The first page
+/// is loaded when the read starts, so a read of up to this many chunks (256 GiB at 64 MiB
+/// chunks) holds its whole chunk map and survives an overwrite of the object during the GC
+/// grace period; a few hundred KiB at most, so an object of millions of chunks costs no more.
+const CHUNK_PAGE: usize = 4096;
+/// A request body that sends nothing for this long is abandoned (the write fails, nothing
+/// becomes visible), so a stalled client cannot hold a chunk writer forever.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Chunk reads buffered ahead of the client: the next chunk is being read while one streams.
 const READ_AHEAD_BUFFERS: usize = 8;
 
@@ -75,6 +80,8 @@ pub enum GatewayError {
     },
     #[error("the request body could not be read: {0}")]
     Body(io::Error),
+    #[error("the client sent no body bytes for too long")]
+    BodyTimeout,
     #[error(transparent)]
     Meta(#[from] MetaError),
     #[error(transparent)]
@@ -236,7 +243,11 @@ impl Gateway {
             .min(checks.max_size);
         let mut size = 0u64;
 
-        while let Some(data) = body.next().await {
+        loop {
+            let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await;
+            let Some(data) = next.map_err(|_| GatewayError::BodyTimeout)? else {
+                break;
+            };
             let data = data.map_err(GatewayError::Body)?;
             size += data.len() as u64;
             if size > limit {
@@ -535,6 +546,9 @@ async fn finish_chunk(
 
 fn not_found_bucket(e: MetaError) -> GatewayError {
     match e {
+        MetaError::ChunkCollected(id) => GatewayError::Chunk(ChunkError::Unavailable(format!(
+            "chunk {id} was collected as abandoned; retry the write"
+        ))),
         MetaError::NoSuchBucket => GatewayError::NoSuchBucket,
         MetaError::NoSuchUpload => GatewayError::NoSuchUpload,
         MetaError::NoSuchKey => GatewayError::NoSuchKey,

@@ -27,6 +27,10 @@ pub enum MetaError {
     PartChanged(u32),
     #[error("the write's precondition does not hold")]
     PreconditionFailed,
+    /// A chunk of the write was taken for abandoned (its write outlived the coordinator's
+    /// `--abandon-after`) and queued for deletion: the write must be retried.
+    #[error("chunk {0} of this write was queued for garbage collection")]
+    ChunkCollected(ChunkId),
     #[error("no such key")]
     NoSuchKey,
     #[error("metadata database: {0}")]
@@ -253,7 +257,9 @@ pub trait MetaStore: Send + Sync + 'static {
         limit: usize,
     ) -> MetaResult<Vec<String>>;
 
-    /// Chunks in the GC queue that are due at `now`, at most `limit`.
+    /// Chunks in the GC queue that are due at `now`, at most `limit`. A chunk that an object
+    /// or part references is never due, however it was queued: ids are never reused, so such a
+    /// queue entry is stale.
     async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>>;
     /// Forgets GC queue entries whose chunks were removed from storage.
     async fn gc_done(&self, chunks: &[ChunkId]) -> MetaResult<()>;

@@ -16,8 +16,8 @@ use uuid::Uuid;
 
 use super::rows::{
     bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json, key_row, list_seek, ms,
-    node_row, object_path_row, object_row, parse_uuid, part_range_row, part_row, row_limit,
-    take_prefixed, u32_col, u64_col, upload_row, uuid_col,
+    node_row, object_path_row, object_row, parse_chunk, parse_uuid, part_range_row, part_row,
+    row_limit, take_prefixed, u32_col, u64_col, upload_row, uuid_col,
 };
 use super::{
     AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
@@ -118,6 +118,14 @@ async fn insert_chunks(
     let offsets: Vec<i64> = chunks.iter().map(|c| c.offset as i64).collect();
     let sizes: Vec<i64> = chunks.iter().map(|c| c.size as i64).collect();
     let ids: Vec<String> = chunks.iter().map(|c| c.chunk.to_string()).collect();
+    let queued: Option<String> =
+        sqlx::query_scalar("SELECT chunk_id FROM gc_queue WHERE chunk_id = ANY($1) LIMIT 1")
+            .bind(&ids)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if let Some(id) = queued {
+        return Err(MetaError::ChunkCollected(parse_chunk(&id)?));
+    }
     sqlx::query(
         "INSERT INTO chunks (owner, byte_offset, size, chunk_id) \
          SELECT $1, o, s, c FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]) AS t (o, s, c)",
@@ -652,7 +660,8 @@ impl MetaStore for PostgresMeta {
 
     async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>> {
         let rows = sqlx::query(
-            "SELECT chunk_id FROM gc_queue WHERE due_ms <= $1 ORDER BY due_ms LIMIT $2",
+            "SELECT chunk_id FROM gc_queue g WHERE due_ms <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM chunks c WHERE c.chunk_id = g.chunk_id) ORDER BY due_ms LIMIT $2",
         )
         .bind(ms(now))
         .bind(row_limit(limit))

@@ -80,6 +80,10 @@ pub(super) fn uuid_col(row: &impl Columns, col: &str) -> MetaResult<Uuid> {
     parse_uuid(col, &row.text(col)?)
 }
 
+pub(super) fn parse_chunk(s: &str) -> MetaResult<ChunkId> {
+    ChunkId::from_str(s).map_err(|e| MetaError::Corrupt(format!("chunk id {s}: {e}")))
+}
+
 pub(super) fn chunk_col(row: &impl Columns, col: &str) -> MetaResult<ChunkId> {
     let s = row.text(col)?;
     ChunkId::from_str(&s).map_err(|e| MetaError::Corrupt(format!("{col} {s}: {e}")))

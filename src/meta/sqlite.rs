@@ -97,6 +97,13 @@ async fn insert_chunks(
     chunks: &[ChunkRef],
 ) -> MetaResult<()> {
     for c in chunks {
+        let queued: Option<i64> = sqlx::query_scalar("SELECT 1 FROM gc_queue WHERE chunk_id = ?")
+            .bind(c.chunk.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        if queued.is_some() {
+            return Err(MetaError::ChunkCollected(c.chunk));
+        }
         sqlx::query("INSERT INTO chunks (owner, byte_offset, size, chunk_id) VALUES (?, ?, ?, ?)")
             .bind(owner)
             .bind(c.offset as i64)
@@ -572,12 +579,14 @@ impl MetaStore for SqliteMeta {
     }
 
     async fn gc_due(&self, now: OffsetDateTime, limit: usize) -> MetaResult<Vec<ChunkId>> {
-        let rows =
-            sqlx::query("SELECT chunk_id FROM gc_queue WHERE due_ms <= ? ORDER BY due_ms LIMIT ?")
-                .bind(ms(now))
-                .bind(row_limit(limit))
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT chunk_id FROM gc_queue g WHERE due_ms <= ? AND NOT EXISTS \
+                 (SELECT 1 FROM chunks c WHERE c.chunk_id = g.chunk_id) ORDER BY due_ms LIMIT ?",
+        )
+        .bind(ms(now))
+        .bind(row_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| chunk_col(r, "chunk_id")).collect()
     }
 

@@ -15,7 +15,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -44,6 +44,9 @@ pub struct S3Service {
     pub coordinator: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
+/// How long a client has to send a request's headers (also how long an idle keep-alive
+/// connection is kept).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -110,10 +113,13 @@ async fn serve_connection<IO>(
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = http1::Builder::new().serve_connection(
-        TokioIo::new(io),
-        service_fn(move |req| handle(service.clone(), req)),
-    );
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(
+            TokioIo::new(io),
+            service_fn(move |req| handle(service.clone(), req)),
+        );
     watcher.watch(conn).await
 }
 

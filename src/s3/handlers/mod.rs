@@ -154,6 +154,7 @@ impl From<GatewayError> for S3Error {
             G::NoParts => S3Error::new(ErrorCode::MalformedXML).with_message(
                 "The XML you provided was not well-formed or did not validate against our published schema",
             ),
+            G::BodyTimeout => S3Error::new(ErrorCode::RequestTimeout),
             G::Body(e) => match ChunkedError::from_io(&e) {
                 Some(c) => S3Error::new(ErrorCode::from_code(c.code()).unwrap_or(ErrorCode::InvalidRequest))
                     .with_message(c.to_string()),

@@ -266,11 +266,12 @@ pub async fn list_parts(gw: &Gateway, req: Request) -> S3Result {
 pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
     let prefix = req.query("prefix").unwrap_or_default();
     let key_marker = req.query("key-marker").unwrap_or_default();
-    // An upload-id-marker only counts together with a key-marker.
-    let upload_id_marker = if key_marker.is_empty() {
-        ""
-    } else {
-        req.query("upload-id-marker").unwrap_or_default()
+    // An upload-id-marker only counts together with a key-marker; a key-marker alone starts
+    // after every upload of that key (upload ids are lowercase hex, all below "~").
+    let upload_id_marker = match (key_marker.is_empty(), req.query("upload-id-marker")) {
+        (true, _) => "",
+        (false, Some(id)) if !id.is_empty() => id,
+        (false, _) => "~",
     };
     let max_uploads = query_number::<usize>(&req, "max-uploads")?
         .unwrap_or(MAX_PAGE)
@@ -288,7 +289,10 @@ pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
     let mut x = XmlWriter::new("ListMultipartUploadsResult");
     x.element("Bucket", req.bucket());
     x.element("KeyMarker", key_marker);
-    x.element("UploadIdMarker", upload_id_marker);
+    x.element(
+        "UploadIdMarker",
+        req.query("upload-id-marker").unwrap_or_default(),
+    );
     if let Some(last) = page.uploads.last() {
         x.element("NextKeyMarker", &last.key);
         x.element("NextUploadIdMarker", &last.id);
