@@ -62,26 +62,27 @@ pub fn slice_in_chunk(chunk: &ChunkRef, range: &Range<u64>) -> Option<Range<u64>
     (start < end).then(|| start - chunk.offset..end - chunk.offset)
 }
 
-/// Lays out the chunks of an object stored as parts of the given sizes: each part is cut into
-/// `chunk_size` chunks, its last one possibly short. Used to reason about multipart objects.
-pub fn layout(part_sizes: &[u64], chunk_size: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    for &size in part_sizes {
-        let mut left = size;
-        while left > 0 {
-            let len = left.min(chunk_size);
-            out.push((offset, len));
-            offset += len;
-            left -= len;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lays out the chunks of an object stored as parts of the given sizes: each part is cut into
+    /// `chunk_size` chunks, its last one possibly short. Used to reason about multipart objects.
+    fn layout(part_sizes: &[u64], chunk_size: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        for &size in part_sizes {
+            let mut left = size;
+            while left > 0 {
+                let len = left.min(chunk_size);
+                out.push((offset, len));
+                offset += len;
+                left -= len;
+            }
+        }
+        out
+    }
+
     use crate::datanode::ChunkId;
 
     fn refs(layout: &[(u64, u64)]) -> Vec<ChunkRef> {

@@ -330,7 +330,7 @@ impl ChunkStore for ReplicatedStore {
             if batch.is_empty() {
                 break;
             }
-            let now = crate::gateway::now();
+            let now = time::OffsetDateTime::now_utc();
             for node in &batch {
                 node.reserved
                     .fetch_add(self.config.chunk_size, Ordering::Relaxed);

@@ -32,8 +32,6 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send
 
 /// S3's limit for a single PutObject (and for one part).
 pub const MAX_PUT_SIZE: u64 = 5 << 30;
-/// S3's maximum object size (10,000 parts of 5 GiB).
-pub const MAX_OBJECT_SIZE: u64 = 10_000 * MAX_PUT_SIZE;
 /// How many chunk references a read fetches from the metadata store at a time. The first page
 /// is loaded when the read starts, so a read of up to this many chunks (256 GiB at 64 MiB
 /// chunks) holds its whole chunk map and survives an overwrite of the object during the GC
@@ -499,11 +497,22 @@ impl Gateway {
             if due.is_empty() {
                 return Ok(removed);
             }
+            let mut done = Vec::with_capacity(due.len());
             for id in &due {
-                self.store.delete(*id).await?;
+                match self.store.delete(*id).await {
+                    Ok(()) => done.push(*id),
+                    // One chunk that cannot be deleted now must not hold up the others; it
+                    // stays queued for the next pass.
+                    Err(e) => {
+                        tracing::warn!(chunk = %id, error = %e, "could not delete a collected chunk")
+                    }
+                }
             }
-            self.meta.gc_done(&due).await?;
-            removed += due.len();
+            if done.is_empty() {
+                return Ok(removed);
+            }
+            self.meta.gc_done(&done).await?;
+            removed += done.len();
         }
     }
 
