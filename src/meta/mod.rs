@@ -27,6 +27,8 @@ pub enum MetaError {
     PartChanged(u32),
     #[error("the write's precondition does not hold")]
     PreconditionFailed,
+    #[error("metadata commit failed: {0}")]
+    CommitFailed(String),
     /// A chunk of the write was taken for abandoned (its write outlived the coordinator's
     /// `--abandon-after`) and queued for deletion: the write must be retried.
     #[error("chunk {0} of this write was queued for garbage collection")]

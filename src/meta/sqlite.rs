@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::rows::{
@@ -38,6 +39,88 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteMeta {
     pool: SqlitePool,
+    /// Object commits go through one task that groups those waiting into one transaction.
+    commits: mpsc::Sender<Job>,
+}
+
+/// The most object commits grouped into one transaction.
+const MAX_COMMIT_BATCH: usize = 128;
+
+/// One object commit waiting for the committer.
+enum Job {
+    Put {
+        object: Box<ObjectMeta>,
+        chunks: Vec<ChunkRef>,
+        condition: WriteCondition,
+        gc_due: OffsetDateTime,
+        reply: oneshot::Sender<MetaResult<()>>,
+    },
+    Delete {
+        bucket: String,
+        key: String,
+        gc_due: OffsetDateTime,
+        reply: oneshot::Sender<MetaResult<bool>>,
+    },
+}
+
+/// What a job's statements returned, held until the transaction is durable.
+enum Outcome {
+    Put(MetaResult<()>),
+    Delete(MetaResult<bool>),
+}
+
+impl Job {
+    async fn run(&self, tx: &mut Transaction<'static, Sqlite>) -> Outcome {
+        match self {
+            Job::Put {
+                object: o,
+                chunks,
+                condition,
+                gc_due,
+                ..
+            } => Outcome::Put(
+                async {
+                    check_condition(tx, &o.bucket, &o.key, condition).await?;
+                    remove_object(tx, &o.bucket, &o.key, *gc_due).await?;
+                    insert_object(tx, o).await?;
+                    insert_chunks(tx, &o.id.to_string(), chunks).await
+                }
+                .await,
+            ),
+            Job::Delete {
+                bucket,
+                key,
+                gc_due,
+                ..
+            } => Outcome::Delete(remove_object(tx, bucket, key, *gc_due).await),
+        }
+    }
+
+    fn failed(&self, why: &str) -> Outcome {
+        let e = || MetaError::CommitFailed(why.to_owned());
+        match self {
+            Job::Put { .. } => Outcome::Put(Err(e())),
+            Job::Delete { .. } => Outcome::Delete(Err(e())),
+        }
+    }
+
+    fn answer(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Job::Put { reply, .. }, Outcome::Put(r)) => {
+                let _ = reply.send(r);
+            }
+            (Job::Delete { reply, .. }, Outcome::Delete(r)) => {
+                let _ = reply.send(r);
+            }
+            // Outcomes are made from their own job; a mismatch drops the reply, which the
+            // caller reads as a failed commit.
+            _ => {}
+        }
+    }
+}
+
+fn committer_gone() -> MetaError {
+    MetaError::CommitFailed("the metadata committer has stopped".to_owned())
 }
 
 impl SqliteMeta {
@@ -63,12 +146,67 @@ impl SqliteMeta {
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqliteMeta { pool })
+        let (commits, queue) = mpsc::channel(MAX_COMMIT_BATCH * 4);
+        tokio::spawn(run_committer(pool.clone(), queue));
+        Ok(SqliteMeta { pool, commits })
     }
 
     async fn write(&self) -> MetaResult<Transaction<'static, Sqlite>> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
+}
+
+/// Group commit: SQLite has one writer and every commit waits for an fsync, so object commits
+/// that arrive together share one transaction (and one fsync). Each runs inside its own
+/// savepoint, so one that fails (a precondition, a vanished bucket) leaves the others intact,
+/// exactly as if they had committed one after another in arrival order. Nobody is answered
+/// before the transaction is durable.
+async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_COMMIT_BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_batch(&pool, &jobs).await;
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            job.answer(outcome);
+        }
+    }
+}
+
+async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
+    let failed = |e: &dyn std::fmt::Display| {
+        let why = e.to_string();
+        jobs.iter().map(|j| j.failed(&why)).collect()
+    };
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
+            return failed(&e);
+        }
+        let outcome = job.run(&mut tx).await;
+        let ok = matches!(outcome, Outcome::Put(Ok(_)) | Outcome::Delete(Ok(_)));
+        let end = if ok {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = sqlx::raw_sql(end).execute(&mut *tx).await {
+            return failed(&e);
+        }
+        outcomes.push(outcome);
+    }
+    if let Err(e) = tx.commit().await {
+        return failed(&e);
+    }
+    outcomes
 }
 
 /// Moves every chunk of `owner` to the GC queue.
@@ -309,13 +447,16 @@ impl MetaStore for SqliteMeta {
         condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()> {
-        let mut tx = self.write().await?;
-        check_condition(&mut tx, &object.bucket, &object.key, condition).await?;
-        remove_object(&mut tx, &object.bucket, &object.key, gc_due).await?;
-        insert_object(&mut tx, object).await?;
-        insert_chunks(&mut tx, &object.id.to_string(), chunks).await?;
-        tx.commit().await?;
-        Ok(())
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Put {
+            object: Box::new(object.clone()),
+            chunks: chunks.to_vec(),
+            condition: condition.clone(),
+            gc_due,
+            reply,
+        };
+        self.commits.send(job).await.map_err(|_| committer_gone())?;
+        answer.await.map_err(|_| committer_gone())?
     }
 
     async fn delete_object(
@@ -324,10 +465,15 @@ impl MetaStore for SqliteMeta {
         key: &str,
         gc_due: OffsetDateTime,
     ) -> MetaResult<bool> {
-        let mut tx = self.write().await?;
-        let existed = remove_object(&mut tx, bucket, key, gc_due).await?;
-        tx.commit().await?;
-        Ok(existed)
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Delete {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            gc_due,
+            reply,
+        };
+        self.commits.send(job).await.map_err(|_| committer_gone())?;
+        answer.await.map_err(|_| committer_gone())?
     }
 
     async fn list_objects(
