@@ -813,3 +813,22 @@ async fn virtual_hosted_style_with_domain() {
         .await;
     assert_eq!(resp.body, b"virtual");
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused() {
+    let (_server, client) = server_with_bucket().await;
+    client
+        .request(Method::PUT, &format!("/{BUCKET}/a%00b"))
+        .body(b"x".to_vec())
+        .send()
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "InvalidArgument");
+    client
+        .request(Method::GET, &format!("/{BUCKET}"))
+        .query("list-type=2&prefix=a%00")
+        .send()
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "InvalidArgument");
+    let list = client.list(BUCKET, true, &[]).await;
+    assert!(list.xml_values("Key").is_empty(), "nothing was stored");
+}

@@ -89,6 +89,14 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
     {
         return Err(S3Error::new(ErrorCode::KeyTooLongError));
     }
+    // U+0000 cannot be stored by PostgreSQL nor carried by XML 1.0: refuse it up front rather
+    // than fail later with a 500 (keys, prefixes, markers alike).
+    let has_nul = req.route.key.as_ref().is_some_and(|k| k.contains('\0'))
+        || req.query.iter().any(|(_, v)| v.contains('\0'));
+    if has_nul {
+        return Err(S3Error::new(ErrorCode::InvalidArgument)
+            .with_message("Object keys and list parameters cannot contain the character U+0000"));
+    }
     let resource = req.resource();
     let result = match req.route.op {
         Operation::ListBuckets => bucket::list_buckets(gw).await,
