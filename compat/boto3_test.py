@@ -16,28 +16,33 @@ import io
 import os
 import sys
 import time
-import traceback
 import urllib.error
 import urllib.request
 import zlib
-from pathlib import Path
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
 from botocore.httpchecksum import StreamingChecksumBody
 
-MiB = 1 << 20
-ENDPOINT = os.environ["CAIRN_ENDPOINT"]
-WORK = Path(os.environ["CAIRN_COMPAT_WORK"])
+sys.dont_write_bytecode = True
+from harness import (  # noqa: E402
+    ENDPOINT,
+    WORK,
+    MiB,
+    check,
+    expect_client_error,
+    expect_eq,
+    md5_etag,
+    multipart_etag,
+    run,
+)
+
 BUCKET = "boto-bucket"
 HOSTILE_BUCKET = "boto-hostile"
 
 s3 = boto3.client("s3", endpoint_url=ENDPOINT)
 # boto3 presigns with SigV2 by default in us-east-1 (a legacy default); `presigner` asks for SigV4.
 presigner = boto3.client("s3", endpoint_url=ENDPOINT, config=Config(signature_version="s3v4"))
-
-CHECKS = []
 
 # Every response boto3 had to retry, as "Operation (attempts)": a server that answers correctly
 # needs none here.
@@ -53,39 +58,14 @@ def _note_retries(http_response, parsed, model, **kwargs):
 s3.meta.events.register("after-call.s3", _note_retries)
 
 
-def check(name):
-    def register(fn):
-        CHECKS.append((name, fn))
-        return fn
-
-    return register
 
 
-def expect_eq(actual, expected, what="value"):
-    if actual != expected:
-        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
 
 
-def expect_client_error(code, status, fn, *args, **kwargs):
-    """Calls fn, which must raise ClientError with this error code and HTTP status."""
-    try:
-        fn(*args, **kwargs)
-    except ClientError as err:
-        expect_eq(err.response["Error"]["Code"], code, "error code")
-        expect_eq(err.response["ResponseMetadata"]["HTTPStatusCode"], status, "HTTP status")
-        return err
-    raise AssertionError(f"expected ClientError {code} ({status}), the call succeeded")
 
 
-def md5_etag(data):
-    return '"%s"' % hashlib.md5(data).hexdigest()
 
 
-def multipart_etag(data, part_size):
-    digests = b"".join(
-        hashlib.md5(data[i : i + part_size]).digest() for i in range(0, len(data), part_size)
-    )
-    return '"%s-%d"' % (hashlib.md5(digests).hexdigest(), (len(data) + part_size - 1) // part_size)
 
 
 def http(method, url, data=None, headers=None):
@@ -702,27 +682,6 @@ def t_no_retries():
     expect_eq(RETRIED, [], "retried requests")
 
 
-def main():
-    passed = failed = 0
-    for name, fn in CHECKS:
-        start = time.monotonic()
-        try:
-            fn()
-        except Exception:
-            failed += 1
-            print(f"FAIL - {name} ({time.monotonic() - start:.1f}s)")
-            for line in traceback.format_exc().strip().splitlines()[-12:]:
-                print(f"       {line}")
-        else:
-            passed += 1
-            print(f"ok   - {name} ({time.monotonic() - start:.1f}s)")
-        sys.stdout.flush()
-    print(f"boto3: {passed} passed, {failed} failed")
-    counts = os.environ.get("CAIRN_COMPAT_COUNTS")
-    if counts:
-        Path(counts).write_text(f"{passed} {failed}\n")
-    return 0 if failed == 0 else 1
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run("boto3"))
