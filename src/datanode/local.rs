@@ -593,6 +593,7 @@ impl ChunkStore for LocalChunkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datanode::conformance::{get, pattern, put};
     use futures_util::StreamExt;
 
     const BLOCK: u64 = BLOCK_SIZE as u64;
@@ -603,52 +604,6 @@ mod tests {
             .await
             .unwrap();
         (dir, store)
-    }
-
-    /// Bytes that differ at every offset, so a misplaced byte cannot go unnoticed.
-    fn pattern(len: usize) -> Vec<u8> {
-        let mut state: u32 = 0x9e37_79b9;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 17;
-                state ^= state << 5;
-                state as u8
-            })
-            .collect()
-    }
-
-    /// Writes `data` in pieces whose sizes cycle through `pieces` and commits it.
-    async fn put(store: &LocalChunkStore, data: &[u8], pieces: &[usize]) -> ChunkId {
-        let id = ChunkId::random();
-        let mut writer = store.create(id).await.unwrap();
-        let mut at = 0;
-        for size in pieces.iter().cycle() {
-            if at == data.len() {
-                break;
-            }
-            let end = (at + size).min(data.len());
-            writer
-                .write(Bytes::copy_from_slice(&data[at..end]))
-                .await
-                .unwrap();
-            at = end;
-        }
-        assert_eq!(writer.commit().await.unwrap(), data.len() as u64);
-        id
-    }
-
-    async fn get(
-        store: &LocalChunkStore,
-        id: ChunkId,
-        range: Range<u64>,
-    ) -> Result<Vec<u8>, ChunkError> {
-        let mut stream = store.read(id, range).await?;
-        let mut out = Vec::new();
-        while let Some(item) = stream.next().await {
-            out.extend_from_slice(&item?);
-        }
-        Ok(out)
     }
 
     fn flip(path: &Path, offset: u64) {
