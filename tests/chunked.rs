@@ -19,13 +19,6 @@ const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495
 /// chunk boundaries.
 const FRAME: usize = 256 * 1024 + 7;
 
-async fn server_with_bucket() -> (TestServer, S3Client) {
-    let server = TestServer::start().await;
-    let client = server.client();
-    client.create_bucket(BUCKET).await;
-    (server, client)
-}
-
 /// `data` framed as STREAMING-AWS4-HMAC-SHA256-PAYLOAD, each chunk signed after the previous
 /// one; `tamper` flips a bit of the signature of that chunk.
 fn signed_body(
@@ -83,7 +76,7 @@ async fn put_signed(client: &S3Client, key: &str, data: &[u8], tamper: Option<us
 
 #[tokio::test]
 async fn signed_streaming_upload() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(1, MIB + MIB / 2);
     let resp = put_signed(&client, "streamed", &data, None).await;
     resp.assert_status(StatusCode::OK);
@@ -146,7 +139,7 @@ async fn put_with_trailer(client: &S3Client, key: &str, data: &[u8], crc: &str) 
 
 #[tokio::test]
 async fn unsigned_upload_with_checksum_trailer() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(2, MIB + 12345);
     let crc = crc32_base64(&data);
     let resp = put_with_trailer(&client, "trailed", &data, &crc).await;

@@ -14,13 +14,6 @@ use http::{Method, StatusCode};
 
 const BUCKET: &str = "cleanup";
 
-async fn server_with_bucket() -> (TestServer, S3Client) {
-    let server = TestServer::start().await;
-    let client = server.client();
-    client.create_bucket(BUCKET).await;
-    (server, client)
-}
-
 /// Sends a request head declaring 3 MiB and 1.5 MiB of body, waits until the server has
 /// put some of it on disk (so there is something to clean up), then hangs up.
 async fn disconnect_mid_body(server: &TestServer, req: RequestBuilder<'_>) -> Vec<u8> {
@@ -62,7 +55,7 @@ fn assert_not_success(answer: &[u8]) {
 
 #[tokio::test]
 async fn put_cut_short_leaves_nothing() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let req = client.request(Method::PUT, &object_path(BUCKET, "partial"));
     let answer = disconnect_mid_body(&server, req).await;
     assert_not_success(&answer);
@@ -90,7 +83,7 @@ async fn put_cut_short_leaves_nothing() {
 
 #[tokio::test]
 async fn upload_part_cut_short_leaves_nothing() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let upload = client.create_upload(BUCKET, "mp").await;
     let req = client
         .request(Method::PUT, &object_path(BUCKET, "mp"))
@@ -122,7 +115,7 @@ async fn upload_part_cut_short_leaves_nothing() {
 
 #[tokio::test]
 async fn body_shorter_than_content_length_is_refused() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     // The client stops sending but keeps the connection open for a moment, then closes:
     // whatever the server answers, nothing may be stored.
     let head = client
@@ -144,7 +137,7 @@ async fn body_shorter_than_content_length_is_refused() {
 
 #[tokio::test]
 async fn overwrite_reclaims_chunks() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "k", &random_bytes(4, 3 * MIB)).await;
     let first = server.wait_for_chunk_files(3).await;
 
@@ -167,7 +160,7 @@ async fn overwrite_reclaims_chunks() {
 
 #[tokio::test]
 async fn delete_reclaims_chunks() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "k", &random_bytes(7, MIB)).await;
     client.put_ok(BUCKET, "other", &random_bytes(8, 10)).await;
     server.wait_for_chunk_files(2).await;
@@ -192,7 +185,7 @@ async fn delete_reclaims_chunks() {
 
 #[tokio::test]
 async fn copy_then_delete_source_keeps_copy() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(9, 2 * MIB);
     client.put_ok(BUCKET, "src", &data).await;
     client
@@ -208,7 +201,7 @@ async fn copy_then_delete_source_keeps_copy() {
 
 #[tokio::test]
 async fn abort_reclaims_parts() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let upload = client.create_upload(BUCKET, "mp").await;
     client
         .upload_part_ok(BUCKET, "mp", &upload, 1, &random_bytes(10, 2 * MIB))
@@ -239,7 +232,7 @@ async fn abort_reclaims_parts() {
 
 #[tokio::test]
 async fn replaced_and_unused_parts_are_reclaimed() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let upload = client.create_upload(BUCKET, "mp").await;
     let part1 = random_bytes(12, PART);
     // Part 1 uploaded twice: the first copy's 5 chunks must go.
@@ -275,7 +268,7 @@ async fn replaced_and_unused_parts_are_reclaimed() {
 
 #[tokio::test]
 async fn completing_over_an_object_and_copying_onto_itself_reclaim() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "k", &random_bytes(16, 3 * MIB)).await;
     server.wait_for_chunk_files(3).await;
     let data = random_bytes(17, PART + 1);
@@ -307,7 +300,7 @@ async fn completing_over_an_object_and_copying_onto_itself_reclaim() {
 
 #[tokio::test]
 async fn buckets_are_isolated_and_recreated_empty() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let neighbour = format!("{BUCKET}-two");
     client.create_bucket(&neighbour).await;
     client.put_ok(BUCKET, "k", b"one").await;

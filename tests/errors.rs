@@ -10,16 +10,9 @@ use time::OffsetDateTime;
 
 const BUCKET: &str = "errors";
 
-async fn server_with_bucket() -> (TestServer, S3Client) {
-    let server = TestServer::start().await;
-    let client = server.client();
-    client.create_bucket(BUCKET).await;
-    (server, client)
-}
-
 #[tokio::test]
 async fn bucket_errors() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     client
         .get(BUCKET, "missing")
         .await
@@ -99,7 +92,7 @@ async fn bucket_errors() {
 
 #[tokio::test]
 async fn multipart_errors() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let path = object_path(BUCKET, "mp");
     let bogus = "0123456789abcdef0123456789abcdef";
 
@@ -205,7 +198,7 @@ async fn multipart_errors() {
 
 #[tokio::test]
 async fn digest_errors() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(3, 1500);
     let put = |key: &'static str, header: &'static str, value: String, payload: Payload| {
         let client = client.clone();
@@ -291,7 +284,7 @@ async fn digest_errors() {
 
 #[tokio::test]
 async fn request_errors() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let resp = client
         .request(Method::PUT, &object_path(BUCKET, "meta"))
         .header("x-amz-meta-big", &"v".repeat(2100))
@@ -377,7 +370,7 @@ async fn request_errors() {
 
 #[tokio::test]
 async fn authentication_errors() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let path = format!("/{BUCKET}");
     let send = |auth: Auth| {
         let client = client.clone();
@@ -466,7 +459,7 @@ async fn authentication_errors() {
 
 #[tokio::test]
 async fn presigned_urls() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let key = "a b+c%d/é/\"&";
     let data = random_bytes(9, 4096);
     client.put_ok(BUCKET, key, &data).await;

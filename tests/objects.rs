@@ -12,13 +12,6 @@ const BUCKET: &str = "objects";
 /// object of several chunks and three 5 MiB-sized parts.
 const SIZES: [usize; 6] = [0, 1, MIB - 1, MIB, MIB + 1, 10 * MIB + MIB / 2];
 
-async fn server_with_bucket() -> (TestServer, S3Client) {
-    let server = TestServer::start().await;
-    let client = server.client();
-    client.create_bucket(BUCKET).await;
-    (server, client)
-}
-
 /// GET and HEAD must return exactly `data` with `etag`.
 async fn assert_object(client: &S3Client, key: &str, data: &[u8], etag: &str) {
     let get = client.get(BUCKET, key).await;
@@ -39,7 +32,7 @@ async fn assert_object(client: &S3Client, key: &str, data: &[u8], etag: &str) {
 
 #[tokio::test]
 async fn single_put_round_trips_byte_exact() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     for (i, size) in SIZES.into_iter().enumerate() {
         let data = random_bytes(i as u64 + 1, size);
         let key = format!("single/{size}");
@@ -51,7 +44,7 @@ async fn single_put_round_trips_byte_exact() {
 
 #[tokio::test]
 async fn signed_payload_put_spanning_chunks() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(99, MIB + 1);
     let resp = client
         .request(Method::PUT, &object_path(BUCKET, "signed"))
@@ -68,7 +61,7 @@ async fn signed_payload_put_spanning_chunks() {
 
 #[tokio::test]
 async fn multipart_round_trips_byte_exact() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     for (i, size) in SIZES.into_iter().enumerate() {
         let data = random_bytes(100 + i as u64, size);
         let key = format!("multi/{size}");
@@ -86,7 +79,7 @@ async fn multipart_round_trips_byte_exact() {
 
 #[tokio::test]
 async fn part_etags_are_md5_and_reuploading_a_part_replaces_it() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let upload = client.create_upload(BUCKET, "k").await;
     let first = random_bytes(1, PART);
     let second = random_bytes(2, 1000);
@@ -143,7 +136,7 @@ async fn get_range(client: &S3Client, key: &str, range: &str) -> Resp {
 
 #[tokio::test]
 async fn ranged_reads() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let (data, multi_etag, single_etag) = ranged_fixture(&client).await;
     let size = data.len();
     let chunk = CHUNK;
@@ -238,7 +231,7 @@ async fn ranged_reads() {
 
 #[tokio::test]
 async fn ranges_of_empty_and_tiny_objects() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "empty", b"").await;
     let resp = get_range(&client, "empty", "bytes=0-").await;
     resp.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange");
@@ -256,7 +249,7 @@ async fn ranges_of_empty_and_tiny_objects() {
 
 #[tokio::test]
 async fn if_range_and_part_number() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let (data, etag, _) = ranged_fixture(&client).await;
     let size = data.len();
 
@@ -327,7 +320,7 @@ async fn if_range_and_part_number() {
 
 #[tokio::test]
 async fn conditional_requests() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(5, 3000);
     let etag = client.put_ok(BUCKET, "k", &data).await;
     let head = client.head(BUCKET, "k").await;
@@ -429,7 +422,7 @@ async fn conditional_requests() {
 
 #[tokio::test]
 async fn stored_headers_and_response_overrides() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let headers = [
         ("content-type", "text/plain; charset=utf-8"),
         ("content-encoding", "gzip"),
@@ -496,7 +489,7 @@ async fn stored_headers_and_response_overrides() {
 
 #[tokio::test]
 async fn checksum_headers_are_verified_stored_and_returned() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(11, 2 * MIB + 3);
     let crc = crc32_base64(&data);
     let resp = client
@@ -532,7 +525,7 @@ async fn checksum_headers_are_verified_stored_and_returned() {
 
 #[tokio::test]
 async fn copy_object() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(21, 2 * MIB + 17);
     let resp = client
         .request(Method::PUT, &object_path(BUCKET, "src"))
@@ -655,7 +648,7 @@ fn uri_encode_path(path: &str) -> String {
 
 #[tokio::test]
 async fn delete_object_is_idempotent() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "gone", b"bye").await;
     for _ in 0..2 {
         let resp = client.delete(BUCKET, "gone").await;
@@ -683,7 +676,7 @@ fn delete_body(keys: &[&str], quiet: bool) -> Vec<u8> {
 
 #[tokio::test]
 async fn delete_objects() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     for key in ["d1", "d2", "d3", "d&4", "keep"] {
         client.put_ok(BUCKET, key, key.as_bytes()).await;
     }
@@ -743,7 +736,7 @@ async fn delete_objects() {
 
 #[tokio::test]
 async fn empty_last_part() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let first = random_bytes(31, PART);
     let upload = client.create_upload(BUCKET, "k").await;
     let e1 = client.upload_part_ok(BUCKET, "k", &upload, 1, &first).await;
@@ -772,7 +765,7 @@ async fn empty_last_part() {
 
 #[tokio::test]
 async fn multipart_keeps_the_headers_given_at_creation() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let resp = client
         .request(Method::POST, &object_path(BUCKET, "mp"))
         .query("uploads")

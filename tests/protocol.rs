@@ -15,16 +15,9 @@ use time::OffsetDateTime;
 
 const BUCKET: &str = "protocol";
 
-async fn server_with_bucket() -> (TestServer, S3Client) {
-    let server = TestServer::start().await;
-    let client = server.client();
-    client.create_bucket(BUCKET).await;
-    (server, client)
-}
-
 #[tokio::test]
 async fn hostile_keys_round_trip() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let keys = [
         "a b+c%d/é/\"&",
         "a b",
@@ -77,7 +70,7 @@ async fn hostile_keys_round_trip() {
 
 #[tokio::test]
 async fn dot_segments_are_part_of_the_key() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     // reqwest would resolve `.` and `..`; S3 keeps them, so this goes over a raw connection.
     let path = format!("/{BUCKET}/a/./b/../c");
     let data = b"dots".to_vec();
@@ -101,7 +94,7 @@ async fn dot_segments_are_part_of_the_key() {
 
 #[tokio::test]
 async fn malformed_paths_and_methods() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let head = client
         .request(Method::GET, &format!("/{BUCKET}/bad%zzescape"))
         .raw_head(None, &[]);
@@ -153,7 +146,7 @@ fn read_head(stream: &mut TcpStream) -> String {
 
 #[tokio::test]
 async fn expect_100_continue() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(1, MIB + 3);
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "continued"))
@@ -205,7 +198,7 @@ async fn expect_100_continue() {
 
 #[tokio::test]
 async fn refused_before_the_body() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     // Declaring more than 5 GiB: refused from the headers alone; the test sends no body.
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "huge"))
@@ -243,7 +236,7 @@ async fn refused_before_the_body() {
 
 #[tokio::test]
 async fn every_checksum_algorithm_against_check_values() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     // The standard check input and each algorithm's published check value.
     let check = b"123456789".to_vec();
     let cases: [(&str, Vec<u8>); 5] = [
@@ -327,7 +320,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 
 #[tokio::test]
 async fn multipart_checksums_and_part_digests() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let resp = client
         .request(Method::POST, &object_path(BUCKET, "mp"))
         .query("uploads")
@@ -412,7 +405,7 @@ async fn multipart_checksums_and_part_digests() {
 
 #[tokio::test]
 async fn sigv4_requests_missing_a_piece() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let path = object_path(BUCKET, "k");
     client.put_ok(BUCKET, "k", b"data").await;
 
@@ -499,7 +492,7 @@ async fn sigv4_requests_missing_a_piece() {
 
 #[tokio::test]
 async fn argument_validation() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "k", &random_bytes(1, 100)).await;
     let bucket_path = format!("/{BUCKET}");
     for query in [
@@ -592,7 +585,7 @@ async fn argument_validation() {
 
 #[tokio::test]
 async fn range_forms_s3_ignores() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(4, 3 * MIB);
     let etag = client.put_ok(BUCKET, "k", &data).await;
     let head = client.head(BUCKET, "k").await;
@@ -644,7 +637,7 @@ async fn range_forms_s3_ignores() {
 
 #[tokio::test]
 async fn folder_markers_and_delimiters() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     for key in ["dir/", "dir/file", "dir/sub/", "dir/sub/deep", "top"] {
         client.put_ok(BUCKET, key, b"").await;
     }
@@ -677,7 +670,7 @@ async fn folder_markers_and_delimiters() {
 
 #[tokio::test]
 async fn concurrent_writers_of_one_key() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     let bodies: Vec<Vec<u8>> = (0..6).map(|i| random_bytes(50 + i, MIB + 1)).collect();
     let mut tasks = Vec::new();
     for body in bodies.clone() {
@@ -723,7 +716,7 @@ async fn concurrent_writers_of_one_key() {
 
 #[tokio::test]
 async fn early_error_keeps_the_connection_usable_or_closes_it() {
-    let (server, client) = server_with_bucket().await;
+    let (server, client) = server_with_bucket(BUCKET).await;
     client.put_ok(BUCKET, "k", b"still here").await;
     // A PUT the server refuses before reading its body (the bucket does not exist).
     let declared = 3 * MIB;
@@ -816,7 +809,7 @@ async fn virtual_hosted_style_with_domain() {
 
 #[tokio::test]
 async fn nul_characters_are_refused() {
-    let (_server, client) = server_with_bucket().await;
+    let (_server, client) = server_with_bucket(BUCKET).await;
     client
         .request(Method::PUT, &format!("/{BUCKET}/a%00b"))
         .body(b"x".to_vec())

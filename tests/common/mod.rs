@@ -63,6 +63,14 @@ pub struct TestServer {
     log: PathBuf,
 }
 
+/// A fresh server and a client for it, with `bucket` created.
+pub async fn server_with_bucket(bucket: &str) -> (TestServer, S3Client) {
+    let server = TestServer::start().await;
+    let client = server.client();
+    client.create_bucket(bucket).await;
+    (server, client)
+}
+
 impl TestServer {
     /// A fresh server whose bootstrap key is [`TEST_KEY_ID`]/[`TEST_SECRET`].
     pub async fn start() -> TestServer {
