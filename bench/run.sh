@@ -4,8 +4,10 @@
 # replication factor 1, region us-east-1), all driven by the same `cairn bench all` workloads,
 # interleaved (dd, server, cluster, Garage; then again), BENCH_RUNS times (at least 2). Every store
 # starts empty in its own directory under the work directory and is stopped (by PID) after its
-# run; its peak RSS (VmHWM) is read just before. Prints medians and ratios, and appends them with
-# date, commit and machine to docs/BENCHMARKS.md. Not run by CI.
+# run; its peak RSS (VmHWM) is read just before. Prints medians and ratios, plots the large and
+# small workloads with bench/plot.py (matplotlib, pip-installed if missing; without it, no plot),
+# and appends them with date, commit, machine and the plot (docs/bench/STAMP.png) to
+# docs/BENCHMARKS.md. Not run by CI.
 #
 #   bench/run.sh [PATH/TO/cairn]     (default: cargo build --release, then target/release/cairn)
 #
@@ -18,7 +20,8 @@
 #                  This script never installs it: `cargo install garage --locked` takes very long.
 #   GARAGE_FSYNC   "true" to run Garage with metadata_fsync and data_fsync (default: Garage's own
 #                  defaults, which do not fsync; Cairn always does)
-#   BENCH_RECORD   "0" to print the results without appending them to docs/BENCHMARKS.md
+#   BENCH_RECORD   "0" to print the results (and plot them in the results directory) without
+#                  appending them to docs/BENCHMARKS.md
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,20 +35,20 @@ read -r -a bench_args <<<"${BENCH_ARGS:-}"
 base="${BENCH_DIR:-$repo/target}"
 bucket="cairn-bench"
 
+# shellcheck source=bench/lib.sh
+. "$repo/bench/lib.sh"
+
 # The commit a result is filed under is the one the binary was built from: build it here unless a
 # binary is named, and then say when that binary was built.
-commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-    commit="$commit-dirty"
-fi
 if [ -n "${1:-${CAIRN_BIN:-}}" ]; then
     cairn="${1:-$CAIRN_BIN}"
     case "$cairn" in /*) ;; *) cairn="$PWD/$cairn" ;; esac
-    commit="$commit (binary built $(date -u -r "$cairn" '+%Y-%m-%d %H:%M'))"
+    commit="$(commit_label "$repo" "$cairn")"
 else
     cairn="$repo/target/release/cairn"
     echo "cargo build --release"
     (cd "$repo" && cargo build --release --quiet)
+    commit="$(commit_label "$repo")"
 fi
 
 garage="${GARAGE_BIN:-$(command -v garage || true)}"
@@ -64,56 +67,7 @@ stamp="$(date -u '+%Y%m%dT%H%M%SZ')"
 results="$base/bench-results/$stamp"
 mkdir -p "$results"
 
-# Every process this script starts, so that an interrupted run stops them all (by PID).
-started_pids=()
-cleanup() {
-    for pid in "${started_pids[@]}"; do
-        if kill -0 "$pid" 2>/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-            wait "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-now() { date +%s.%N; }
 mib_per_s() { python3 -c 'import sys; print(round(float(sys.argv[1]) / (float(sys.argv[3]) - float(sys.argv[2])), 1))' "$1" "$2" "$3"; }
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-peak_rss_mib() { awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
-
-# Waits until FILE has a line matching REGEX while PID lives; prints the line.
-wait_for_line() {
-    local file="$1" regex="$2" pid="$3" deadline=$((SECONDS + 60)) line
-    while :; do
-        line="$(grep -m1 -E "$regex" "$file" 2>/dev/null || true)"
-        if [ -n "$line" ]; then
-            echo "$line"
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline" ]; then
-            echo "no line matching /$regex/ in $file:" >&2
-            tail -n 30 "$file" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
-}
-
-# SIGTERM, then SIGKILL if the process has not exited within 30 s.
-stop_pid() {
-    local pid="$1" deadline=$((SECONDS + 30))
-    kill -TERM "$pid" 2>/dev/null || return 0
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ "$SECONDS" -gt "$deadline" ]; then
-            kill -KILL "$pid" 2>/dev/null || true
-            break
-        fi
-        sleep 0.1
-    done
-    wait "$pid" 2>/dev/null || true
-}
 
 # Retries a tiny workload until the endpoint serves it: the store is up, the key works and
 # (for a cluster) the gateway sees its data nodes.
@@ -163,26 +117,20 @@ measure_dd() {
 }
 
 measure_server() {
-    local run="$1" dir="$work/server-$run" key secret pid line endpoint
+    local run="$1"
+    local dir="$work/server-$run"
     echo "== run $run: cairn server"
-    mkdir -p "$dir"
-    key="CAIRNBENCH$(random_key | cut -c1-10)"
-    secret="$(random_key)"
-    CAIRN_ACCESS_KEY_ID="$key" CAIRN_SECRET_ACCESS_KEY="$secret" \
-        "$cairn" server --listen 127.0.0.1:0 --data "$dir/data" >"$dir/server.log" 2>&1 &
-    pid=$!
-    started_pids+=("$pid")
-    line="$(wait_for_line "$dir/server.log" '^Cairn S3 endpoint: http://' "$pid")"
-    endpoint="${line#Cairn S3 endpoint: }"
+    start_server "$dir"
     run_bench "$endpoint" "$key" "$secret" "$results/server-$run.jsonl"
-    printf '{"workload":"rss","server_mib":%s}\n' "$(peak_rss_mib "$pid")" \
+    printf '{"workload":"rss","server_mib":%s}\n' "$(peak_rss_mib "$server_pid")" \
         >>"$results/server-$run.jsonl"
-    stop_pid "$pid"
+    stop_pid "$server_pid"
     rm -rf "$dir"
 }
 
 measure_cluster() {
-    local run="$1" dir="$work/cluster-$run" key secret meta line endpoint gateway pid i
+    local run="$1"
+    local dir="$work/cluster-$run" key secret meta line endpoint gateway pid i
     local node_pids=() node_urls=()
     echo "== run $run: cairn cluster (3 data nodes, gateway R=2 W=2)"
     mkdir -p "$dir"
@@ -221,7 +169,8 @@ measure_cluster() {
 }
 
 measure_garage() {
-    local run="$1" dir="$work/garage-$run" rpc_port s3_port pid node out key secret
+    local run="$1"
+    local dir="$work/garage-$run" rpc_port s3_port pid node out key secret
     echo "== run $run: Garage ($("$garage" --version 2>/dev/null | head -n 1 || echo "version unknown"))"
     mkdir -p "$dir"
     rpc_port="$(free_port)"
@@ -367,6 +316,18 @@ print()
 print(f"Errors over all runs: {errors}.")
 EOF
 
+# The plot is an extra: without matplotlib, or if drawing fails, the run goes on without it.
+plot=""
+if python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib; then
+    if python3 "$repo/bench/plot.py" "$results" "$runs" "$results/plot.png"; then
+        plot="$results/plot.png"
+    else
+        echo "bench/plot.py failed: no plot" >&2
+    fi
+else
+    echo "matplotlib is missing and \`pip install matplotlib\` failed: no plot" >&2
+fi
+
 {
     echo
     echo "### $(date -u '+%Y-%m-%d %H:%M') UTC — commit $commit"
@@ -380,14 +341,22 @@ EOF
     fi
     echo
     cat "$report"
+    if [ -n "$plot" ] && [ "${BENCH_RECORD:-1}" != "0" ]; then
+        echo
+        echo "![large and small workloads](bench/$stamp.png)"
+    fi
 } >"$results/section.md"
 
 echo
 cat "$results/section.md"
 if [ "${BENCH_RECORD:-1}" != "0" ]; then
+    if [ -n "$plot" ]; then
+        mkdir -p "$repo/docs/bench"
+        cp "$plot" "$repo/docs/bench/$stamp.png"
+    fi
     cat "$results/section.md" >>"$repo/docs/BENCHMARKS.md"
     echo
-    echo "appended to docs/BENCHMARKS.md; raw JSON lines in $results"
+    echo "appended to docs/BENCHMARKS.md${plot:+ (plot: docs/bench/$stamp.png)}; raw JSON lines in $results"
 fi
 if grep -q '"errors":[1-9]' "$results"/*.jsonl; then
     echo "some requests failed or read wrong data; see the JSON lines in $results" >&2

@@ -144,6 +144,32 @@ async fn every_workload_runs_clean_against_cairn_server() {
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("writing the object"), "{stderr}");
+
+    // The probe writes its object, then times each request kind; its listing starts after its
+    // key, so it sees exactly the large object that sorts after it.
+    let probe = ["probe", "--probe-key", "a/probe", "--probe-size", "100KiB"];
+    let out = bench(
+        &server.endpoint(),
+        TEST_KEY_ID,
+        TEST_SECRET,
+        &[&probe[..], &["--probe-ops", "10"]].concat(),
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["workload"], "probe", "{line}");
+    assert_eq!(line["errors"], 0, "{line}");
+    assert_eq!(line["list_keys"], 1, "{line}");
+    for kind in ["head", "first_range", "last_range", "list_after"] {
+        for p in ["p50", "p99"] {
+            let ms = line[format!("{kind}_{p}_ms")].as_f64();
+            assert!(ms.is_some_and(|ms| ms > 0.0), "{kind} {p} in {line}");
+        }
+    }
+    assert!(
+        line["put_mib_s"].as_f64().is_some_and(|v| v > 0.0),
+        "{line}"
+    );
 }
 
 #[tokio::test]

@@ -556,12 +556,14 @@ impl Conn {
         .map(|_| ())
     }
 
-    /// One ListObjectsV2 page of at most `max_keys` keys.
+    /// One ListObjectsV2 page of at most `max_keys` keys, continuing from `token` or starting
+    /// after the key `start_after`.
     pub async fn list_objects_v2(
         &mut self,
         prefix: &str,
         delimiter: Option<&str>,
         token: Option<&str>,
+        start_after: Option<&str>,
         max_keys: usize,
     ) -> Result<ListPage, Error> {
         let mut query = format!("list-type=2&max-keys={max_keys}");
@@ -569,6 +571,7 @@ impl Conn {
             ("continuation-token", token),
             ("delimiter", delimiter),
             ("prefix", Some(prefix)),
+            ("start-after", start_after),
         ];
         for (name, value) in params {
             if let Some(value) = value {
@@ -831,7 +834,7 @@ mod tests {
             "{err}"
         );
         let listed = conn
-            .list_objects_v2("p/", Some("/"), Some("t=1"), 1000)
+            .list_objects_v2("p/", Some("/"), Some("t=1"), None, 1000)
             .await
             .unwrap();
         assert_eq!(

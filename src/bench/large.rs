@@ -40,9 +40,10 @@ impl From<&BenchArgs> for Config {
     }
 }
 
-/// Writes the large object with one PutObject; returns MiB/s.
+/// Writes `key` as `size` bytes generated from its seed with one PutObject; returns MiB/s.
 pub async fn put_single(
     target: &Arc<Target>,
+    key: &str,
     size: u64,
     label: &str,
     report: &mut Report,
@@ -50,9 +51,9 @@ pub async fn put_single(
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let progress = Progress::start(label, size, Unit::Bytes);
-    let body = Payload::generated(seed_of(LARGE_KEY), 0, size, Some(progress.tracker()));
+    let body = Payload::generated(seed_of(key), 0, size, Some(progress.tracker()));
     let started = Instant::now();
-    let result = conn.put_object(LARGE_KEY, body).await;
+    let result = conn.put_object(key, body).await;
     let elapsed = started.elapsed();
     progress.finish();
     if let Err(e) = result {
@@ -66,7 +67,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     let size = config.size;
     let seed = seed_of(LARGE_KEY);
 
-    let put = put_single(target, size, "large: PUT", &mut report).await?;
+    let put = put_single(target, LARGE_KEY, size, "large: PUT", &mut report).await?;
     let multipart = put_multipart(target, config, &mut report).await?;
 
     let mut conn = Conn::new(target.clone());

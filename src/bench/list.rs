@@ -71,6 +71,7 @@ async fn list_all(conn: &mut Conn, listing: &Listing) -> Result<Listed, Error> {
                 &listing.prefix,
                 listing.delimiter,
                 token.as_deref(),
+                None,
                 PAGE_KEYS,
             )
             .await?;

@@ -9,6 +9,7 @@ mod data;
 mod large;
 mod list;
 mod phase;
+mod probe;
 mod progress;
 mod range;
 mod small;
@@ -35,8 +36,11 @@ pub enum Workload {
     Small,
     /// ListObjectsV2 over many keys: flat, with a delimiter, and under one prefix.
     List,
-    /// Every workload in turn.
+    /// Every workload above in turn.
     All,
+    /// Latency of HEAD, ranged GETs at the start and end of one object, and a ListObjectsV2
+    /// page after its key, one request at a time (not part of `all`).
+    Probe,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -96,6 +100,15 @@ pub struct BenchArgs {
     /// Times each listing is repeated; the median is reported.
     #[arg(long, default_value_t = 5)]
     list_repeats: usize,
+    /// Object the probe workload reads (written first unless it has --probe-size).
+    #[arg(long, default_value = "probe/object")]
+    probe_key: String,
+    /// Size of the probe workload's object.
+    #[arg(long, default_value = "4KiB")]
+    probe_size: ByteSize,
+    /// Requests of each kind the probe workload times.
+    #[arg(long, default_value_t = 200)]
+    probe_ops: usize,
     /// The longest one request may take, body included.
     #[arg(long, default_value = "10m")]
     timeout: HumanDuration,
@@ -118,6 +131,8 @@ impl BenchArgs {
             ("--list-keys", self.list_keys as u64),
             ("--list-prefixes", self.list_prefixes as u64),
             ("--list-repeats", self.list_repeats as u64),
+            ("--probe-size", self.probe_size.0),
+            ("--probe-ops", self.probe_ops as u64),
         ];
         if let Some((flag, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{flag} must be positive"));
@@ -183,6 +198,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Workload::Range => range::run(&target, &range::Config::from(&args)).await?,
             Workload::Small => small::run(&target, &small::Config::from(&args)).await?,
             Workload::List => list::run(&target, &list::Config::from(&args)).await?,
+            Workload::Probe => probe::run(&target, &probe::Config::from(&args)).await?,
             Workload::All => continue,
         };
         report.print()?;

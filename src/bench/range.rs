@@ -46,7 +46,14 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     // The large workload leaves its object behind; the same key and size mean the same bytes.
     let mut conn = Conn::new(target.clone());
     if conn.head_object(LARGE_KEY).await? != Some(size) {
-        put_single(target, size, "range: writing the object", &mut report).await?;
+        put_single(
+            target,
+            LARGE_KEY,
+            size,
+            "range: writing the object",
+            &mut report,
+        )
+        .await?;
     }
     drop(conn);
 
