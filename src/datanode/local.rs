@@ -1,8 +1,9 @@
 //! The local-disk `ChunkStore`: one file per chunk at `root/<xx>/<id>`, `xx` being the id's first
 //! byte in hex. A file holds the chunk's bytes, then one CRC32C per `BLOCK_SIZE` block, then a
 //! fixed-size footer, so it is written in one pass as bytes stream in and is read from its end.
-//! Writers fill a temp file that is fsynced and renamed into place on commit; readers verify every
-//! block they touch before yielding any byte of it.
+//! Writers fill a temp file that is renamed into place on commit and made durable, with the
+//! renames of concurrent writers, by one group sync of the filesystem; readers verify every block
+//! they touch before yielding any byte of it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream;
 
+use crate::datanode::sync_group::SyncGroup;
 use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
 
 /// Bytes covered by one CRC32C. Small enough that a short range read verifies at most two blocks
@@ -157,7 +159,8 @@ impl Sink {
         self.file.write_all(extra)
     }
 
-    /// Writes what is left, the CRC table and the footer, and fsyncs. Returns the data length.
+    /// Writes what is left, the CRC table and the footer (not yet durable: the commit's group
+    /// sync makes it so). Returns the data length.
     fn seal(mut self) -> io::Result<u64> {
         self.write_out(&[])?;
         let (table, data_len) = self.sums.finish();
@@ -172,7 +175,6 @@ impl Sink {
         };
         tail.extend_from_slice(&footer.encode()?);
         self.file.write_all(&tail)?;
-        self.file.sync_all()?;
         Ok(data_len)
     }
 }
@@ -212,6 +214,7 @@ struct LocalChunkWriter {
     sink: Option<Sink>,
     temp: TempFile,
     path: PathBuf,
+    sync: SyncGroup,
 }
 
 #[async_trait]
@@ -233,18 +236,27 @@ impl ChunkWriter for LocalChunkWriter {
             sink,
             mut temp,
             path,
+            sync,
         } = *self;
         let sink = sink.ok_or_else(writer_unusable)?;
         // The temp guard moves along so that a failure, or a caller that stops waiting, still
         // removes the temp file once the blocking work ends.
-        blocking(move || {
+        let final_path = path.clone();
+        let data_len = blocking(move || {
             let data_len = sink.seal()?;
             fs::rename(&temp.path, &path)?;
             temp.keep();
-            sync_parent(&path)?;
-            Ok(data_len)
+            Ok::<_, io::Error>(data_len)
         })
-        .await?
+        .await??;
+        // Acknowledged only once durable. A chunk that is not must not stay under its name; one
+        // left by a crash or a caller that stopped waiting is an orphan, and garbage collection
+        // removes it.
+        if let Err(err) = sync.sync().await {
+            let _ = blocking(move || fs::remove_file(final_path)).await;
+            return Err(err.into());
+        }
+        Ok(data_len)
     }
 }
 
@@ -380,14 +392,6 @@ fn not_found_or_io(id: ChunkId, err: io::Error) -> ChunkError {
     }
 }
 
-/// Makes a rename or unlink in `path`'s directory durable.
-fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
 fn prefix_dir(root: &Path, prefix: u8) -> PathBuf {
     root.join(format!("{prefix:02x}"))
 }
@@ -431,21 +435,27 @@ async fn blocking<T: Send + 'static>(
 #[derive(Clone, Debug)]
 pub struct LocalChunkStore {
     root: PathBuf,
+    sync: SyncGroup,
 }
 
 impl LocalChunkStore {
     /// Opens (creating if needed) a store at `root` with its 256 prefix directories.
     pub async fn open(root: PathBuf) -> Result<Self, ChunkError> {
         let dir = root.clone();
-        blocking(move || -> io::Result<()> {
+        let opened = blocking(move || -> io::Result<File> {
             for prefix in 0..=u8::MAX {
                 fs::create_dir_all(prefix_dir(&dir, prefix))?;
             }
-            // The prefix directories must survive a crash for the chunks later fsynced into them.
-            File::open(&dir)?.sync_all()
+            // The prefix directories must survive a crash for the chunks later synced into them.
+            let opened = File::open(&dir)?;
+            opened.sync_all()?;
+            Ok(opened)
         })
         .await??;
-        Ok(LocalChunkStore { root })
+        Ok(LocalChunkStore {
+            root,
+            sync: SyncGroup::start(opened),
+        })
     }
 
     /// Where the chunk `id` lives once committed.
@@ -512,6 +522,7 @@ impl ChunkStore for LocalChunkStore {
                 kept: false,
             },
             path,
+            sync: self.sync.clone(),
         }))
     }
 

@@ -9,6 +9,7 @@ pub mod local;
 pub mod remote;
 pub mod replicated;
 pub mod server;
+mod sync_group;
 
 use std::fmt;
 use std::ops::Range;

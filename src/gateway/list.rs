@@ -3,10 +3,16 @@
 //! whether a prefix holds one key or millions.
 
 use super::{Gateway, GatewayResult};
-use crate::meta::{ListStart, ObjectMeta, Upload};
+use crate::meta::{ListStart, ObjectMeta, Upload, prefix_successor};
 
-/// Keys fetched from the metadata store per round trip.
+/// Keys fetched from the metadata store per round trip, at most (plus one to see whether a page
+/// is truncated).
 const SCAN_PAGE: usize = 1000;
+
+/// Keys of the first round trip of a listing with a delimiter. Its batches end at the first key
+/// that rolls up into a common prefix, the scan then jumping past that prefix, so they start
+/// small and double while they hold only plain keys.
+const FIRST_ROLLUP_SCAN: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct ListQuery<'a> {
@@ -34,23 +40,6 @@ pub struct UploadPage {
     pub truncated: bool,
 }
 
-/// The smallest string greater than every string that starts with `prefix`, if there is one
-/// (bumping its last character; a last character of U+10FFFF has no successor).
-fn prefix_successor(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let mut next = last as u32 + 1;
-        if (0xD800..0xE000).contains(&next) {
-            next = 0xE000;
-        }
-        if let Some(c) = char::from_u32(next) {
-            chars.push(c);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 /// The common prefix that `key` rolls up into, if any.
 fn common_prefix<'k>(key: &'k str, prefix: &str, delimiter: Option<&str>) -> Option<&'k str> {
     let d = delimiter.filter(|d| !d.is_empty())?;
@@ -75,20 +64,28 @@ impl Gateway {
             },
         };
         let mut count = 0usize;
+        let mut scan = match q.delimiter {
+            Some(d) if !d.is_empty() => FIRST_ROLLUP_SCAN,
+            _ => SCAN_PAGE,
+        };
         'scan: loop {
             let start = ListStart {
                 key: &cursor.0,
                 inclusive: cursor.1,
             };
+            // One key more than the page still needs tells whether it is truncated without
+            // another round trip.
+            let limit = (q.max_keys - count).min(scan) + 1;
             let batch = self
                 .meta
-                .list_objects(q.bucket, q.prefix, start, SCAN_PAGE)
+                .list_objects(q.bucket, q.prefix, start, limit)
                 .await?;
-            let exhausted = batch.len() < SCAN_PAGE;
+            let exhausted = batch.len() < limit;
             if batch.is_empty() {
                 break;
             }
             let mut next_cursor = None;
+            let mut rolled_up = false;
             for object in batch {
                 if count == q.max_keys {
                     // With max-keys=0 there is no last key to continue after, so nothing is
@@ -109,6 +106,7 @@ impl Gateway {
                     }
                     page.common_prefixes.push(cp);
                     // Jump past every key under this prefix.
+                    rolled_up = true;
                     break;
                 }
                 count += 1;
@@ -119,6 +117,9 @@ impl Gateway {
             match next_cursor {
                 Some(c) => cursor = c,
                 None => break,
+            }
+            if !rolled_up {
+                scan = (scan * 2).min(SCAN_PAGE);
             }
             if exhausted && page.common_prefixes.last() != page.last.as_ref() {
                 break;
@@ -156,22 +157,6 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn successor_orders_after_every_extension() {
-        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
-        assert_eq!(
-            prefix_successor("photos/2024/").as_deref(),
-            Some("photos/20240")
-        );
-        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
-        assert_eq!(prefix_successor("x\u{10FFFF}").as_deref(), Some("y"));
-        assert_eq!(prefix_successor(""), None);
-        let s = prefix_successor("a/").unwrap();
-        for key in ["a/", "a/b", "a/\u{10FFFF}\u{10FFFF}", "a/zzz"] {
-            assert!(key < s.as_str(), "{key}");
-        }
-    }
 
     #[test]
     fn rolls_up_at_the_delimiter_after_the_prefix() {

@@ -425,3 +425,41 @@ pub async fn open(url: &str) -> MetaResult<std::sync::Arc<dyn MetaStore>> {
 fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
+
+/// The smallest string greater than every string that starts with `prefix`, if there is one
+/// (bumping its last character; a last character of U+10FFFF has no successor).
+pub fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn successor_orders_after_every_extension() {
+        assert_eq!(prefix_successor("a/").as_deref(), Some("a0"));
+        assert_eq!(
+            prefix_successor("photos/2024/").as_deref(),
+            Some("photos/20240")
+        );
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor("x\u{10FFFF}").as_deref(), Some("y"));
+        assert_eq!(prefix_successor(""), None);
+        let s = prefix_successor("a/").unwrap();
+        for key in ["a/", "a/b", "a/\u{10FFFF}\u{10FFFF}", "a/zzz"] {
+            assert!(key < s.as_str(), "{key}");
+        }
+    }
+}

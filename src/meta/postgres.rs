@@ -22,7 +22,7 @@ use super::rows::{
 use super::{
     AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
     MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload,
-    WriteCondition,
+    WriteCondition, prefix_successor,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::datanode::ChunkId;
@@ -457,17 +457,27 @@ impl MetaStore for PostgresMeta {
         limit: usize,
     ) -> MetaResult<Vec<ObjectMeta>> {
         let (from, inclusive) = list_seek(prefix, &start);
-        let sql = if inclusive {
-            "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3"
-        } else {
-            "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3"
+        // The prefix's end bounds the index scan, so a page under a small prefix stops there.
+        let end = prefix_successor(prefix);
+        let sql = match (inclusive, end.is_some()) {
+            (true, false) => {
+                "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3"
+            }
+            (false, false) => {
+                "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3"
+            }
+            (true, true) => {
+                "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4"
+            }
+            (false, true) => {
+                "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key LIMIT $4"
+            }
         };
-        let rows = sqlx::query(sql)
-            .bind(bucket)
-            .bind(from)
-            .bind(row_limit(limit))
-            .fetch_all(&self.pool)
-            .await?;
+        let mut query = sqlx::query(sql).bind(bucket).bind(from);
+        if let Some(end) = end {
+            query = query.bind(end);
+        }
+        let rows = query.bind(row_limit(limit)).fetch_all(&self.pool).await?;
         take_prefixed(&rows, prefix, object_row, |o| &o.key)
     }
 

@@ -50,6 +50,75 @@ where
     }
 }
 
+/// An `objects` row as SQLite packs it into JSON (`json_array` of [`OBJECT_COLUMNS`], many rows
+/// aggregated into one array by `json_group_array`): a page of rows then crosses from SQLite's
+/// thread to the runtime as one value, where sqlx would hand over each row on its own.
+#[derive(serde::Deserialize)]
+pub(super) struct ObjectJson {
+    bucket: String,
+    key: String,
+    id: String,
+    size: i64,
+    etag: String,
+    last_modified_ms: i64,
+    headers: String,
+    checksum_algorithm: Option<String>,
+    checksum_value: Option<String>,
+    checksum_type: Option<String>,
+    parts_count: Option<i64>,
+}
+
+/// The columns of [`ObjectJson`], in its order.
+pub(super) const OBJECT_COLUMNS: &str = "bucket, key, id, size, etag, last_modified_ms, headers, \
+     checksum_algorithm, checksum_value, checksum_type, parts_count";
+
+impl ObjectJson {
+    pub(super) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl Columns for ObjectJson {
+    fn text(&self, col: &str) -> MetaResult<String> {
+        match col {
+            "bucket" => Ok(self.bucket.clone()),
+            "key" => Ok(self.key.clone()),
+            "id" => Ok(self.id.clone()),
+            "etag" => Ok(self.etag.clone()),
+            "headers" => Ok(self.headers.clone()),
+            _ => Err(no_column(col)),
+        }
+    }
+
+    fn opt_text(&self, col: &str) -> MetaResult<Option<String>> {
+        match col {
+            "checksum_algorithm" => Ok(self.checksum_algorithm.clone()),
+            "checksum_value" => Ok(self.checksum_value.clone()),
+            "checksum_type" => Ok(self.checksum_type.clone()),
+            _ => self.text(col).map(Some),
+        }
+    }
+
+    fn int(&self, col: &str) -> MetaResult<i64> {
+        match col {
+            "size" => Ok(self.size),
+            "last_modified_ms" => Ok(self.last_modified_ms),
+            _ => Err(no_column(col)),
+        }
+    }
+
+    fn opt_int(&self, col: &str) -> MetaResult<Option<i64>> {
+        match col {
+            "parts_count" => Ok(self.parts_count),
+            _ => self.int(col).map(Some),
+        }
+    }
+}
+
+fn no_column(col: &str) -> MetaError {
+    MetaError::Corrupt(format!("no column {col} in an objects row"))
+}
+
 /// Timestamps are stored as milliseconds since the Unix epoch.
 pub(super) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
