@@ -12,6 +12,8 @@ use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use cairn::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use cairn::datanode::ChunkId;
 use cairn::meta::{
@@ -224,6 +226,7 @@ fn object(bucket: &str, key: &str, chunks: &[ChunkRef], etag: &str) -> ObjectMet
         checksum: None,
         checksum_type: ChecksumType::FullObject,
         parts_count: None,
+        inline: None,
     }
 }
 
@@ -238,6 +241,7 @@ fn assert_same_object(got: &ObjectMeta, want: &ObjectMeta) {
     assert_eq!(got.checksum, want.checksum);
     assert_eq!(got.checksum_type, want.checksum_type);
     assert_eq!(got.parts_count, want.parts_count);
+    assert_eq!(got.inline, want.inline);
 }
 
 fn assert_same_upload(got: &Upload, want: &Upload) {
@@ -547,6 +551,35 @@ async fn put_get_overwrite_delete(store: Store) {
     all.extend(ids(&second_chunks));
     assert_eq!(queued(&store).await, all);
     assert!(store.delete_object("b", "empty", at(T0)).await.unwrap());
+    assert_eq!(queued(&store).await, all);
+
+    // A small object keeps its bytes in its row: the lookup returns them, a listing leaves
+    // them out, and deleting it queues nothing.
+    let mut small = object("b", "small", &[], "inline");
+    let data = Bytes::from_static(b"\x00bytes \xff in the row");
+    small.size = data.len() as u64;
+    small.inline = Some(data);
+    put(&store, &small, &[]).await;
+    let got = store.object("b", "small").await.unwrap().expect("visible");
+    assert_same_object(&got, &small);
+    let listed = store
+        .list_objects(
+            "b",
+            "",
+            ListStart {
+                key: "",
+                inclusive: true,
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].size, listed[0].inline.as_ref()),
+        (small.size, None)
+    );
+    assert!(store.delete_object("b", "small", at(T0)).await.unwrap());
     assert_eq!(queued(&store).await, all);
 }
 

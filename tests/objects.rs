@@ -808,3 +808,61 @@ async fn multipart_keeps_the_headers_given_at_creation() {
         Some("\"d41d8cd98f00b204e9800998ecf8427e\"")
     );
 }
+
+#[tokio::test]
+async fn small_objects_live_in_metadata_without_chunk_files() {
+    const INLINE_MAX: usize = 16 * 1024;
+    let (server, client) = server_with_bucket(BUCKET).await;
+    let small = random_bytes(7, INLINE_MAX);
+    let etag = client.put_ok(BUCKET, "small", &small).await;
+    assert_object(&client, "small", &small, &etag).await;
+    assert!(
+        server.chunk_files().is_empty(),
+        "{:?}",
+        server.chunk_files()
+    );
+
+    // Ranges are cut from the stored bytes.
+    let ranged = client
+        .request(Method::GET, &object_path(BUCKET, "small"))
+        .header("range", "bytes=100-4195")
+        .send()
+        .await;
+    ranged.assert_status(StatusCode::PARTIAL_CONTENT);
+    assert!(ranged.body == small[100..4196]);
+    let tail = client
+        .request(Method::GET, &object_path(BUCKET, "small"))
+        .header("range", "bytes=-10")
+        .send()
+        .await;
+    tail.assert_status(StatusCode::PARTIAL_CONTENT);
+    assert!(tail.body == small[INLINE_MAX - 10..]);
+
+    // A copy of a small object is small too; one byte more is stored in chunks.
+    client
+        .request(Method::PUT, &object_path(BUCKET, "copy"))
+        .header("x-amz-copy-source", &format!("/{BUCKET}/small"))
+        .send()
+        .await
+        .assert_status(StatusCode::OK);
+    assert_object(&client, "copy", &small, &etag).await;
+    assert!(server.chunk_files().is_empty());
+    let larger = random_bytes(8, INLINE_MAX + 1);
+    let etag = client.put_ok(BUCKET, "larger", &larger).await;
+    assert_object(&client, "larger", &larger, &etag).await;
+    assert_eq!(server.chunk_files().len(), 1);
+
+    // Deleting and overwriting small objects leaves no chunk behind either.
+    client
+        .delete(BUCKET, "small")
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    client
+        .get(BUCKET, "small")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    let other = random_bytes(9, 5);
+    let etag = client.put_ok(BUCKET, "copy", &other).await;
+    assert_object(&client, "copy", &other, &etag).await;
+    assert_eq!(server.chunk_files().len(), 1);
+}

@@ -2,7 +2,8 @@
 //! and again as a multipart upload with parts in parallel, then read back as one stream and as
 //! concurrent ranges, every byte checked. Bodies are generated 1 MiB at a time while sending,
 //! so the client's memory does not grow with the object. The single-PUT object stays for the
-//! range workload.
+//! range workload. An object over S3's 5 GiB limit for one PutObject is written only by the
+//! multipart upload, under the key the single PUT would have used.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +19,8 @@ use super::{BenchArgs, Report, human};
 pub const LARGE_KEY: &str = "large/object";
 /// The multipart copy; deleted at the end of the workload.
 const MULTIPART_KEY: &str = "large/multipart";
+/// The largest object one PutObject may carry, as on S3.
+const MAX_PUT_SIZE: u64 = 5 << 30;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -67,8 +70,13 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     let size = config.size;
     let seed = seed_of(LARGE_KEY);
 
-    let put = put_single(target, LARGE_KEY, size, "large: PUT", &mut report).await?;
-    let multipart = put_multipart(target, config, &mut report).await?;
+    let (put, multipart_key) = if size <= MAX_PUT_SIZE {
+        let put = put_single(target, LARGE_KEY, size, "large: PUT", &mut report).await?;
+        (Some(put), MULTIPART_KEY)
+    } else {
+        (None, LARGE_KEY)
+    };
+    let multipart = put_multipart(target, multipart_key, config, &mut report).await?;
 
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
@@ -117,7 +125,9 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     report.absorb(&ranged);
     let ranged_get = mib_per_s(size, ranged.elapsed);
 
-    if let Err(e) = conn.delete_object(MULTIPART_KEY).await {
+    if multipart_key == MULTIPART_KEY
+        && let Err(e) = conn.delete_object(MULTIPART_KEY).await
+    {
         report.failed(&e);
     }
 
@@ -126,12 +136,18 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     report.count("part_concurrency", config.part_concurrency as u64);
     report.count("get_range_bytes", range_size);
     report.count("get_concurrency", config.get_concurrency as u64);
-    report.figure("put_mib_s", put);
+    if let Some(put) = put {
+        report.figure("put_mib_s", put);
+    }
     report.figure("multipart_put_mib_s", multipart);
     report.figure("get_mib_s", get);
     report.figure("ranged_get_mib_s", ranged_get);
+    let put = match put {
+        Some(put) => format!("PUT {put:.1} MiB/s"),
+        None => format!("PUT skipped (over the {} limit)", human(MAX_PUT_SIZE)),
+    };
     report.line(format!(
-        "{} object: PUT {put:.1} MiB/s, multipart PUT ({} parts x{}) {multipart:.1} MiB/s",
+        "{} object: {put}, multipart PUT ({} parts x{}) {multipart:.1} MiB/s",
         human(size),
         human(config.part_size),
         config.part_concurrency
@@ -144,20 +160,21 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     Ok(report)
 }
 
-/// Writes the multipart copy, `part_concurrency` parts at a time; returns MiB/s over the whole
-/// upload, creation and completion included.
+/// Writes `key` as a multipart upload, `part_concurrency` parts at a time; returns MiB/s over the
+/// whole upload, creation and completion included.
 async fn put_multipart(
     target: &Arc<Target>,
+    key: &'static str,
     config: &Config,
     report: &mut Report,
 ) -> Result<f64, Error> {
     let size = config.size;
     let part_size = config.part_size;
-    let seed = seed_of(MULTIPART_KEY);
+    let seed = seed_of(key);
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let started = Instant::now();
-    let upload_id = match conn.create_multipart_upload(MULTIPART_KEY).await {
+    let upload_id = match conn.create_multipart_upload(key).await {
         Ok(id) => id,
         Err(e) => {
             report.failed(&e);
@@ -180,9 +197,7 @@ async fn put_multipart(
             let end = (start + part_size).min(size);
             let body = Payload::generated(seed, start, end, Some(tracker));
             let part_number = u32::try_from(number + 1).unwrap_or(u32::MAX);
-            let result = conn
-                .upload_part(MULTIPART_KEY, &id, part_number, body)
-                .await;
+            let result = conn.upload_part(key, &id, part_number, body).await;
             (conn, result.map(|etag| (part_number, etag)))
         }
     })
@@ -191,10 +206,9 @@ async fn put_multipart(
     let result = if parts.errors == 0 {
         let mut list: Vec<(u32, String)> = parts.results.into_iter().map(|(_, p)| p).collect();
         list.sort_unstable_by_key(|(number, _)| *number);
-        conn.complete_multipart_upload(MULTIPART_KEY, &upload_id, &list)
-            .await
+        conn.complete_multipart_upload(key, &upload_id, &list).await
     } else {
-        conn.abort_multipart_upload(MULTIPART_KEY, &upload_id).await
+        conn.abort_multipart_upload(key, &upload_id).await
     };
     let elapsed = started.elapsed();
     if let Err(e) = result {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use md5::{Digest, Md5};
 use sha2::Sha256;
@@ -32,6 +32,17 @@ pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send
 
 /// S3's limit for a single PutObject (and for one part).
 pub const MAX_PUT_SIZE: u64 = 5 << 30;
+/// Objects up to this size keep their bytes in their metadata row: no chunk file to create,
+/// sync and open, and the one metadata transaction makes them durable.
+pub const INLINE_MAX: u64 = 16 * 1024;
+
+/// Where `write_body` puts a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storage {
+    Chunks,
+    /// Inline when the declared length is at most `INLINE_MAX`, else chunks.
+    InlineIfSmall,
+}
 /// How many chunk references a read fetches from the metadata store at a time. The first page
 /// is loaded when the read starts, so a read of up to this many chunks (256 GiB at 64 MiB
 /// chunks) holds its whole chunk map and survives an overwrite of the object during the GC
@@ -131,6 +142,8 @@ pub struct Gateway {
 /// A body written to chunks but not yet committed.
 struct Written {
     chunks: Vec<ChunkRef>,
+    /// The body itself instead of chunks, for a small object.
+    inline: Option<Bytes>,
     size: u64,
     md5: [u8; 16],
     checksum: Option<Checksum>,
@@ -218,6 +231,7 @@ impl Gateway {
         body: &mut ByteStream,
         checks: &BodyChecks,
         compute: Option<ChecksumAlgorithm>,
+        storage: Storage,
     ) -> GatewayResult<Written> {
         let mut guard = ChunkGuard {
             store: self.store.clone(),
@@ -240,6 +254,11 @@ impl Gateway {
             .unwrap_or(checks.max_size)
             .min(checks.max_size);
         let mut size = 0u64;
+        // Bounded by the declared length, which `limit` enforces as the bytes arrive.
+        let mut inline = checks
+            .content_length
+            .filter(|&n| storage == Storage::InlineIfSmall && n > 0 && n <= INLINE_MAX)
+            .map(|n| BytesMut::with_capacity(n as usize));
 
         loop {
             let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await;
@@ -263,6 +282,10 @@ impl Gateway {
             }
             if let Some(s) = summer.as_mut() {
                 s.update(&data);
+            }
+            if let Some(buf) = inline.as_mut() {
+                buf.extend_from_slice(&data);
+                continue;
             }
             for piece in chunker.split(data) {
                 let (_, filled, w) = match writer.as_mut() {
@@ -319,6 +342,7 @@ impl Gateway {
         }
         Ok(Written {
             chunks,
+            inline: inline.map(BytesMut::freeze),
             size,
             md5,
             checksum,
@@ -340,7 +364,12 @@ impl Gateway {
             .await?;
         // Like S3, objects uploaded without a checksum get a CRC64NVME.
         let written = self
-            .write_body(body, checks, Some(ChecksumAlgorithm::Crc64Nvme))
+            .write_body(
+                body,
+                checks,
+                Some(ChecksumAlgorithm::Crc64Nvme),
+                Storage::InlineIfSmall,
+            )
             .await?;
         self.commit_object(new, written).await
     }
@@ -358,6 +387,7 @@ impl Gateway {
             checksum: written.checksum,
             checksum_type: ChecksumType::FullObject,
             parts_count: None,
+            inline: written.inline,
         };
         self.meta
             .put_object(&object, &written.chunks, &new.condition, self.gc_due())
@@ -419,6 +449,20 @@ impl Gateway {
     /// first chunk is opened before this returns, so an object that cannot be read at all is
     /// an error the client gets instead of a response cut short.
     pub async fn read(&self, object: &ObjectMeta, range: Range<u64>) -> GatewayResult<ByteStream> {
+        if let Some(data) = &object.inline {
+            let (start, end) = (range.start as usize, range.end as usize);
+            if start > end || end > data.len() {
+                return Err(MetaError::Corrupt(format!(
+                    "object {} has {} inline bytes, not {}",
+                    object.id,
+                    data.len(),
+                    object.size
+                ))
+                .into());
+            }
+            let piece = data.slice(start..end);
+            return Ok(Box::pin(futures_util::stream::iter([Ok(piece)])));
+        }
         let mut cursor = ChunkCursor {
             meta: self.meta.clone(),
             store: self.store.clone(),
@@ -464,7 +508,9 @@ impl Gateway {
             .checksum
             .as_ref()
             .map_or(ChecksumAlgorithm::Crc64Nvme, |c| c.algorithm);
-        let written = self.write_body(&mut body, &checks, Some(compute)).await?;
+        let written = self
+            .write_body(&mut body, &checks, Some(compute), Storage::InlineIfSmall)
+            .await?;
         // A copy of a multipart object is a single-part object: its ETag is its MD5.
         self.commit_object(new, written).await
     }

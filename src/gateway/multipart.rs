@@ -5,7 +5,7 @@ use md5::{Digest, Md5};
 use uuid::Uuid;
 
 use super::{
-    BodyChecks, ByteStream, Gateway, GatewayError, GatewayResult, MAX_PUT_SIZE, NewObject,
+    BodyChecks, ByteStream, Gateway, GatewayError, GatewayResult, MAX_PUT_SIZE, NewObject, Storage,
     not_found_bucket, now,
 };
 use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
@@ -117,7 +117,10 @@ impl Gateway {
         let compute = upload
             .checksum_algorithm
             .unwrap_or(ChecksumAlgorithm::Crc64Nvme);
-        let written = self.write_body(body, &checks, Some(compute)).await?;
+        // Parts are always chunked: completion hands their chunks to the object.
+        let written = self
+            .write_body(body, &checks, Some(compute), Storage::Chunks)
+            .await?;
         let part = Part {
             number,
             owner: Uuid::new_v4(),
@@ -229,6 +232,7 @@ impl Gateway {
             checksum: object_checksum(upload, &chosen),
             checksum_type: upload.checksum_type,
             parts_count: Some(chosen.len() as u32),
+            inline: None,
         };
         match self
             .meta

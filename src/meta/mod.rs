@@ -10,6 +10,7 @@ pub mod sqlite;
 use std::ops::Range;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -95,6 +96,9 @@ pub struct ObjectMeta {
     /// Composite checksums are sent with a `-N` suffix (N = parts_count).
     pub checksum_type: ChecksumType,
     pub parts_count: Option<u32>,
+    /// The bytes of a small object, kept in its row instead of in chunks (it then has none).
+    /// Loaded by the object lookups, not by listings, where it is always `None`.
+    pub inline: Option<Bytes>,
 }
 
 /// A chunk placed at `offset` within its owner (an object or an upload part).

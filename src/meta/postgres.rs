@@ -10,14 +10,14 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{PgConnection, Row};
+use sqlx::{AssertSqlSafe, PgConnection, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{
-    bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json, key_row, list_seek, ms,
-    node_row, object_path_row, object_row, parse_chunk, parse_uuid, part_range_row, part_row,
-    row_limit, take_prefixed, u32_col, u64_col, upload_row, uuid_col,
+    OBJECT_COLUMNS, bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json, key_row,
+    list_seek, ms, node_row, object_path_row, object_row, parse_chunk, parse_uuid, part_range_row,
+    part_row, row_limit, take_prefixed, u32_col, u64_col, upload_row, uuid_col,
 };
 use super::{
     AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
@@ -187,8 +187,8 @@ async fn insert_object(conn: &mut PgConnection, o: &ObjectMeta) -> MetaResult<()
     }
     sqlx::query(
         "INSERT INTO objects (bucket, key, id, size, etag, last_modified_ms, headers, \
-         checksum_algorithm, checksum_value, checksum_type, parts_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         checksum_algorithm, checksum_value, checksum_type, parts_count, inline_data) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(&o.bucket)
     .bind(&o.key)
@@ -201,6 +201,7 @@ async fn insert_object(conn: &mut PgConnection, o: &ObjectMeta) -> MetaResult<()
     .bind(o.checksum.as_ref().map(Checksum::to_base64))
     .bind(o.checksum_type.as_str())
     .bind(o.parts_count.map(i64::from))
+    .bind(o.inline.as_deref())
     .execute(conn)
     .await?;
     Ok(())
@@ -459,21 +460,18 @@ impl MetaStore for PostgresMeta {
         let (from, inclusive) = list_seek(prefix, &start);
         // The prefix's end bounds the index scan, so a page under a small prefix stops there.
         let end = prefix_successor(prefix);
-        let sql = match (inclusive, end.is_some()) {
-            (true, false) => {
-                "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 ORDER BY key LIMIT $3"
-            }
-            (false, false) => {
-                "SELECT * FROM objects WHERE bucket = $1 AND key > $2 ORDER BY key LIMIT $3"
-            }
-            (true, true) => {
-                "SELECT * FROM objects WHERE bucket = $1 AND key >= $2 AND key < $3 ORDER BY key LIMIT $4"
-            }
-            (false, true) => {
-                "SELECT * FROM objects WHERE bucket = $1 AND key > $2 AND key < $3 ORDER BY key LIMIT $4"
-            }
+        let lower = if inclusive { ">=" } else { ">" };
+        let (upper, limit_param) = if end.is_some() {
+            ("AND key < $3", "$4")
+        } else {
+            ("", "$3")
         };
-        let mut query = sqlx::query(sql).bind(bucket).bind(from);
+        // Not `*`: a listing leaves out the inline bytes of small objects.
+        let sql = format!(
+            "SELECT {OBJECT_COLUMNS} FROM objects WHERE bucket = $1 AND key {lower} $2 {upper} \
+             ORDER BY key LIMIT {limit_param}"
+        );
+        let mut query = sqlx::query(AssertSqlSafe(sql)).bind(bucket).bind(from);
         if let Some(end) = end {
             query = query.bind(end);
         }

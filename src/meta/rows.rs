@@ -6,6 +6,7 @@
 
 use std::str::FromStr;
 
+use bytes::Bytes;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,6 +24,9 @@ pub(super) trait Columns {
     fn opt_text(&self, col: &str) -> MetaResult<Option<String>>;
     fn int(&self, col: &str) -> MetaResult<i64>;
     fn opt_int(&self, col: &str) -> MetaResult<Option<i64>>;
+    /// A BLOB (BYTEA) column; one the query did not select reads as NULL, so that listings
+    /// can leave out the inline bytes of small objects.
+    fn opt_blob(&self, col: &str) -> MetaResult<Option<Vec<u8>>>;
 }
 
 // One impl for `SqliteRow` and `PgRow` alike: both decode TEXT as `String` and BIGINT as `i64`.
@@ -32,6 +36,7 @@ where
     for<'c> &'c str: ColumnIndex<R>,
     for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
     for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn text(&self, col: &str) -> MetaResult<String> {
         Ok(self.try_get(col)?)
@@ -47,6 +52,13 @@ where
 
     fn opt_int(&self, col: &str) -> MetaResult<Option<i64>> {
         Ok(self.try_get(col)?)
+    }
+
+    fn opt_blob(&self, col: &str) -> MetaResult<Option<Vec<u8>>> {
+        match self.try_get(col) {
+            Err(sqlx::Error::ColumnNotFound(_)) => Ok(None),
+            other => Ok(other?),
+        }
     }
 }
 
@@ -112,6 +124,11 @@ impl Columns for ObjectJson {
             "parts_count" => Ok(self.parts_count),
             _ => self.int(col).map(Some),
         }
+    }
+
+    /// Listings leave out the inline bytes of small objects.
+    fn opt_blob(&self, _col: &str) -> MetaResult<Option<Vec<u8>>> {
+        Ok(None)
     }
 }
 
@@ -220,6 +237,7 @@ pub(super) fn object_row(row: &impl Columns) -> MetaResult<ObjectMeta> {
             .opt_int("parts_count")?
             .map(|p| to_u32("parts_count", p))
             .transpose()?,
+        inline: row.opt_blob("inline_data")?.map(Bytes::from),
     })
 }
 

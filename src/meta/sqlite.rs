@@ -305,8 +305,8 @@ async fn insert_object(tx: &mut Transaction<'static, Sqlite>, o: &ObjectMeta) ->
     }
     sqlx::query(
         "INSERT INTO objects (bucket, key, id, size, etag, last_modified_ms, headers, \
-         checksum_algorithm, checksum_value, checksum_type, parts_count) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         checksum_algorithm, checksum_value, checksum_type, parts_count, inline_data) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&o.bucket)
     .bind(&o.key)
@@ -319,6 +319,7 @@ async fn insert_object(tx: &mut Transaction<'static, Sqlite>, o: &ObjectMeta) ->
     .bind(o.checksum.as_ref().map(Checksum::to_base64))
     .bind(o.checksum_type.as_str())
     .bind(o.parts_count.map(i64::from))
+    .bind(o.inline.as_deref())
     .execute(&mut **tx)
     .await?;
     Ok(())
