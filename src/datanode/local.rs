@@ -1,9 +1,9 @@
 //! The local-disk `ChunkStore`: one file per chunk at `root/<xx>/<id>`, `xx` being the id's first
 //! byte in hex. A file holds the chunk's bytes, then one CRC32C per `BLOCK_SIZE` block, then a
 //! fixed-size footer, so it is written in one pass as bytes stream in and is read from its end.
-//! Writers fill a temp file that is renamed into place on commit and made durable, with the
-//! renames of concurrent writers, by one group sync of the filesystem; readers verify every block
-//! they touch before yielding any byte of it.
+//! Writers fill a temp file that is renamed into place on commit and made durable: a large chunk
+//! by fsyncing it and its directory, a small one together with concurrent writers by one group
+//! sync of the filesystem. Readers verify every block they touch before yielding any byte of it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -24,6 +24,11 @@ pub const BLOCK_SIZE: usize = 64 * 1024;
 /// Bytes a writer gathers before writing, so pieces of a few KiB from the network cost one syscall
 /// per 256 KiB instead of one each, while a writer's memory stays bounded.
 const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Chunks of at least this many bytes are fsynced on their own (file, then directory): writing
+/// their data back is the cost, and a sync of the whole filesystem would also wait for every
+/// other chunk still being written. Smaller chunks share one group sync instead.
+const OWN_SYNC_MIN: u64 = 1024 * 1024;
 
 /// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
 /// per chunk, bounded memory per open stream.
@@ -159,9 +164,9 @@ impl Sink {
         self.file.write_all(extra)
     }
 
-    /// Writes what is left, the CRC table and the footer (not yet durable: the commit's group
-    /// sync makes it so). Returns the data length.
-    fn seal(mut self) -> io::Result<u64> {
+    /// Writes what is left, the CRC table and the footer (not yet durable: the commit makes it
+    /// so). Returns the data length and the file.
+    fn seal(mut self) -> io::Result<(u64, File)> {
         self.write_out(&[])?;
         let (table, data_len) = self.sums.finish();
         let mut tail = Vec::with_capacity(table.len() * CRC_LEN as usize + FOOTER_LEN as usize);
@@ -175,7 +180,7 @@ impl Sink {
         };
         tail.extend_from_slice(&footer.encode()?);
         self.file.write_all(&tail)?;
-        Ok(data_len)
+        Ok((data_len, self.file))
     }
 }
 
@@ -241,18 +246,26 @@ impl ChunkWriter for LocalChunkWriter {
         let sink = sink.ok_or_else(writer_unusable)?;
         // The temp guard moves along so that a failure, or a caller that stops waiting, still
         // removes the temp file once the blocking work ends.
-        let final_path = path.clone();
-        let data_len = blocking(move || {
-            let data_len = sink.seal()?;
-            fs::rename(&temp.path, &path)?;
-            temp.keep();
-            Ok::<_, io::Error>(data_len)
-        })
-        .await??;
         // Acknowledged only once durable. A chunk that is not must not stay under its name; one
         // left by a crash or a caller that stopped waiting is an orphan, and garbage collection
         // removes it.
-        if let Err(err) = sync.sync().await {
+        let final_path = path.clone();
+        let (data_len, synced) = blocking(move || {
+            let (data_len, file) = sink.seal()?;
+            let own = data_len >= OWN_SYNC_MIN;
+            if own {
+                file.sync_all()?;
+            }
+            fs::rename(&temp.path, &path)?;
+            temp.keep();
+            if own && let Err(err) = sync_parent(&path) {
+                let _ = fs::remove_file(&path);
+                return Err(err);
+            }
+            Ok::<_, io::Error>((data_len, own))
+        })
+        .await??;
+        if !synced && let Err(err) = sync.sync().await {
             let _ = blocking(move || fs::remove_file(final_path)).await;
             return Err(err.into());
         }
@@ -389,6 +402,14 @@ fn not_found_or_io(id: ChunkId, err: io::Error) -> ChunkError {
         ChunkError::NotFound(id)
     } else {
         ChunkError::Io(err)
+    }
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 
