@@ -53,7 +53,7 @@ const CHUNK_PAGE: usize = 4096;
 /// becomes visible), so a stalled client cannot hold a chunk writer forever.
 const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Chunk reads buffered ahead of the client: the next chunk is being read while one streams.
-const READ_AHEAD_BUFFERS: usize = 8;
+const READ_AHEAD_BUFFERS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
