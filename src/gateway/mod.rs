@@ -12,6 +12,7 @@ use std::io;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -138,6 +139,11 @@ pub struct Gateway {
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ChunkStore>,
     config: GatewayConfig,
+    /// Bodies being hashed on threads of their own (see `Hasher`).
+    hash_threads: Arc<AtomicUsize>,
+    /// At most this many at once: the cores a single stream's hashing may take without
+    /// slowing the streams already running.
+    max_hash_threads: usize,
 }
 
 /// A body written to chunks but not yet committed.
@@ -155,8 +161,11 @@ struct Written {
 /// beside the task that receives and stores them: MD5 runs at about one core's 800 MiB/s, so
 /// hashing in line would hold a single stream to well under that.
 const HASH_THREAD_MIN: u64 = 1024 * 1024;
-/// Pieces of body queued for the hashing thread: a few MiB at most.
-const HASH_QUEUE: usize = 16;
+/// Bytes of body handed to the hashing thread at a time, so that it wakes once per batch
+/// rather than once per network read.
+const HASH_BATCH: usize = 256 * 1024;
+/// Batches queued for the hashing thread: a few MiB at most.
+const HASH_QUEUE: usize = 8;
 
 /// Everything a body is hashed with while it streams.
 struct Digests {
@@ -177,35 +186,66 @@ impl Digests {
     }
 }
 
-/// Hashes a body in the receiving task (small bodies) or on a blocking thread fed through a
-/// bounded queue, so that hashing overlaps receiving and writing.
+/// One of the gateway's hashing threads in use; given back when dropped.
+struct HashThreadSlot(Arc<AtomicUsize>);
+
+impl Drop for HashThreadSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Hashes a body in the receiving task, or on a blocking thread fed through a bounded queue so
+/// that hashing overlaps receiving and writing: for a large body, while a core is to spare
+/// (with every core busy, the hand-offs would only add work).
 enum Hasher {
     InPlace(Box<Digests>),
     Thread {
-        queue: mpsc::Sender<Bytes>,
+        queue: mpsc::Sender<Vec<Bytes>>,
+        /// Pieces not yet handed over, and their length.
+        batch: Vec<Bytes>,
+        batched: usize,
         task: JoinHandle<Digests>,
     },
 }
 
 impl Hasher {
-    fn start(mut digests: Digests) -> Hasher {
-        let (queue, mut pieces) = mpsc::channel::<Bytes>(HASH_QUEUE);
+    fn start(mut digests: Digests, slot: HashThreadSlot) -> Hasher {
+        let (queue, mut batches) = mpsc::channel::<Vec<Bytes>>(HASH_QUEUE);
         let task = tokio::task::spawn_blocking(move || {
-            while let Some(data) = pieces.blocking_recv() {
-                digests.update(&data);
+            let _slot = slot;
+            while let Some(batch) = batches.blocking_recv() {
+                for data in batch {
+                    digests.update(&data);
+                }
             }
             digests
         });
-        Hasher::Thread { queue, task }
+        Hasher::Thread {
+            queue,
+            batch: Vec::new(),
+            batched: 0,
+            task,
+        }
     }
 
     async fn update(&mut self, data: &Bytes) -> GatewayResult<()> {
         match self {
             Hasher::InPlace(digests) => digests.update(data),
-            Hasher::Thread { queue, .. } => queue
-                .send(data.clone())
-                .await
-                .map_err(|_| hashing_stopped())?,
+            Hasher::Thread {
+                queue,
+                batch,
+                batched,
+                ..
+            } => {
+                batch.push(data.clone());
+                *batched += data.len();
+                if *batched >= HASH_BATCH {
+                    *batched = 0;
+                    let full = std::mem::take(batch);
+                    queue.send(full).await.map_err(|_| hashing_stopped())?;
+                }
+            }
         }
         Ok(())
     }
@@ -213,7 +253,12 @@ impl Hasher {
     async fn finish(self) -> GatewayResult<Digests> {
         match self {
             Hasher::InPlace(digests) => Ok(*digests),
-            Hasher::Thread { queue, task } => {
+            Hasher::Thread {
+                queue, batch, task, ..
+            } => {
+                if !batch.is_empty() {
+                    queue.send(batch).await.map_err(|_| hashing_stopped())?;
+                }
                 drop(queue);
                 task.await.map_err(|_| hashing_stopped())
             }
@@ -320,11 +365,26 @@ impl Gateway {
         store: Arc<dyn ChunkStore>,
         config: GatewayConfig,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Gateway {
             meta,
             store,
             config,
+            hash_threads: Arc::new(AtomicUsize::new(0)),
+            max_hash_threads: cores / 2,
         }
+    }
+
+    /// A slot for hashing a body on its own thread, if one is free.
+    fn hash_thread(&self) -> Option<HashThreadSlot> {
+        let taken = self
+            .hash_threads
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_hash_threads).then_some(n + 1)
+            });
+        taken
+            .ok()
+            .map(|_| HashThreadSlot(self.hash_threads.clone()))
     }
 
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
@@ -370,9 +430,10 @@ impl Gateway {
             sha256: checks.sha256.map(|_| Sha256::new()),
             summer: algorithm.map(Checksummer::new),
         };
-        let mut hasher = match checks.content_length {
-            Some(n) if n < HASH_THREAD_MIN => Hasher::InPlace(Box::new(digests)),
-            _ => Hasher::start(digests),
+        let large = checks.content_length.is_none_or(|n| n >= HASH_THREAD_MIN);
+        let mut hasher = match large.then(|| self.hash_thread()).flatten() {
+            Some(slot) => Hasher::start(digests, slot),
+            None => Hasher::InPlace(Box::new(digests)),
         };
         let limit = checks
             .content_length
