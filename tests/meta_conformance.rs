@@ -300,6 +300,18 @@ async fn queued(store: &Store) -> HashSet<ChunkId> {
     set
 }
 
+/// The first `limit` objects of `bucket`, from its first key.
+async fn list_from_start(store: &Store, bucket: &str, limit: usize) -> Vec<ObjectMeta> {
+    let start = ListStart {
+        key: "",
+        inclusive: true,
+    };
+    store
+        .list_objects(bucket, "", start, limit)
+        .await
+        .expect("list_objects")
+}
+
 async fn known(store: &Store, chunks: &HashSet<ChunkId>) -> HashSet<ChunkId> {
     let asked: Vec<ChunkId> = chunks.iter().copied().collect();
     store
@@ -562,18 +574,7 @@ async fn put_get_overwrite_delete(store: Store) {
     put(&store, &small, &[]).await;
     let got = store.object("b", "small").await.unwrap().expect("visible");
     assert_same_object(&got, &small);
-    let listed = store
-        .list_objects(
-            "b",
-            "",
-            ListStart {
-                key: "",
-                inclusive: true,
-            },
-            10,
-        )
-        .await
-        .unwrap();
+    let listed = list_from_start(&store, "b", 10).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(
         (listed[0].size, listed[0].inline.as_ref()),
@@ -794,18 +795,8 @@ async fn listing_order_and_prefixes(store: Store) {
     assert!(list("x", "", true, 100).await.is_empty());
     assert!(list("A", "", true, 100).await.is_empty(), "case matters");
 
-    let in_c: Vec<String> = store
-        .list_objects(
-            "c",
-            "",
-            ListStart {
-                key: "",
-                inclusive: true,
-            },
-            100,
-        )
+    let in_c: Vec<String> = list_from_start(&store, "c", 100)
         .await
-        .unwrap()
         .into_iter()
         .map(|o| o.key)
         .collect();
@@ -1465,18 +1456,7 @@ async fn concurrent_unconditional_writers(store: Store) {
     everything.extend(ids(&live));
     assert_eq!(everything.len(), 3 * WRITERS + 1);
     assert_eq!(known(&store, &everything).await, everything);
-    let listed = store
-        .list_objects(
-            "b",
-            "",
-            ListStart {
-                key: "",
-                inclusive: true,
-            },
-            100,
-        )
-        .await
-        .unwrap();
+    let listed = list_from_start(&store, "b", 100).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, visible.id);
 
