@@ -31,8 +31,9 @@ const WRITE_BUFFER: usize = 256 * 1024;
 const OWN_SYNC_MIN: u64 = 1024 * 1024;
 
 /// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
-/// per chunk, bounded memory per open stream.
-const READ_BATCH: u64 = 1024 * 1024;
+/// per chunk, and little memory per open stream (a GET holds a few of these ahead of the client;
+/// 1 MiB batches doubled the peak under concurrent reads at the same throughput).
+const READ_BATCH: u64 = 256 * 1024;
 
 /// The largest block size a footer may declare, so a damaged footer that still passes its own
 /// CRC cannot make a read allocate without limit.
