@@ -350,14 +350,14 @@ impl BlockReader {
         self.next_block >= self.end_block
     }
 
-    /// Reads up to `READ_BATCH` of whole blocks, verifies each, and returns the part of them
-    /// inside the range.
-    fn next_batch(&mut self) -> Result<Bytes, ChunkError> {
+    /// Reads up to `READ_BATCH` of whole blocks into `buf`, verifies each, and returns the part
+    /// of them inside the range.
+    fn next_batch(&mut self, mut buf: Vec<u8>) -> Result<Bytes, ChunkError> {
         let per_batch = (READ_BATCH / self.block_size).max(1);
         let batch_end = (self.next_block + per_batch).min(self.end_block);
         let start = self.next_block * self.block_size;
         let end = (batch_end * self.block_size).min(self.data_len);
-        let mut buf = vec![0u8; (end - start) as usize];
+        buf.resize((end - start) as usize, 0);
         self.file.seek(SeekFrom::Start(start))?;
         self.file.read_exact(&mut buf)?;
         for (block, index) in buf
@@ -559,8 +559,11 @@ impl ChunkStore for LocalChunkStore {
                 if reader.is_done() {
                     return Ok(None);
                 }
+                // Allocated here, on a runtime thread, rather than on whichever blocking thread
+                // reads: the allocator then keeps these buffers in few per-thread heaps.
+                let buf = Vec::with_capacity(READ_BATCH as usize);
                 let (reader, batch) = blocking(move || {
-                    let batch = reader.next_batch();
+                    let batch = reader.next_batch(buf);
                     (reader, batch)
                 })
                 .await?;
