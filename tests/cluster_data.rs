@@ -290,20 +290,7 @@ async fn deleted_and_overwritten_chunks_leave_every_node(backend: Backend) {
         .wait_for(
             "no chunk of the old data on any node",
             Duration::from_secs(30),
-            async || {
-                let files = cluster.chunk_files();
-                let left: Vec<(usize, &String)> = files
-                    .iter()
-                    .flat_map(|(node, ids)| ids.keys().map(move |id| (*node, id)))
-                    .filter(|(_, id)| old.contains(*id))
-                    .collect();
-                let total: usize = files.values().map(|f| f.len()).sum();
-                if left.is_empty() && total == 2 * 3 {
-                    Ok(())
-                } else {
-                    Err(format!("{} chunk files, old ones left: {left:?}", total))
-                }
-            },
+            async || cluster.old_chunks_gone(&old, 2 * 3),
         )
         .await;
     client.assert_object(BUCKET, "kept", &second).await;
@@ -346,20 +333,7 @@ async fn deleted_and_overwritten_chunks_leave_every_node(backend: Backend) {
         .wait_for(
             "no chunk of deleted or replaced data on any node, the returned one included",
             Duration::from_secs(30),
-            async || {
-                let files = cluster.chunk_files();
-                let left: Vec<(usize, &String)> = files
-                    .iter()
-                    .flat_map(|(node, ids)| ids.keys().map(move |id| (*node, id)))
-                    .filter(|(_, id)| old.contains(*id))
-                    .collect();
-                let total: usize = files.values().map(|f| f.len()).sum();
-                if left.is_empty() && total == 2 * 2 {
-                    Ok(())
-                } else {
-                    Err(format!("{total} chunk files, old ones left: {left:?}"))
-                }
-            },
+            async || cluster.old_chunks_gone(&old, 2 * 2),
         )
         .await;
     let back = restarted.elapsed();

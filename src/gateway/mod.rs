@@ -45,6 +45,7 @@ enum Storage {
     /// Inline when the declared length is at most `INLINE_MAX`, else chunks.
     InlineIfSmall,
 }
+
 /// How many chunk references a read fetches from the metadata store at a time. The first page
 /// is loaded when the read starts, so a read of up to this many chunks (256 GiB at 64 MiB
 /// chunks) holds its whole chunk map and survives an overwrite of the object during the GC

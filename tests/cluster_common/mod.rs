@@ -859,6 +859,23 @@ impl Cluster {
             .collect()
     }
 
+    /// Whether no node holds any of the chunks `old` any more and `total` chunk files remain;
+    /// otherwise what is left, for `wait_for`.
+    pub fn old_chunks_gone(&self, old: &BTreeSet<String>, total: usize) -> Result<(), String> {
+        let files = self.chunk_files();
+        let left: Vec<(usize, &String)> = files
+            .iter()
+            .flat_map(|(node, ids)| ids.keys().map(move |id| (*node, id)))
+            .filter(|(_, id)| old.contains(*id))
+            .collect();
+        let found: usize = files.values().map(|f| f.len()).sum();
+        if left.is_empty() && found == total {
+            Ok(())
+        } else {
+            Err(format!("{found} chunk files, old ones left: {left:?}"))
+        }
+    }
+
     /// Every chunk id on any node's disk.
     pub fn all_chunk_ids(&self) -> BTreeSet<String> {
         self.nodes
