@@ -7,12 +7,14 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::num::NonZeroU64;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream;
+use rustix::fs::{Advice, fadvise};
 
 use crate::datanode::sync_group::SyncGroup;
 use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
@@ -29,6 +31,11 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// their data back is the cost, and a sync of the whole filesystem would also wait for every
 /// other chunk still being written. Smaller chunks share one group sync instead.
 const OWN_SYNC_MIN: u64 = 1024 * 1024;
+
+/// Bytes a writer lets pile up in the page cache before asking the kernel to start writing them
+/// back. Without it nothing reaches the disk until the commit's fsync (the kernel's own threshold
+/// is a share of RAM), so the disk idles while a chunk streams in, then the stream waits on it.
+const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
 /// per chunk, and little memory per open stream (a GET holds a few of these ahead of the client;
@@ -153,6 +160,9 @@ struct Sink {
     file: File,
     buf: Vec<u8>,
     sums: BlockSums,
+    /// Bytes written to the file so far, and where the last writeback request ended.
+    written: u64,
+    written_back: u64,
 }
 
 impl Sink {
@@ -160,9 +170,31 @@ impl Sink {
     fn write_out(&mut self, extra: &[u8]) -> io::Result<()> {
         self.sums.update(&self.buf);
         self.file.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
         self.buf.clear();
         self.sums.update(extra);
-        self.file.write_all(extra)
+        self.file.write_all(extra)?;
+        self.written += extra.len() as u64;
+        self.start_writeback();
+        Ok(())
+    }
+
+    /// Starts writing back what was written since the last request, once there is enough of it.
+    /// `POSIX_FADV_DONTNEED` does that without waiting (Linux starts writeback of the range's
+    /// dirty pages, then drops only pages already clean), so the disk works while the chunk keeps
+    /// streaming in and the commit's fsync finds little left. Only advice: an error changes
+    /// nothing the commit relies on.
+    fn start_writeback(&mut self) {
+        let Some(len) = NonZeroU64::new(self.written - self.written_back) else {
+            return;
+        };
+        if len.get() < WRITEBACK_EVERY {
+            return;
+        }
+        if let Err(err) = fadvise(&self.file, self.written_back, Some(len), Advice::DontNeed) {
+            tracing::debug!(error = %err, "could not start writeback of a chunk");
+        }
+        self.written_back = self.written;
     }
 
     /// Writes what is left, the CRC table and the footer (not yet durable: the commit makes it
@@ -538,6 +570,8 @@ impl ChunkStore for LocalChunkStore {
                 file,
                 buf: Vec::with_capacity(WRITE_BUFFER),
                 sums: BlockSums::new(),
+                written: 0,
+                written_back: 0,
             }),
             temp: TempFile {
                 path: temp_path,
@@ -957,5 +991,28 @@ mod tests {
             out.extend_from_slice(&item.unwrap());
         }
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn asks_for_writeback_every_few_mib_as_the_chunk_streams_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = Sink {
+            file: File::create(dir.path().join("chunk")).unwrap(),
+            buf: Vec::new(),
+            sums: BlockSums::new(),
+            written: 0,
+            written_back: 0,
+        };
+        let piece = pattern(3 * 1024 * 1024);
+        let mut asked = Vec::new();
+        for _ in 0..7 {
+            sink.write_out(&piece).unwrap();
+            asked.push(sink.written_back / (1024 * 1024));
+        }
+        // 21 MiB in 3 MiB writes: a request once 8 MiB are pending, covering all that is.
+        assert_eq!(asked, [0, 0, 9, 9, 9, 18, 18]);
+        assert_eq!(sink.written, 21 * 1024 * 1024);
+        let (len, _) = sink.seal().unwrap();
+        assert_eq!(len, 21 * 1024 * 1024);
     }
 }
