@@ -114,6 +114,8 @@ measure_dd() {
     echo "dd write (conv=fsync) $write MiB/s, read (O_DIRECT) $read MiB/s"
     printf '{"workload":"dd","write_mib_s":%s,"read_mib_s":%s}\n' "$write" "$read" \
         >"$results/dd-$run.jsonl"
+    # The CPU reference: one core's MD5, which a single-stream PUT cannot outrun.
+    "$cairn" bench md5 >>"$results/dd-$run.jsonl"
 }
 
 measure_server() {
@@ -286,7 +288,8 @@ errors = sum(
 )
 print(f"dd (physical reference, median of {runs}): write with conv=fsync "
       f"{fmt(median('dd', 'dd', 'write_mib_s'))} MiB/s, read with O_DIRECT "
-      f"{fmt(median('dd', 'dd', 'read_mib_s'))} MiB/s.")
+      f"{fmt(median('dd', 'dd', 'read_mib_s'))} MiB/s. One core's MD5 (`cairn bench md5`): "
+      f"{fmt(median('dd', 'md5', 'md5_mib_s'))} MiB/s.")
 print()
 print(f"Medians of {runs} runs; `_ms` figures are better lower, all others higher.")
 print()
@@ -312,6 +315,62 @@ for target in ["server", "cluster", "garage"]:
         name = field.removesuffix("_mib")
         label = labels[target] if name == target else f"{labels[target]} {name}"
         print(f"| {label} | {fmt(statistics.median(values))} | {fmt(max(values))} |")
+print()
+
+# Each target of the performance issue, judged on the medians above.
+def m(target, workload, field):
+    return median(target, workload, field)
+
+rows = []
+def target_row(name, value, bound, ok, note=""):
+    if value is None or bound is None:
+        rows.append(f"| {name} | — | {bound if isinstance(bound, str) else fmt(bound)} | not measured | {note} |")
+        return
+    rows.append(f"| {name} | {value:.2f} | {bound:.2f} | {'met' if ok else 'MISSED'} | {note} |")
+
+def vs_garage(name, workload, field, at_least):
+    s, g = m("server", workload, field), m("garage", workload, field)
+    target_row(name, s / g if s is not None and g else None, at_least,
+               s is not None and g and s / g >= at_least)
+
+vs_garage("large PUT / Garage", "large", "put_mib_s", 1.5)
+vs_garage("multipart PUT / Garage", "large", "multipart_put_mib_s", 1.5)
+vs_garage("GET / Garage", "large", "get_mib_s", 1.3)
+vs_garage("ranged GET / Garage", "large", "ranged_get_mib_s", 1.3)
+dd_write, md5 = m("dd", "dd", "write_mib_s"), m("dd", "md5", "md5_mib_s")
+put = m("server", "large", "put_mib_s")
+if dd_write is not None and md5 is not None and put is not None:
+    lower = min(dd_write, md5)
+    target_row("single PUT / min(dd write, one core's MD5)", put / lower, 0.8, put / lower >= 0.8,
+               f"dd {fmt(dd_write)}, MD5 {fmt(md5)} MiB/s")
+else:
+    target_row("single PUT / min(dd write, one core's MD5)", None, 0.8, False)
+vs_garage("64 KiB reads c=1 / Garage", "range", "c1_ops_s", 3.0)
+vs_garage("64 KiB reads c=16 / Garage", "range", "c16_ops_s", 3.0)
+p99 = m("server", "range", "c1_p99_ms")
+target_row("64 KiB reads c=1 p99, ms (at most)", p99, 10.0, p99 is not None and p99 < 10.0)
+vs_garage("small PUT / Garage", "small", "put_ops_s", 2.0)
+vs_garage("small GET / Garage", "small", "get_ops_s", 4.0)
+for field in ["flat_ms", "delimiter_ms", "prefix_ms"]:
+    s, g = m("server", "list", field), m("garage", "list", field)
+    # Time: Garage's over ours, so that 1.00 or more is "no slower".
+    target_row(f"LIST {field.removesuffix('_ms')}: Garage time / ours", g / s if s and g else None,
+               1.0, s is not None and g is not None and s <= g)
+for field in ["put_mib_s", "multipart_put_mib_s", "get_mib_s", "ranged_get_mib_s"]:
+    s, c = m("server", "large", field), m("cluster", "large", field)
+    note = ""
+    if "put" in field and dd_write is not None and s:
+        # The cluster writes every byte twice on this one disk: it cannot store objects faster
+        # than half the disk's rate.
+        note = f"disk bound: (dd write / 2) / server = {dd_write / 2 / s:.2f}"
+    target_row(f"cluster / server, {field}", c / s if c is not None and s else None, 0.6,
+               c is not None and s and c / s >= 0.6, note)
+print("Targets (medians; for LIST, higher is better here too):")
+print()
+print("| target | measured | at least | verdict | note |")
+print("|---|---|---|---|---|")
+for row in rows:
+    print(row)
 print()
 print(f"Errors over all runs: {errors}.")
 EOF

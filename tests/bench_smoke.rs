@@ -173,6 +173,24 @@ async fn every_workload_runs_clean_against_cairn_server() {
 }
 
 #[tokio::test]
+async fn md5_reports_one_cores_rate_without_an_endpoint_or_credentials() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["bench", "md5"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .await
+        .expect("run cairn bench md5");
+    assert!(out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    assert_eq!(line["workload"], "md5", "{line}");
+    assert_eq!(line["errors"], 0, "{line}");
+    // Any machine this runs on hashes more than 10 MiB/s and less than 100 GiB/s on one core.
+    let rate = line["md5_mib_s"].as_f64().expect("md5_mib_s");
+    assert!(rate > 10.0 && rate < 100_000.0, "{line}");
+}
+
+#[tokio::test]
 async fn bad_credentials_fail_the_run() {
     let server = TestServer::start().await;
     let out = bench(&server.endpoint(), TEST_KEY_ID, "wrong secret", &["small"]).await;

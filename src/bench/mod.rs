@@ -8,6 +8,7 @@ mod client;
 mod data;
 mod large;
 mod list;
+mod md5;
 mod phase;
 mod probe;
 mod progress;
@@ -41,6 +42,9 @@ pub enum Workload {
     /// Latency of HEAD, ranged GETs at the start and end of one object, and a ListObjectsV2
     /// page after its key, one request at a time (not part of `all`).
     Probe,
+    /// One core's MD5 rate over data in memory, the ceiling of a single-stream PUT; sends no
+    /// request (not part of `all`).
+    Md5,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -159,6 +163,9 @@ impl BenchArgs {
 /// read back differed from what was written.
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     args.validate()?;
+    if args.workload == Workload::Md5 {
+        return Ok(tokio::task::spawn_blocking(md5::run).await?.print()?);
+    }
     let credentials = match (
         std::env::var("AWS_ACCESS_KEY_ID"),
         std::env::var("AWS_SECRET_ACCESS_KEY"),
@@ -199,7 +206,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Workload::Small => small::run(&target, &small::Config::from(&args)).await?,
             Workload::List => list::run(&target, &list::Config::from(&args)).await?,
             Workload::Probe => probe::run(&target, &probe::Config::from(&args)).await?,
-            Workload::All => continue,
+            Workload::All | Workload::Md5 => continue,
         };
         report.print()?;
         errors += report.errors;
