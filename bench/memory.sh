@@ -10,7 +10,9 @@
 #      multipart upload of 64 MiB parts, 4 in flight, and its GETs); VmRSS is also sampled every
 #      0.2 s while they run. Target: peak RSS under 256 MiB.
 #   2. One `cairn bench large` of MEMORY_SIZE (1 GiB), then, on another fresh server, one of
-#      MEMORY_LARGE (10 GiB). Target: the larger object's peak RSS within ±10 % of the smaller's.
+#      MEMORY_LARGE (10 GiB); MEMORY_RUNS times, alternating. Target: the median peak RSS of the
+#      larger object within ±10 % of the smaller's (one size alone varies by about as much from
+#      run to run, so single pairs say little).
 #
 # Prints a summary and a Markdown table row per case (date, commit, case, peak RSS, target, met?);
 # the JSON lines of every `cairn bench` are kept under BENCH_DIR/bench-results/memory-DATE/.
@@ -27,6 +29,7 @@
 #   MEMORY_SIZE     object size of case 1 and the smaller object of case 2 (default 1GiB)
 #   MEMORY_LARGE    the larger object of case 2 (default 10GiB)
 #   MEMORY_STREAMS  concurrent `cairn bench large` processes in case 1 (default 8)
+#   MEMORY_RUNS     runs of each size in case 2 (default 3)
 #
 # Exit status: 0 when every bench succeeded and both targets were met, 1 when a bench or the
 # server failed, 3 when everything ran but a target was missed, 2 on bad arguments.
@@ -37,6 +40,7 @@ base="${BENCH_DIR:-$repo/target}"
 size="${MEMORY_SIZE:-1GiB}"
 large="${MEMORY_LARGE:-10GiB}"
 streams="${MEMORY_STREAMS:-8}"
+runs="${MEMORY_RUNS:-3}"
 rss_target_mib=256
 flat_tolerance_pct=10
 
@@ -48,6 +52,10 @@ if [ ! -x "$cairn" ]; then
 fi
 if ! [[ "$streams" =~ ^[1-9][0-9]*$ ]]; then
     echo "MEMORY_STREAMS must be a positive integer, not \"$streams\"" >&2
+    exit 2
+fi
+if ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; then
+    echo "MEMORY_RUNS must be a positive integer, not \"$runs\"" >&2
     exit 2
 fi
 
@@ -254,18 +262,25 @@ echo "binary: $cairn; commit $commit"
 run_case1
 if [ "$case1_ok" != 1 ]; then failed=1; fi
 
-case2_small="" case2_large="" case2_ratio="" case2_ok=0
-run_single case2-small "$size"
-case2_small="$server_peak"
-if [ "$single_rc" -eq 0 ]; then
-    run_single case2-large "$large"
-    case2_large="$server_peak"
-    if [ "$single_rc" -eq 0 ]; then
-        case2_ratio="$(awk -v a="$case2_large" -v b="$case2_small" 'BEGIN { printf "%.3f", a / b }')"
-        case2_ok=1
-    fi
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+case2_small="" case2_large="" case2_ratio="" case2_ok=1
+small_peaks=() large_peaks=()
+for run in $(seq 1 "$runs"); do
+    run_single "case2-small-$run" "$size"
+    if [ "$single_rc" -ne 0 ]; then case2_ok=0; break; fi
+    small_peaks+=("$server_peak")
+    run_single "case2-large-$run" "$large"
+    if [ "$single_rc" -ne 0 ]; then case2_ok=0; break; fi
+    large_peaks+=("$server_peak")
+done
+if [ "$case2_ok" = 1 ]; then
+    case2_small="$(median "${small_peaks[@]}")"
+    case2_large="$(median "${large_peaks[@]}")"
+    case2_ratio="$(awk -v a="$case2_large" -v b="$case2_small" 'BEGIN { printf "%.3f", a / b }')"
+else
+    failed=1
 fi
-if [ "$case2_ok" != 1 ]; then failed=1; fi
 
 # Verdicts: only for cases whose benches all succeeded.
 verdict() { if [ "$1" = 1 ]; then echo yes; else echo no; fi; }
@@ -289,15 +304,16 @@ echo "== summary ($date_utc UTC, commit $commit)"
 echo "case 1: $streams × $size concurrent: peak RSS ${case1_peak:-—} MiB (max 0.2 s sample ${case1_sample:-—} MiB, idle ${case1_idle:-—} MiB);"
 echo "        target < $rss_target_mib MiB: $(pass_fail "$case1_met")"
 echo "        aggregate PUT ${case1_put:-—} MiB/s, multipart PUT ${case1_multipart:-—} MiB/s, ${case1_secs:-—} s in all"
-echo "case 2: $size object: peak RSS ${case2_small:-—} MiB; $large object: peak RSS ${case2_large:-—} MiB;"
-echo "        ratio $large / $size ${case2_ratio:-—}, target within ±$flat_tolerance_pct %: $(pass_fail "$case2_met")"
+echo "case 2: $size object: peak RSS ${small_peaks[*]:-—} MiB, median ${case2_small:-—};"
+echo "        $large object: peak RSS ${large_peaks[*]:-—} MiB, median ${case2_large:-—};"
+echo "        ratio of medians $large / $size ${case2_ratio:-—}, target within ±$flat_tolerance_pct %: $(pass_fail "$case2_met")"
 echo "JSON lines: $results"
 echo
 echo "| date (UTC) | commit | case | peak RSS MiB | target | met? |"
 echo "|---|---|---|---|---|---|"
 echo "| $date_utc | $commit | $streams × \`cairn bench large\` of $size at once, 64 MiB chunks (max 0.2 s sample ${case1_sample:-—}; PUT ${case1_put:-—} MiB/s aggregate) | ${case1_peak:-—} | < $rss_target_mib MiB | $case1_met |"
-echo "| $date_utc | $commit | one \`cairn bench large\` of $size | ${case2_small:-—} | (reference for the next row) | — |"
-echo "| $date_utc | $commit | one \`cairn bench large\` of $large (ratio to $size: ${case2_ratio:-—}) | ${case2_large:-—} | within ±$flat_tolerance_pct % of the $size row | $case2_met |"
+echo "| $date_utc | $commit | one \`cairn bench large\` of $size, median of $runs (${small_peaks[*]:-—}) | ${case2_small:-—} | (reference for the next row) | — |"
+echo "| $date_utc | $commit | one \`cairn bench large\` of $large, median of $runs (${large_peaks[*]:-—}; ratio to $size: ${case2_ratio:-—}) | ${case2_large:-—} | within ±$flat_tolerance_pct % of the $size row | $case2_met |"
 
 if [ "$failed" -ne 0 ]; then
     echo "a bench or the server failed; see the messages above" >&2
