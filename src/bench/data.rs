@@ -13,9 +13,54 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
-/// Generated bodies are produced one block at a time, aligned to the object's 1 MiB blocks,
-/// so a PUT holds at most one block of its object in the client's memory.
+/// Bodies are handed over one block at a time, aligned to the object's 1 MiB blocks; one too
+/// large to generate up front is generated block by block, so a PUT holds at most one block of it.
 pub const BLOCK_BYTES: u64 = 1 << 20;
+
+/// Objects up to this size are generated before the clock starts (the default 1 GiB object
+/// among them), so that timing measures the store and not the generator; larger ones are
+/// generated while sending, keeping the client's memory bounded.
+pub const GENERATE_AHEAD_MAX: u64 = 1 << 30;
+
+/// The content of one seeded object, held in memory when it is small enough to generate ahead.
+#[derive(Debug, Clone)]
+pub struct Source {
+    seed: u64,
+    whole: Option<Bytes>,
+}
+
+impl Source {
+    /// Generates the object now if it is at most GENERATE_AHEAD_MAX bytes.
+    pub fn new(seed: u64, size: u64) -> Source {
+        let whole = usize::try_from(size)
+            .ok()
+            .filter(|_| size <= GENERATE_AHEAD_MAX)
+            .map(|len| generate(seed, len));
+        Source { seed, whole }
+    }
+
+    /// A body of bytes `start..end` of the object; `tracker` counts the bytes handed over.
+    pub fn payload(&self, start: u64, end: u64, tracker: Option<Tracker>) -> Payload {
+        Payload(Inner::Generated {
+            seed: self.seed,
+            whole: self.whole.clone(),
+            next: start,
+            end: end.max(start),
+            tracker,
+        })
+    }
+
+    /// What a read of `len` bytes from object offset `offset` must return.
+    pub fn expected(&self, offset: u64, len: u64) -> Expected {
+        match &self.whole {
+            Some(whole) => Expected::Bytes(whole.slice(offset as usize..(offset + len) as usize)),
+            None => Expected::Pattern {
+                seed: self.seed,
+                offset,
+            },
+        }
+    }
+}
 
 /// SplitMix64's increment (the golden ratio in 64-bit fixed point).
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -133,8 +178,9 @@ impl Tracker {
     }
 }
 
-/// A request body: nothing, bytes generated before timing, or bytes of a seeded object
-/// generated block by block as the connection asks for them.
+/// A request body: nothing, bytes generated before timing, or a range of a seeded object
+/// handed over block by block as the connection asks for it (from memory when the object was
+/// generated ahead, generated on the spot otherwise).
 #[derive(Debug)]
 pub struct Payload(Inner);
 
@@ -144,6 +190,8 @@ enum Inner {
     Full(Option<Bytes>),
     Generated {
         seed: u64,
+        /// The whole object, when it was generated ahead.
+        whole: Option<Bytes>,
         /// Object offset of the next byte to send.
         next: u64,
         end: u64,
@@ -158,16 +206,6 @@ impl Payload {
 
     pub fn full(bytes: Bytes) -> Payload {
         Payload(Inner::Full(Some(bytes)))
-    }
-
-    /// Bytes `start..end` of the object with `seed`; `tracker` counts the bytes handed over.
-    pub fn generated(seed: u64, start: u64, end: u64, tracker: Option<Tracker>) -> Payload {
-        Payload(Inner::Generated {
-            seed,
-            next: start,
-            end: end.max(start),
-            tracker,
-        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -196,6 +234,7 @@ impl Body for Payload {
             Inner::Full(bytes) => bytes.take().filter(|b| !b.is_empty()),
             Inner::Generated {
                 seed,
+                whole,
                 next,
                 end,
                 tracker,
@@ -205,14 +244,21 @@ impl Body for Payload {
                 } else {
                     let block_end = (*next / BLOCK_BYTES + 1) * BLOCK_BYTES;
                     let stop = block_end.min(*end);
-                    // Bounded by BLOCK_BYTES, so it fits in usize.
-                    let mut buf = vec![0; (stop - *next) as usize];
-                    fill(*seed, *next, &mut buf);
+                    let data = match whole {
+                        // Within the object, which is in memory, so the offsets fit in usize.
+                        Some(whole) => whole.slice(*next as usize..stop as usize),
+                        None => {
+                            // Bounded by BLOCK_BYTES, so it fits in usize.
+                            let mut buf = vec![0; (stop - *next) as usize];
+                            fill(*seed, *next, &mut buf);
+                            Bytes::from(buf)
+                        }
+                    };
                     if let Some(tracker) = tracker {
                         tracker.add(stop - *next);
                     }
                     *next = stop;
-                    Some(Bytes::from(buf))
+                    Some(data)
                 }
             }
         };
@@ -292,25 +338,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn generated_payload_streams_block_aligned_frames_of_the_object() {
+    async fn payload_streams_block_aligned_frames_whether_generated_ahead_or_not() {
         let seed = 7;
         let start = BLOCK_BYTES - 10;
         let end = 2 * BLOCK_BYTES + 5;
-        let tracker = Tracker::default();
-        let mut payload = Payload::generated(seed, start, end, Some(tracker.clone()));
-        assert_eq!(payload.size_hint().exact(), Some(end - start));
-        let mut sizes = Vec::new();
-        let mut body = Vec::new();
-        while let Some(frame) = payload.frame().await {
-            let data = frame.unwrap().into_data().unwrap();
-            sizes.push(data.len() as u64);
-            body.extend_from_slice(&data);
-        }
-        assert_eq!(sizes, vec![10, BLOCK_BYTES, 5]);
-        assert_eq!(tracker.get(), end - start);
-        let mut expected = vec![0; body.len()];
+        let mut expected = vec![0; (end - start) as usize];
         fill(seed, start, &mut expected);
-        assert_eq!(body, expected);
-        assert!(payload.is_end_stream());
+        let ahead = Source::new(seed, end);
+        let streamed = Source::new(seed, GENERATE_AHEAD_MAX + 1);
+        assert!(ahead.whole.is_some() && streamed.whole.is_none());
+        for source in [ahead, streamed] {
+            let tracker = Tracker::default();
+            let mut payload = source.payload(start, end, Some(tracker.clone()));
+            assert_eq!(payload.size_hint().exact(), Some(end - start));
+            let mut sizes = Vec::new();
+            let mut body = Vec::new();
+            while let Some(frame) = payload.frame().await {
+                let data = frame.unwrap().into_data().unwrap();
+                sizes.push(data.len() as u64);
+                body.extend_from_slice(&data);
+            }
+            assert_eq!(sizes, vec![10, BLOCK_BYTES, 5]);
+            assert_eq!(tracker.get(), end - start);
+            assert_eq!(body, expected);
+            assert!(payload.is_end_stream());
+            let mut verifier = Verifier::new(source.expected(start, end - start));
+            assert!(verifier.check(&body));
+            assert_eq!(verifier.position(), end - start);
+        }
     }
 }

@@ -1,15 +1,17 @@
 //! The `large` workload: one object of `--large-size` (1 GiB) written with a single PutObject
 //! and again as a multipart upload with parts in parallel, then read back as one stream and as
-//! concurrent ranges, every byte checked. Bodies are generated 1 MiB at a time while sending,
-//! so the client's memory does not grow with the object. The single-PUT object stays for the
-//! range workload. An object over S3's 5 GiB limit for one PutObject is written only by the
-//! multipart upload, under the key the single PUT would have used.
+//! concurrent ranges, every byte checked. The object is generated before timing when it is at
+//! most 1 GiB (`data::GENERATE_AHEAD_MAX`), and 1 MiB at a time while sending when larger, so the
+//! client's memory does not grow with the object. The multipart copy holds the same bytes. The
+//! single-PUT object stays for the range workload. An object over S3's 5 GiB limit for one
+//! PutObject is written only by the multipart upload, under the key the single PUT would have
+//! used.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::client::{Conn, Error, Target};
-use super::data::{Expected, Payload, seed_of};
+use super::data::{Source, seed_of};
 use super::phase::{self, Plan};
 use super::progress::{Progress, Unit};
 use super::stats::mib_per_s;
@@ -43,10 +45,11 @@ impl From<&BenchArgs> for Config {
     }
 }
 
-/// Writes `key` as `size` bytes generated from its seed with one PutObject; returns MiB/s.
+/// Writes `key` as the `size` bytes of `source` with one PutObject; returns MiB/s.
 pub async fn put_single(
     target: &Arc<Target>,
     key: &str,
+    source: &Source,
     size: u64,
     label: &str,
     report: &mut Report,
@@ -54,7 +57,7 @@ pub async fn put_single(
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let progress = Progress::start(label, size, Unit::Bytes);
-    let body = Payload::generated(seed_of(key), 0, size, Some(progress.tracker()));
+    let body = source.payload(0, size, Some(progress.tracker()));
     let started = Instant::now();
     let result = conn.put_object(key, body).await;
     let elapsed = started.elapsed();
@@ -68,22 +71,22 @@ pub async fn put_single(
 pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error> {
     let mut report = Report::new("large");
     let size = config.size;
-    let seed = seed_of(LARGE_KEY);
+    let source = Source::new(seed_of(LARGE_KEY), size);
 
     let (put, multipart_key) = if size <= MAX_PUT_SIZE {
-        let put = put_single(target, LARGE_KEY, size, "large: PUT", &mut report).await?;
+        let put = put_single(target, LARGE_KEY, &source, size, "large: PUT", &mut report).await?;
         (Some(put), MULTIPART_KEY)
     } else {
         (None, LARGE_KEY)
     };
-    let multipart = put_multipart(target, multipart_key, config, &mut report).await?;
+    let multipart = put_multipart(target, multipart_key, &source, config, &mut report).await?;
 
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let progress = Progress::start("large: GET", size, Unit::Bytes);
     let tracker = progress.tracker();
     let started = Instant::now();
-    let expected = Expected::Pattern { seed, offset: 0 };
+    let expected = source.expected(0, size);
     let result = conn
         .get_object(LARGE_KEY, None, size, expected, Some(&tracker))
         .await;
@@ -103,23 +106,23 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         unit: Unit::Bytes,
         total: size,
     };
-    let ranged = phase::run(target, plan, move |mut conn, number, tracker| async move {
+    let reads = source.clone();
+    let ranged = phase::run(target, plan, move |mut conn, number, tracker| {
         let start = number as u64 * range_size;
         let end = (start + range_size).min(size);
-        let expected = Expected::Pattern {
-            seed,
-            offset: start,
-        };
-        let result = conn
-            .get_object(
-                LARGE_KEY,
-                Some(start..end),
-                end - start,
-                expected,
-                Some(&tracker),
-            )
-            .await;
-        (conn, result)
+        let expected = reads.expected(start, end - start);
+        async move {
+            let result = conn
+                .get_object(
+                    LARGE_KEY,
+                    Some(start..end),
+                    end - start,
+                    expected,
+                    Some(&tracker),
+                )
+                .await;
+            (conn, result)
+        }
     })
     .await?;
     report.absorb(&ranged);
@@ -165,12 +168,13 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
 async fn put_multipart(
     target: &Arc<Target>,
     key: &'static str,
+    source: &Source,
     config: &Config,
     report: &mut Report,
 ) -> Result<f64, Error> {
     let size = config.size;
     let part_size = config.part_size;
-    let seed = seed_of(key);
+    let parts_source = source.clone();
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let started = Instant::now();
@@ -192,10 +196,10 @@ async fn put_multipart(
     let id = upload_id.clone();
     let parts = phase::run(target, plan, move |mut conn, number, tracker| {
         let id = id.clone();
+        let start = number as u64 * part_size;
+        let end = (start + part_size).min(size);
+        let body = parts_source.payload(start, end, Some(tracker));
         async move {
-            let start = number as u64 * part_size;
-            let end = (start + part_size).min(size);
-            let body = Payload::generated(seed, start, end, Some(tracker));
             let part_number = u32::try_from(number + 1).unwrap_or(u32::MAX);
             let result = conn.upload_part(key, &id, part_number, body).await;
             (conn, result.map(|etag| (part_number, etag)))

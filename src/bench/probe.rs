@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::client::{Conn, Error, Target};
-use super::data::{Expected, seed_of};
+use super::data::{Expected, Source, seed_of};
 use super::large::put_single;
 use super::phase::{self, Plan};
 use super::progress::Unit;
@@ -99,6 +99,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         let put = put_single(
             target,
             &config.key,
+            &Source::new(seed_of(&config.key), config.size),
             config.size,
             "probe: writing the object",
             &mut report,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::client::{Conn, Error, Target};
-use super::data::{Expected, seed_of, word};
+use super::data::{Expected, Source, seed_of, word};
 use super::large::{LARGE_KEY, put_single};
 use super::phase::{self, Plan};
 use super::progress::Unit;
@@ -49,6 +49,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         put_single(
             target,
             LARGE_KEY,
+            &Source::new(seed_of(LARGE_KEY), size),
             size,
             "range: writing the object",
             &mut report,
