@@ -17,43 +17,54 @@ use http_body::{Body, Frame, SizeHint};
 /// large to generate up front is generated block by block, so a PUT holds at most one block of it.
 pub const BLOCK_BYTES: u64 = 1 << 20;
 
-/// Objects up to this size are generated before the clock starts (the default 1 GiB object
-/// among them), so that timing measures the store and not the generator; larger ones are
-/// generated while sending, keeping the client's memory bounded.
-pub const GENERATE_AHEAD_MAX: u64 = 1 << 30;
-
-/// The content of one seeded object, held in memory when it is small enough to generate ahead.
+/// The content of one seeded object of `size` bytes: generated before the clock starts when it
+/// is at most `--generate-ahead` (1 GiB, the default large object among them), so that timing
+/// measures the store and not the generator, and held in memory; larger objects are generated
+/// while sending, keeping the client's memory bounded.
 #[derive(Debug, Clone)]
 pub struct Source {
     seed: u64,
+    size: u64,
     whole: Option<Bytes>,
 }
 
 impl Source {
-    /// Generates the object now if it is at most GENERATE_AHEAD_MAX bytes.
-    pub fn new(seed: u64, size: u64) -> Source {
+    /// Generates the object now if it is at most `ahead` bytes.
+    pub fn new(seed: u64, size: u64, ahead: u64) -> Source {
         let whole = usize::try_from(size)
             .ok()
-            .filter(|_| size <= GENERATE_AHEAD_MAX)
+            .filter(|_| size <= ahead)
             .map(|len| generate(seed, len));
-        Source { seed, whole }
+        Source { seed, size, whole }
     }
 
-    /// A body of bytes `start..end` of the object; `tracker` counts the bytes handed over.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// A body of bytes `start..end` of the object (clamped to it); `tracker` counts the bytes
+    /// handed over.
     pub fn payload(&self, start: u64, end: u64, tracker: Option<Tracker>) -> Payload {
+        let end = end.min(self.size);
         Payload(Inner::Generated {
             seed: self.seed,
             whole: self.whole.clone(),
-            next: start,
-            end: end.max(start),
+            next: start.min(end),
+            end,
             tracker,
         })
     }
 
-    /// What a read of `len` bytes from object offset `offset` must return.
+    /// What a read of `len` bytes from object offset `offset` must return; past the object's
+    /// end, nothing.
     pub fn expected(&self, offset: u64, len: u64) -> Expected {
         match &self.whole {
-            Some(whole) => Expected::Bytes(whole.slice(offset as usize..(offset + len) as usize)),
+            Some(whole) => {
+                // The whole object is in memory, so its offsets fit in usize.
+                let start = offset.min(self.size) as usize;
+                let end = offset.saturating_add(len).min(self.size) as usize;
+                Expected::Bytes(whole.slice(start..end))
+            }
             None => Expected::Pattern {
                 seed: self.seed,
                 offset,
@@ -344,8 +355,8 @@ mod tests {
         let end = 2 * BLOCK_BYTES + 5;
         let mut expected = vec![0; (end - start) as usize];
         fill(seed, start, &mut expected);
-        let ahead = Source::new(seed, end);
-        let streamed = Source::new(seed, GENERATE_AHEAD_MAX + 1);
+        let ahead = Source::new(seed, end, end);
+        let streamed = Source::new(seed, end, end - 1);
         assert!(ahead.whole.is_some() && streamed.whole.is_none());
         for source in [ahead, streamed] {
             let tracker = Tracker::default();

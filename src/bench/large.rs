@@ -1,11 +1,12 @@
-//! The `large` workload: one object of `--large-size` (1 GiB) written with a single PutObject
-//! and again as a multipart upload with parts in parallel, then read back as one stream and as
-//! concurrent ranges, every byte checked. The object is generated before timing when it is at
-//! most 1 GiB (`data::GENERATE_AHEAD_MAX`), and 1 MiB at a time while sending when larger, so the
-//! client's memory does not grow with the object. The multipart copy holds the same bytes. The
-//! single-PUT object stays for the range workload. An object over S3's 5 GiB limit for one
-//! PutObject is written only by the multipart upload, under the key the single PUT would have
-//! used.
+//! The `large` workload: one object of `--large-size` (1 GiB) written with a single PutObject,
+//! read back as one stream and as concurrent ranges, every byte checked; then a second object of
+//! the same size, with its own bytes, written as a multipart upload with parts in parallel. Each
+//! object is generated before timing when it is at most `--generate-ahead` (1 GiB) and while
+//! sending when larger, and only one is held at a time. The copy's bytes differ so that a store
+//! which deduplicates (Garage names its blocks by their hash) must store it all. The single-PUT
+//! object stays for the range workload. An object over S3's 5 GiB limit for one PutObject is
+//! written only by the multipart upload, under the key the single PUT would have used, and read
+//! back after it.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,7 @@ pub struct Config {
     pub part_concurrency: usize,
     pub get_range_size: u64,
     pub get_concurrency: usize,
+    pub generate_ahead: u64,
 }
 
 impl From<&BenchArgs> for Config {
@@ -41,19 +43,20 @@ impl From<&BenchArgs> for Config {
             part_concurrency: args.part_concurrency,
             get_range_size: args.get_range_size.0,
             get_concurrency: args.get_concurrency,
+            generate_ahead: args.generate_ahead.0,
         }
     }
 }
 
-/// Writes `key` as the `size` bytes of `source` with one PutObject; returns MiB/s.
+/// Writes `key` as the bytes of `source` with one PutObject; returns MiB/s.
 pub async fn put_single(
     target: &Arc<Target>,
     key: &str,
     source: &Source,
-    size: u64,
     label: &str,
     report: &mut Report,
 ) -> Result<f64, Error> {
+    let size = source.size();
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
     let progress = Progress::start(label, size, Unit::Bytes);
@@ -71,69 +74,27 @@ pub async fn put_single(
 pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error> {
     let mut report = Report::new("large");
     let size = config.size;
-    let source = Source::new(seed_of(LARGE_KEY), size);
-
-    let (put, multipart_key) = if size <= MAX_PUT_SIZE {
-        let put = put_single(target, LARGE_KEY, &source, size, "large: PUT", &mut report).await?;
-        (Some(put), MULTIPART_KEY)
+    let ahead = config.generate_ahead;
+    let (put, multipart, (get, ranged_get)) = if size <= MAX_PUT_SIZE {
+        let source = Source::new(seed_of(LARGE_KEY), size, ahead);
+        let put = put_single(target, LARGE_KEY, &source, "large: PUT", &mut report).await?;
+        let reads = read_back(target, &source, config, &mut report).await?;
+        drop(source);
+        let copy = Source::new(seed_of(MULTIPART_KEY), size, ahead);
+        let multipart = put_multipart(target, MULTIPART_KEY, &copy, config, &mut report).await?;
+        let mut conn = Conn::new(target.clone());
+        if let Err(e) = conn.delete_object(MULTIPART_KEY).await {
+            report.failed(&e);
+        }
+        (Some(put), multipart, reads)
     } else {
-        (None, LARGE_KEY)
+        let source = Source::new(seed_of(LARGE_KEY), size, ahead);
+        let multipart = put_multipart(target, LARGE_KEY, &source, config, &mut report).await?;
+        let reads = read_back(target, &source, config, &mut report).await?;
+        (None, multipart, reads)
     };
-    let multipart = put_multipart(target, multipart_key, &source, config, &mut report).await?;
-
-    let mut conn = Conn::new(target.clone());
-    conn.connect().await?;
-    let progress = Progress::start("large: GET", size, Unit::Bytes);
-    let tracker = progress.tracker();
-    let started = Instant::now();
-    let expected = source.expected(0, size);
-    let result = conn
-        .get_object(LARGE_KEY, None, size, expected, Some(&tracker))
-        .await;
-    let elapsed = started.elapsed();
-    progress.finish();
-    if let Err(e) = result {
-        report.failed(&e);
-    }
-    let get = mib_per_s(size, elapsed);
 
     let range_size = config.get_range_size;
-    let ranges = size.div_ceil(range_size);
-    let plan = Plan {
-        label: "large: ranged GET",
-        ops: usize::try_from(ranges).unwrap_or(usize::MAX),
-        concurrency: config.get_concurrency,
-        unit: Unit::Bytes,
-        total: size,
-    };
-    let reads = source.clone();
-    let ranged = phase::run(target, plan, move |mut conn, number, tracker| {
-        let start = number as u64 * range_size;
-        let end = (start + range_size).min(size);
-        let expected = reads.expected(start, end - start);
-        async move {
-            let result = conn
-                .get_object(
-                    LARGE_KEY,
-                    Some(start..end),
-                    end - start,
-                    expected,
-                    Some(&tracker),
-                )
-                .await;
-            (conn, result)
-        }
-    })
-    .await?;
-    report.absorb(&ranged);
-    let ranged_get = mib_per_s(size, ranged.elapsed);
-
-    if multipart_key == MULTIPART_KEY
-        && let Err(e) = conn.delete_object(MULTIPART_KEY).await
-    {
-        report.failed(&e);
-    }
-
     report.count("object_bytes", size);
     report.count("part_bytes", config.part_size);
     report.count("part_concurrency", config.part_concurrency as u64);
@@ -163,6 +124,62 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     Ok(report)
 }
 
+/// Reads `LARGE_KEY` back as one stream, then as `get_range_size` ranges `get_concurrency` at a
+/// time, checking it against `source`; returns both rates in MiB/s.
+async fn read_back(
+    target: &Arc<Target>,
+    source: &Source,
+    config: &Config,
+    report: &mut Report,
+) -> Result<(f64, f64), Error> {
+    let size = source.size();
+    let mut conn = Conn::new(target.clone());
+    conn.connect().await?;
+    let progress = Progress::start("large: GET", size, Unit::Bytes);
+    let tracker = progress.tracker();
+    let started = Instant::now();
+    let expected = source.expected(0, size);
+    let result = conn
+        .get_object(LARGE_KEY, None, size, expected, Some(&tracker))
+        .await;
+    let elapsed = started.elapsed();
+    progress.finish();
+    if let Err(e) = result {
+        report.failed(&e);
+    }
+    let get = mib_per_s(size, elapsed);
+
+    let range_size = config.get_range_size;
+    let plan = Plan {
+        label: "large: ranged GET",
+        ops: usize::try_from(size.div_ceil(range_size)).unwrap_or(usize::MAX),
+        concurrency: config.get_concurrency,
+        unit: Unit::Bytes,
+        total: size,
+    };
+    let reads = source.clone();
+    let ranged = phase::run(target, plan, move |mut conn, number, tracker| {
+        let start = number as u64 * range_size;
+        let end = (start + range_size).min(size);
+        let expected = reads.expected(start, end - start);
+        async move {
+            let result = conn
+                .get_object(
+                    LARGE_KEY,
+                    Some(start..end),
+                    end - start,
+                    expected,
+                    Some(&tracker),
+                )
+                .await;
+            (conn, result)
+        }
+    })
+    .await?;
+    report.absorb(&ranged);
+    Ok((get, mib_per_s(size, ranged.elapsed)))
+}
+
 /// Writes `key` as a multipart upload, `part_concurrency` parts at a time; returns MiB/s over the
 /// whole upload, creation and completion included.
 async fn put_multipart(
@@ -172,7 +189,7 @@ async fn put_multipart(
     config: &Config,
     report: &mut Report,
 ) -> Result<f64, Error> {
-    let size = config.size;
+    let size = source.size();
     let part_size = config.part_size;
     let parts_source = source.clone();
     let mut conn = Conn::new(target.clone());

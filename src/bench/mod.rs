@@ -113,6 +113,10 @@ pub struct BenchArgs {
     /// Requests of each kind the probe workload times.
     #[arg(long, default_value_t = 200)]
     probe_ops: usize,
+    /// Objects up to this size are generated before timing and sent and checked from memory;
+    /// larger ones are generated while sending, so the client does not hold them (0: always).
+    #[arg(long, default_value = "1GiB")]
+    generate_ahead: ByteSize,
     /// The longest one request may take, body included.
     #[arg(long, default_value = "10m")]
     timeout: HumanDuration,

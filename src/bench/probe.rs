@@ -23,6 +23,7 @@ pub struct Config {
     pub size: u64,
     pub range_size: u64,
     pub ops: usize,
+    pub generate_ahead: u64,
 }
 
 impl From<&BenchArgs> for Config {
@@ -32,6 +33,7 @@ impl From<&BenchArgs> for Config {
             size: args.probe_size.0,
             range_size: args.range_size.0,
             ops: args.probe_ops,
+            generate_ahead: args.generate_ahead.0,
         }
     }
 }
@@ -99,8 +101,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         let put = put_single(
             target,
             &config.key,
-            &Source::new(seed_of(&config.key), config.size),
-            config.size,
+            &Source::new(seed_of(&config.key), config.size, config.generate_ahead),
             "probe: writing the object",
             &mut report,
         )

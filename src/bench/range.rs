@@ -22,6 +22,7 @@ pub struct Config {
     pub range_size: u64,
     pub ops: usize,
     pub concurrency: Vec<usize>,
+    pub generate_ahead: u64,
 }
 
 impl From<&BenchArgs> for Config {
@@ -31,6 +32,7 @@ impl From<&BenchArgs> for Config {
             range_size: args.range_size.0,
             ops: args.range_ops,
             concurrency: args.range_concurrency.clone(),
+            generate_ahead: args.generate_ahead.0,
         }
     }
 }
@@ -49,8 +51,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         put_single(
             target,
             LARGE_KEY,
-            &Source::new(seed_of(LARGE_KEY), size),
-            size,
+            &Source::new(seed_of(LARGE_KEY), size, config.generate_ahead),
             "range: writing the object",
             &mut report,
         )
