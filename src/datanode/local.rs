@@ -183,7 +183,8 @@ impl Sink {
     /// `POSIX_FADV_DONTNEED` does that without waiting (Linux starts writeback of the range's
     /// dirty pages, then drops only pages already clean), so the disk works while the chunk keeps
     /// streaming in and the commit's fsync finds little left. Only advice: an error changes
-    /// nothing the commit relies on.
+    /// nothing the commit relies on. (`sync_file_range(SYNC_FILE_RANGE_WRITE)` says this
+    /// directly, but rustix does not offer it and this crate forbids `unsafe`.)
     fn start_writeback(&mut self) {
         let Some(len) = NonZeroU64::new(self.written - self.written_back) else {
             return;
