@@ -11,7 +11,11 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use md5::Digest as _;
+use sha2::Digest as _;
+
+pub use self::md5::Md5;
+
+mod md5;
 
 /// An algorithm named by `x-amz-checksum-algorithm` / `x-amz-sdk-checksum-algorithm`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -164,24 +168,6 @@ impl Checksum {
 
     pub fn to_base64(&self) -> String {
         BASE64.encode(&self.value)
-    }
-}
-
-/// Incremental MD5, for ETags (hex of the digest) and `Content-MD5` (base64 of it).
-#[derive(Clone, Default)]
-pub struct Md5(md5::Md5);
-
-impl Md5 {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-
-    pub fn finalize(self) -> [u8; 16] {
-        self.0.finalize().into()
     }
 }
 

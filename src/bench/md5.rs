@@ -1,10 +1,10 @@
-//! The `md5` workload: how fast one core computes MD5 with the implementation the server uses,
+//! The `md5` workload: how fast one core computes MD5 with the server's own implementation,
 //! over data in memory. No request is sent. A single-stream PUT cannot beat it (the ETag is the
 //! MD5 of the body), so it is the CPU reference a PUT's throughput is judged against.
 
 use std::time::Instant;
 
-use md5::{Digest, Md5};
+use crate::checksum::Md5;
 
 use super::Report;
 use super::data::{generate, seed_of};

@@ -17,14 +17,13 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
-use md5::{Digest, Md5};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer};
+use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer, Md5};
 use crate::chunk::{Chunker, slice_in_chunk};
 use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkWriter};
 use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
@@ -159,8 +158,8 @@ struct Written {
 }
 
 /// Bodies of at least this declared length (or of none) are hashed on a thread of their own,
-/// beside the task that receives and stores them: MD5 runs at about one core's 800 MiB/s, so
-/// hashing in line would hold a single stream to well under that.
+/// beside the task that receives and stores them: MD5 alone keeps a core busy at a stream's rate,
+/// so hashing in line would make receiving and writing wait for it.
 const HASH_THREAD_MIN: u64 = 1024 * 1024;
 /// Bytes of body handed to the hashing thread at a time, so that it wakes once per batch
 /// rather than once per network read.
@@ -504,7 +503,7 @@ impl Gateway {
             sha256,
             summer,
         } = hasher.finish().await?;
-        let md5: [u8; 16] = md5.finalize().into();
+        let md5 = md5.finalize();
         if checks.md5.is_some_and(|m| m != md5) {
             return Err(GatewayError::BadDigest);
         }

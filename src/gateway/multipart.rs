@@ -1,7 +1,7 @@
 //! Multipart uploads: each part is written to its own chunks like a small PutObject; completing
 //! an upload only rewrites metadata (the parts' chunks change owner), so no byte is copied.
 
-use md5::{Digest, Md5};
+use crate::checksum::Md5;
 use uuid::Uuid;
 
 use super::{

@@ -21,7 +21,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use cairn::s3::sigv4::{SigningParams, UNSIGNED_PAYLOAD, presign, sign_request, uri_encode};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use md5::Md5;
+use md5_reference::Md5;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use time::OffsetDateTime;
