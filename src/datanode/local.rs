@@ -59,6 +59,9 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 /// 1 MiB batches doubled the peak under concurrent reads at the same throughput).
 const READ_BATCH: u64 = 256 * 1024;
 
+/// Reads of at least this many bytes ask the kernel to fetch their whole range at once.
+const FETCH_AHEAD_MIN: u64 = 1024 * 1024;
+
 /// The largest block size a footer may declare, so a damaged footer that still passes its own
 /// CRC cannot make a read allocate without limit.
 const MAX_BLOCK_SIZE: u64 = 16 * 1024 * 1024;
@@ -510,6 +513,14 @@ impl BlockReader {
         }
         if range.is_empty() {
             return Ok(None);
+        }
+        // A long read asks for its whole range now, so the disk works on all of it at once
+        // rather than on one readahead window at a time behind the reader. Only advice.
+        if let Some(len) = NonZeroU64::new(range.end - range.start)
+            && len.get() >= FETCH_AHEAD_MIN
+            && let Err(err) = fadvise(&file, range.start, Some(len), Advice::WillNeed)
+        {
+            tracing::debug!(error = %err, "could not ask for a chunk range ahead");
         }
         let first_block = range.start / footer.block_size;
         let end_block = (range.end - 1) / footer.block_size + 1;
