@@ -13,6 +13,7 @@ use std::num::NonZeroU64;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -37,8 +38,13 @@ const FIRST_BUFFER: usize = 256 * 1024;
 /// rest of a chunk's path (on the benchmark VM, `dd` used 6 to 20 times the system time of the same
 /// write with `oflag=direct`, at the same rate), and a large chunk's pages were dropped from the
 /// cache as soon as they were written back anyway. A writer holds two: one being filled while the
-/// other is written.
-const DIRECT_BUFFER: usize = 4 * 1024 * 1024;
+/// other is written. Small enough that many concurrent writers stay within the memory budget.
+const DIRECT_BUFFER: usize = 1024 * 1024;
+
+/// `DIRECT_BUFFER`s a store keeps for its next writers. Reusing them keeps the memory of a busy
+/// store flat (freed buffers otherwise linger in the allocator's per-thread heaps) and spares
+/// every new writer the page faults of fresh memory.
+const SPARE_BUFFERS: usize = 16;
 
 /// What direct I/O aligns buffers, file offsets and lengths to: the logical block of 512-byte
 /// and 4 KiB devices alike.
@@ -176,6 +182,7 @@ impl BlockSums {
 }
 
 /// A byte buffer whose start is aligned for direct I/O.
+#[derive(Debug)]
 struct Buffer {
     raw: Vec<u8>,
     start: usize,
@@ -210,6 +217,32 @@ impl Buffer {
 
     fn bytes(&self) -> &[u8] {
         &self.raw[self.start..self.start + self.len]
+    }
+}
+
+/// The `DIRECT_BUFFER`s a store's writers are done with, for its next writers.
+#[derive(Clone, Debug, Default)]
+struct BufferPool(Arc<Mutex<Vec<Buffer>>>);
+
+impl BufferPool {
+    fn take(&self) -> Buffer {
+        self.spares()
+            .pop()
+            .unwrap_or_else(|| Buffer::new(DIRECT_BUFFER))
+    }
+
+    /// Keeps `buf` if it is a `DIRECT_BUFFER` and the pool has room; frees it otherwise.
+    fn give(&self, mut buf: Buffer) {
+        let mut spares = self.spares();
+        if buf.capacity == DIRECT_BUFFER && spares.len() < SPARE_BUFFERS {
+            buf.len = 0;
+            spares.push(buf);
+        }
+    }
+
+    fn spares(&self) -> MutexGuard<'_, Vec<Buffer>> {
+        // A panic while the lock was held leaves nothing half-done: the list is whole either way.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -368,6 +401,7 @@ struct LocalChunkWriter {
     buf: Buffer,
     /// A `DIRECT_BUFFER` back from a finished write, to fill after `buf`.
     spare: Option<Buffer>,
+    pool: BufferPool,
     sink: SinkState,
     temp: TempFile,
     path: PathBuf,
@@ -395,6 +429,8 @@ impl LocalChunkWriter {
                 if buf.capacity == DIRECT_BUFFER {
                     buf.len = 0;
                     self.spare = Some(buf);
+                } else {
+                    self.pool.give(buf);
                 }
                 Ok(sink)
             }
@@ -405,10 +441,7 @@ impl LocalChunkWriter {
     /// Hands the full buffer to a blocking thread to write, and goes on with another.
     async fn flush(&mut self) -> Result<(), ChunkError> {
         let mut sink = self.idle_sink().await?;
-        let next = self
-            .spare
-            .take()
-            .unwrap_or_else(|| Buffer::new(DIRECT_BUFFER));
+        let next = self.spare.take().unwrap_or_else(|| self.pool.take());
         let full = std::mem::replace(&mut self.buf, next);
         self.sink = SinkState::Writing(tokio::task::spawn_blocking(move || {
             if full.capacity == DIRECT_BUFFER {
@@ -443,19 +476,27 @@ impl ChunkWriter for LocalChunkWriter {
         let sink = self.idle_sink().await?;
         let LocalChunkWriter {
             buf,
+            spare,
+            pool,
             mut temp,
             path,
             sync,
             ..
         } = *self;
+        if let Some(spare) = spare {
+            pool.give(spare);
+        }
         // The temp guard moves along so that a failure, or a caller that stops waiting, still
         // removes the temp file once the blocking work ends.
         // Acknowledged only once durable. A chunk that is not must not stay under its name; one
         // left by a crash or a caller that stopped waiting is an orphan, and garbage collection
         // removes it.
         let final_path = path.clone();
+        let buffers = pool.clone();
         let (data_len, synced) = blocking(move || {
-            let (data_len, file) = sink.seal(buf.bytes())?;
+            let sealed = sink.seal(buf.bytes());
+            buffers.give(buf);
+            let (data_len, file) = sealed?;
             let own = data_len >= OWN_SYNC_MIN;
             if own {
                 file.sync_all()?;
@@ -689,6 +730,7 @@ async fn blocking<T: Send + 'static>(
 pub struct LocalChunkStore {
     root: PathBuf,
     sync: SyncGroup,
+    buffers: BufferPool,
 }
 
 impl LocalChunkStore {
@@ -708,6 +750,7 @@ impl LocalChunkStore {
         Ok(LocalChunkStore {
             root,
             sync: SyncGroup::start(opened),
+            buffers: BufferPool::default(),
         })
     }
 
@@ -767,6 +810,7 @@ impl ChunkStore for LocalChunkStore {
         Ok(Box::new(LocalChunkWriter {
             buf: Buffer::new(FIRST_BUFFER),
             spare: None,
+            pool: self.buffers.clone(),
             sink: SinkState::Idle(Sink::new(file)),
             temp: TempFile {
                 path: temp_path,
@@ -1240,6 +1284,23 @@ mod tests {
             let (direct, allowed) = write_direct(2, last, false).await;
             assert!(direct && allowed, "last {last}");
         }
+    }
+
+    #[tokio::test]
+    async fn writers_reuse_the_stores_direct_buffers() {
+        let (_dir, store) = new_store().await;
+        let data = pattern(FIRST_BUFFER + 3 * DIRECT_BUFFER + 5);
+        for _ in 0..3 {
+            // Each chunk ends holding two: the one filled last and the one written before it.
+            let id = put(&store, &data, &[DIRECT_BUFFER / 3]).await;
+            assert_eq!(store.buffers.spares().len(), 2);
+            assert_eq!(get(&store, id, 0..data.len() as u64).await.unwrap(), data);
+        }
+        // Concurrent writers take what is there and allocate the rest; the store keeps at most
+        // SPARE_BUFFERS of them.
+        let writers = (0..SPARE_BUFFERS).map(|_| put(&store, &data, &[DIRECT_BUFFER]));
+        futures_util::future::join_all(writers).await;
+        assert_eq!(store.buffers.spares().len(), SPARE_BUFFERS);
     }
 
     #[tokio::test]
