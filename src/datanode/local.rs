@@ -39,7 +39,7 @@ const FIRST_BUFFER: usize = 256 * 1024;
 /// write with `oflag=direct`, at the same rate), and a large chunk's pages were dropped from the
 /// cache as soon as they were written back anyway. A writer holds two: one being filled while the
 /// other is written. Small enough that many concurrent writers stay within the memory budget.
-const DIRECT_BUFFER: usize = 1024 * 1024;
+const DIRECT_BUFFER: usize = 512 * 1024;
 
 /// `DIRECT_BUFFER`s a store keeps for its next writers. Reusing them keeps the memory of a busy
 /// store flat (freed buffers otherwise linger in the allocator's per-thread heaps) and spares
