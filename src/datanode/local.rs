@@ -65,8 +65,12 @@ const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 /// 1 MiB batches doubled the peak under concurrent reads at the same throughput).
 const READ_BATCH: u64 = 256 * 1024;
 
-/// Reads of at least this many bytes ask the kernel to fetch their whole range at once.
+/// Reads of at least `FETCH_AHEAD_MIN` bytes keep the kernel fetching up to `FETCH_AHEAD` bytes
+/// past what they have read, asking again each time half of that is consumed. The kernel's own
+/// readahead grows one window at a time behind the reader; a chunk written directly is not in the
+/// page cache, so a single-stream GET would wait on the disk at every step.
 const FETCH_AHEAD_MIN: u64 = 1024 * 1024;
+const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
 
 /// The largest block size a footer may declare, so a damaged footer that still passes its own
 /// CRC cannot make a read allocate without limit.
@@ -536,6 +540,8 @@ struct BlockReader {
     first_block: u64,
     next_block: u64,
     end_block: u64,
+    /// The file offset up to which the kernel was asked to fetch ahead.
+    fetched_to: u64,
 }
 
 impl BlockReader {
@@ -554,14 +560,6 @@ impl BlockReader {
         }
         if range.is_empty() {
             return Ok(None);
-        }
-        // A long read asks for its whole range now, so the disk works on all of it at once
-        // rather than on one readahead window at a time behind the reader. Only advice.
-        if let Some(len) = NonZeroU64::new(range.end - range.start)
-            && len.get() >= FETCH_AHEAD_MIN
-            && let Err(err) = fadvise(&file, range.start, Some(len), Advice::WillNeed)
-        {
-            tracing::debug!(error = %err, "could not ask for a chunk range ahead");
         }
         let first_block = range.start / footer.block_size;
         let end_block = (range.end - 1) / footer.block_size + 1;
@@ -586,6 +584,7 @@ impl BlockReader {
             .map(|entry| u32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]))
             .collect();
         Ok(Some(BlockReader {
+            fetched_to: range.start,
             id,
             file,
             range,
@@ -609,6 +608,7 @@ impl BlockReader {
         let batch_end = (self.next_block + per_batch).min(self.end_block);
         let start = self.next_block * self.block_size;
         let end = (batch_end * self.block_size).min(self.data_len);
+        self.fetch_ahead(start);
         buf.resize((end - start) as usize, 0);
         self.file.read_exact_at(&mut buf, start)?;
         for (block, index) in buf
@@ -627,6 +627,24 @@ impl BlockReader {
         let from = self.range.start.max(start) - start;
         let to = self.range.end.min(end) - start;
         Ok(Bytes::from(buf).slice(from as usize..to as usize))
+    }
+
+    /// Asks the kernel to fetch the next part of a long range, once the reader at `pos` is
+    /// within half a window of what was asked before. Only advice.
+    fn fetch_ahead(&mut self, pos: u64) {
+        let end = self.range.end;
+        if end - self.range.start < FETCH_AHEAD_MIN || pos + FETCH_AHEAD / 2 < self.fetched_to {
+            return;
+        }
+        let from = self.fetched_to.max(pos);
+        let to = (pos + FETCH_AHEAD).min(end);
+        let Some(len) = NonZeroU64::new(to.saturating_sub(from)) else {
+            return;
+        };
+        if let Err(err) = fadvise(&self.file, from, Some(len), Advice::WillNeed) {
+            tracing::debug!(error = %err, "could not ask for a chunk range ahead");
+        }
+        self.fetched_to = to;
     }
 }
 
@@ -1301,6 +1319,34 @@ mod tests {
         let writers = (0..SPARE_BUFFERS).map(|_| put(&store, &data, &[DIRECT_BUFFER]));
         futures_util::future::join_all(writers).await;
         assert_eq!(store.buffers.spares().len(), SPARE_BUFFERS);
+    }
+
+    #[tokio::test]
+    async fn long_reads_ask_for_the_next_few_mib_ahead_of_the_reader() {
+        let (_dir, store) = new_store().await;
+        let len = 2 * FETCH_AHEAD + 12_345;
+        let id = put(&store, &pattern(len as usize), &[DIRECT_BUFFER]).await;
+        let path = store.path_of(id);
+        let mut reader = BlockReader::open(id, &path, 100..len).unwrap().unwrap();
+        let mut asked = Vec::new();
+        while !reader.is_done() {
+            let at = reader.next_block * BLOCK;
+            reader.next_batch(Vec::new()).unwrap();
+            let read_to = (reader.next_block * BLOCK).min(len);
+            // Always ahead of what was read, never more than a window past where it started.
+            assert!(reader.fetched_to >= read_to && reader.fetched_to <= at + FETCH_AHEAD);
+            asked.push(reader.fetched_to);
+        }
+        asked.dedup();
+        // Asked again every half window or so, up to the end of the range.
+        assert_eq!(asked.last(), Some(&len));
+        assert!((4..=6).contains(&asked.len()), "{asked:?}");
+        // A short read asks for nothing.
+        let mut short = BlockReader::open(id, &path, 0..FETCH_AHEAD_MIN - 1)
+            .unwrap()
+            .unwrap();
+        short.next_batch(Vec::new()).unwrap();
+        assert_eq!(short.fetched_to, 0);
     }
 
     #[tokio::test]
