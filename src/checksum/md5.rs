@@ -97,10 +97,8 @@ impl Md5 {
             2 * BLOCK - self.pending_len
         };
         tail[padding - 8..padding].copy_from_slice(&bits.to_le_bytes());
-        let length = self.length;
         self.update(&tail[..padding]);
         debug_assert_eq!(self.pending_len, 0);
-        debug_assert_eq!(self.length, length.wrapping_add(padding as u64));
         let mut out = [0u8; 16];
         for (o, word) in out.chunks_exact_mut(4).zip(self.state) {
             o.copy_from_slice(&word.to_le_bytes());
@@ -245,10 +243,6 @@ mod tests {
     use super::Md5;
     use md5_reference::Digest as _;
 
-    fn hex(digest: [u8; 16]) -> String {
-        digest.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
     #[test]
     fn matches_the_examples_of_rfc_1321() {
         let examples: [(&[u8], &str); 7] = [
@@ -270,7 +264,7 @@ mod tests {
             ),
         ];
         for (input, expected) in examples {
-            assert_eq!(hex(Md5::digest(input)), expected, "{input:?}");
+            assert_eq!(hex::encode(Md5::digest(input)), expected, "{input:?}");
         }
     }
 

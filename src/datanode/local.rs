@@ -3,7 +3,7 @@
 //! fixed-size footer, so it is written in one pass as bytes stream in and is read from its end.
 //! Writers fill a temp file that is renamed into place on commit and made durable: a large chunk
 //! by fsyncing it and its directory, a small one together with concurrent writers by one group
-//! sync of the filesystem. A large chunk's bytes bypass the page cache (`O_DIRECT`, 4 MiB per
+//! sync of the filesystem. A large chunk's bytes bypass the page cache (`O_DIRECT`, 512 KiB per
 //! write, one write in flight while the next buffer fills). Readers verify every block they touch
 //! before yielding any byte of it.
 
@@ -56,8 +56,9 @@ const DIRECT_ALIGN: usize = 4096;
 const OWN_SYNC_MIN: u64 = 1024 * 1024;
 
 /// Bytes a writer lets pile up in the page cache (when not writing directly) before asking the
-/// kernel to start writing them back. Without it nothing reaches the disk until the commit's fsync (the kernel's own threshold
-/// is a share of RAM), so the disk idles while a chunk streams in, then the stream waits on it.
+/// kernel to start writing them back. Without it nothing reaches the disk until the commit's
+/// fsync (the kernel's own threshold is a share of RAM), so the disk idles while a chunk streams
+/// in, then the stream waits on it.
 const WRITEBACK_EVERY: u64 = 8 * 1024 * 1024;
 
 /// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
@@ -235,7 +236,7 @@ impl BufferPool {
             .unwrap_or_else(|| Buffer::new(DIRECT_BUFFER))
     }
 
-    /// Keeps `buf` if it is a `DIRECT_BUFFER` and the pool has room; frees it otherwise.
+    /// Keeps `buf`, emptied, if it is a `DIRECT_BUFFER` and the pool has room; frees it otherwise.
     fn give(&self, mut buf: Buffer) {
         let mut spares = self.spares();
         if buf.capacity == DIRECT_BUFFER && spares.len() < SPARE_BUFFERS {
@@ -403,8 +404,7 @@ impl Drop for TempFile {
 struct LocalChunkWriter {
     /// Bytes gathered for the next write.
     buf: Buffer,
-    /// A `DIRECT_BUFFER` back from a finished write, to fill after `buf`.
-    spare: Option<Buffer>,
+    /// Where the buffers after the first come from, and go back to once written.
     pool: BufferPool,
     sink: SinkState,
     temp: TempFile,
@@ -427,15 +427,10 @@ impl LocalChunkWriter {
         match std::mem::replace(&mut self.sink, SinkState::Unusable) {
             SinkState::Idle(sink) => Ok(sink),
             SinkState::Writing(task) => {
-                let (sink, mut buf) = task
+                let (sink, written) = task
                     .await
                     .map_err(|err| ChunkError::Io(io::Error::other(err)))??;
-                if buf.capacity == DIRECT_BUFFER {
-                    buf.len = 0;
-                    self.spare = Some(buf);
-                } else {
-                    self.pool.give(buf);
-                }
+                self.pool.give(written);
                 Ok(sink)
             }
             SinkState::Unusable => Err(writer_unusable()),
@@ -445,8 +440,7 @@ impl LocalChunkWriter {
     /// Hands the full buffer to a blocking thread to write, and goes on with another.
     async fn flush(&mut self) -> Result<(), ChunkError> {
         let mut sink = self.idle_sink().await?;
-        let next = self.spare.take().unwrap_or_else(|| self.pool.take());
-        let full = std::mem::replace(&mut self.buf, next);
+        let full = std::mem::replace(&mut self.buf, self.pool.take());
         self.sink = SinkState::Writing(tokio::task::spawn_blocking(move || {
             if full.capacity == DIRECT_BUFFER {
                 sink.append_direct(full.bytes())?;
@@ -480,26 +474,21 @@ impl ChunkWriter for LocalChunkWriter {
         let sink = self.idle_sink().await?;
         let LocalChunkWriter {
             buf,
-            spare,
             pool,
             mut temp,
             path,
             sync,
             ..
         } = *self;
-        if let Some(spare) = spare {
-            pool.give(spare);
-        }
         // The temp guard moves along so that a failure, or a caller that stops waiting, still
         // removes the temp file once the blocking work ends.
         // Acknowledged only once durable. A chunk that is not must not stay under its name; one
         // left by a crash or a caller that stopped waiting is an orphan, and garbage collection
         // removes it.
         let final_path = path.clone();
-        let buffers = pool.clone();
         let (data_len, synced) = blocking(move || {
             let sealed = sink.seal(buf.bytes());
-            buffers.give(buf);
+            pool.give(buf);
             let (data_len, file) = sealed?;
             let own = data_len >= OWN_SYNC_MIN;
             if own {
@@ -827,7 +816,6 @@ impl ChunkStore for LocalChunkStore {
         .await??;
         Ok(Box::new(LocalChunkWriter {
             buf: Buffer::new(FIRST_BUFFER),
-            spare: None,
             pool: self.buffers.clone(),
             sink: SinkState::Idle(Sink::new(file)),
             temp: TempFile {

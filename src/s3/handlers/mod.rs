@@ -392,12 +392,11 @@ pub async fn read_xml_body(req: &mut Request) -> Result<Bytes, S3Error> {
         }
     }
     let checks = body_checks_from(&req.headers, &req.payload, None)?;
-    if let Some(md5) = checks.md5 {
-        let mut h = crate::checksum::Md5::new();
-        h.update(&data);
-        if h.finalize() != md5 {
-            return Err(S3Error::new(ErrorCode::BadDigest));
-        }
+    if checks
+        .md5
+        .is_some_and(|md5| crate::checksum::Md5::digest(&data) != md5)
+    {
+        return Err(S3Error::new(ErrorCode::BadDigest));
     }
     if let Some(sum) = &checks.checksum {
         let mut h = crate::checksum::Checksummer::new(sum.algorithm);
