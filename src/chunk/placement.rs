@@ -18,16 +18,21 @@ pub struct Candidate<'a> {
     pub free: u64,
 }
 
-/// The rendezvous score of `node` for `chunk`: `weight / -ln(h)` with `h` uniform in (0, 1),
-/// which makes a node's chance of the top score proportional to its weight.
-fn score(chunk: ChunkId, node: &Candidate<'_>) -> f64 {
+/// The unweighted rendezvous hash of `node` for `chunk`, the same on every gateway.
+pub fn rendezvous_hash(chunk: ChunkId, node: Uuid) -> u64 {
     let mut hasher = Sha256::new();
     hasher.update(chunk.0.as_bytes());
-    hasher.update(node.id.as_bytes());
+    hasher.update(node.as_bytes());
     let digest = hasher.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
-    let h = (u64::from_be_bytes(first) as f64 + 0.5) / 18_446_744_073_709_551_616.0;
+    u64::from_be_bytes(first)
+}
+
+/// The rendezvous score of `node` for `chunk`: `weight / -ln(h)` with `h` uniform in (0, 1),
+/// which makes a node's chance of the top score proportional to its weight.
+fn score(chunk: ChunkId, node: &Candidate<'_>) -> f64 {
+    let h = (rendezvous_hash(chunk, node.id) as f64 + 0.5) / 18_446_744_073_709_551_616.0;
     let weight = node.free.max(1) as f64;
     weight / -h.ln()
 }

@@ -4,6 +4,7 @@
 //! the metadata store (replica rows are written before the bytes are sent, so a copy is never
 //! on a node without the store knowing); missing copies are left for the coordinator's repair.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use uuid::Uuid;
 use super::auth::ClusterKey;
 use super::remote::{RemoteNode, RemoteTimeouts};
 use super::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
-use crate::chunk::placement::{Candidate, place};
+use crate::chunk::placement::{Candidate, place, rendezvous_hash};
 use crate::meta::{ClusterMeta, NodeInfo, NodeState};
 
 /// How stale the cached node list may get before a write reloads it.
@@ -182,23 +183,60 @@ impl ReplicatedStore {
             .collect())
     }
 
-    /// Replicas of `chunk` to read from, best first: up nodes by load, then draining ones.
+    /// Replicas of `chunk` to read from, best first (see `read_order`).
     async fn readable(&self, chunk: ChunkId) -> Result<Vec<Arc<Node>>, ChunkError> {
         let holders = self.meta.replicas(chunk).await.map_err(meta_error)?;
         let nodes = self.fresh_nodes().await?;
-        let mut readable: Vec<Arc<Node>> = holders
+        let readable: Vec<Arc<Node>> = holders
             .iter()
             .filter_map(|id| nodes.get(id).cloned())
             .filter(|n| n.info.state != NodeState::Down)
             .collect();
-        readable.sort_by_key(|n| {
-            (
-                n.info.state != NodeState::Up,
-                n.reading.load(Ordering::Relaxed),
-            )
-        });
-        Ok(readable)
+        let order = read_order(
+            chunk,
+            readable
+                .iter()
+                .map(|n| (n.info.id, n.info.state, n.reading.load(Ordering::Relaxed))),
+        );
+        Ok(order.into_iter().map(|i| readable[i].clone()).collect())
     }
+}
+
+/// Reads in flight by which a chunk's preferred replica may exceed another replica before reads
+/// of that chunk go to the other.
+const READ_AFFINITY_SLACK: usize = 8;
+
+/// The order in which to try the replicas `(node, state, reads in flight)` of `chunk`, as
+/// indices: up nodes before draining ones; among them the chunk's preferred node (the highest
+/// rendezvous hash, the same on every gateway) first unless it has `READ_AFFINITY_SLACK` more
+/// reads in flight than another. Reads of one chunk so stay on the one node whose page cache
+/// holds it, while the preference spreads different chunks over all nodes.
+fn read_order(
+    chunk: ChunkId,
+    replicas: impl Iterator<Item = (Uuid, NodeState, usize)>,
+) -> Vec<usize> {
+    let mut ranked: Vec<(usize, bool, u64, usize)> = replicas
+        .enumerate()
+        .map(|(i, (node, state, reading))| {
+            (
+                i,
+                state != NodeState::Up,
+                rendezvous_hash(chunk, node),
+                reading,
+            )
+        })
+        .collect();
+    ranked.sort_by_key(|&(_, draining, hash, _)| (draining, Reverse(hash)));
+    let mut order: Vec<(usize, (bool, usize, usize))> = ranked
+        .iter()
+        .enumerate()
+        .map(|(rank, &(i, draining, _, reading))| {
+            let slack = if rank == 0 { 0 } else { READ_AFFINITY_SLACK };
+            (i, (draining, reading + slack, rank))
+        })
+        .collect();
+    order.sort_by_key(|&(_, key)| key);
+    order.into_iter().map(|(i, _)| i).collect()
 }
 
 fn meta_error(e: crate::meta::MetaError) -> ChunkError {
@@ -529,4 +567,53 @@ fn stalled() -> ChunkError {
         std::io::ErrorKind::TimedOut,
         "replica stalled",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(n: u128, reading: usize) -> (Uuid, NodeState, usize) {
+        (Uuid::from_u128(n), NodeState::Up, reading)
+    }
+
+    #[test]
+    fn a_chunk_is_read_from_its_preferred_replica_until_that_one_is_much_busier() {
+        let mut first_choices = HashMap::new();
+        for _ in 0..300 {
+            let chunk = ChunkId::random();
+            let idle = read_order(chunk, [up(1, 0), up(2, 0), up(3, 0)].into_iter());
+            assert_eq!(idle.len(), 3);
+            let preferred = idle[0];
+            *first_choices.entry(preferred).or_insert(0) += 1;
+            // The same choice whatever order the metadata store lists the holders in.
+            let reversed = read_order(chunk, [up(3, 0), up(2, 0), up(1, 0)].into_iter());
+            assert_eq!(reversed[0], 2 - preferred);
+            // Busier, but within the slack: still the preferred replica.
+            let mut loads = [0; 3];
+            loads[preferred] = READ_AFFINITY_SLACK;
+            let busy = read_order(chunk, (0..3).map(|i| up(i as u128 + 1, loads[i])));
+            assert_eq!(busy[0], preferred);
+            // Past the slack: another replica first, the preferred one still tried.
+            loads[preferred] = READ_AFFINITY_SLACK + 1;
+            let overloaded = read_order(chunk, (0..3).map(|i| up(i as u128 + 1, loads[i])));
+            assert_ne!(overloaded[0], preferred);
+            assert!(overloaded.contains(&preferred));
+        }
+        // The preference spreads chunks over every node.
+        assert_eq!(first_choices.len(), 3, "{first_choices:?}");
+        assert!(first_choices.values().all(|&n| n > 50), "{first_choices:?}");
+    }
+
+    #[test]
+    fn draining_replicas_come_last_whatever_their_load() {
+        for _ in 0..50 {
+            let chunk = ChunkId::random();
+            let order = read_order(
+                chunk,
+                [(Uuid::from_u128(1), NodeState::Draining, 0), up(2, 100)].into_iter(),
+            );
+            assert_eq!(order, vec![1, 0]);
+        }
+    }
 }
