@@ -43,6 +43,24 @@ async fn single_put_round_trips_byte_exact() {
 }
 
 #[tokio::test]
+async fn direct_writes_round_trip_byte_exact() {
+    let server = TestServer::start_with_args(&["--direct-writes"]).await;
+    let client = server.client();
+    client.create_bucket(BUCKET).await;
+    for (i, size) in SIZES.into_iter().enumerate() {
+        let data = random_bytes(i as u64 + 50, size);
+        let key = format!("direct/{size}");
+        let etag = client.put_ok(BUCKET, &key, &data).await;
+        assert_object(&client, &key, &data, &etag).await;
+        if size > 2 {
+            let inner = get_range(&client, &key, &format!("bytes=1-{}", size - 2)).await;
+            inner.assert_status(StatusCode::PARTIAL_CONTENT);
+            assert!(inner.body == data[1..size - 1], "{key}: range differs");
+        }
+    }
+}
+
+#[tokio::test]
 async fn signed_payload_put_spanning_chunks() {
     let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(99, MIB + 1);

@@ -32,6 +32,8 @@ pub struct DataNodeArgs {
     /// Failure domain (rack, room, site); replicas of a chunk go to distinct zones first.
     #[arg(long)]
     zone: Option<String>,
+    #[command(flatten)]
+    direct: super::DirectWritesArg,
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +94,7 @@ pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
         capacity: args.capacity.map(|c| c.0),
         zone: args.zone,
         key,
+        direct_writes: args.direct.direct_writes,
     };
     crate::datanode::server::run(config, shutdown_signal()).await?;
     Ok(())

@@ -33,12 +33,18 @@ pub const BLOCK_SIZE: usize = 64 * 1024;
 /// one syscall per 256 KiB instead of one each; most small chunks need no more.
 const FIRST_BUFFER: usize = 256 * 1024;
 
-/// Bytes per write once a chunk has outgrown its first buffer. These writes bypass the page cache
-/// (`O_DIRECT`): copying every byte into freshly allocated cache pages cost more CPU than all the
-/// rest of a chunk's path (on the benchmark VM, `dd` used 6 to 20 times the system time of the same
-/// write with `oflag=direct`, at the same rate), and a large chunk's pages were dropped from the
-/// cache as soon as they were written back anyway. A writer holds two: one being filled while the
-/// other is written. Small enough that many concurrent writers stay within the memory budget.
+/// Bytes per write once a chunk has outgrown its first buffer. A writer holds two: one being
+/// filled while the other is written on a blocking thread. Small enough that many concurrent
+/// writers stay within the memory budget, and aligned so that a store with direct writes
+/// (`with_direct_writes`) can send them past the page cache (`O_DIRECT`).
+///
+/// Direct writes are a trade, so they are the operator's choice: they spare the CPU the copy of
+/// every byte into freshly allocated cache pages (on one benchmark VM, `dd` used 6 to 20 times
+/// the system time of the same write with `oflag=direct`, at the same rate, and the copy was the
+/// largest cost of the loopback cluster's PUT), but one write at a time reaches only what the
+/// disk does at queue depth 1 (on another VM 290 to 430 MiB/s against 540 to 590 through the
+/// cache, whatever the queue depth), and a chunk read right after it was written comes from the
+/// disk instead of the cache.
 const DIRECT_BUFFER: usize = 512 * 1024;
 
 /// `DIRECT_BUFFER`s a store keeps for its next writers. Reusing them keeps the memory of a busy
@@ -265,14 +271,15 @@ struct Sink {
 }
 
 impl Sink {
-    fn new(file: File) -> Self {
+    /// A sink that writes `DIRECT_BUFFER`s directly if `direct_allowed`, else through the cache.
+    fn new(file: File, direct_allowed: bool) -> Self {
         Sink {
             file,
             sums: BlockSums::new(),
             written: 0,
             written_back: 0,
             direct: false,
-            direct_allowed: true,
+            direct_allowed,
         }
     }
 
@@ -738,6 +745,8 @@ pub struct LocalChunkStore {
     root: PathBuf,
     sync: SyncGroup,
     buffers: BufferPool,
+    /// Whether large chunks are written past the page cache (see `DIRECT_BUFFER`).
+    direct_writes: bool,
 }
 
 impl LocalChunkStore {
@@ -758,7 +767,15 @@ impl LocalChunkStore {
             root,
             sync: SyncGroup::start(opened),
             buffers: BufferPool::default(),
+            direct_writes: false,
         })
+    }
+
+    /// Writes chunks past their first buffer with `O_DIRECT` where the filesystem allows it,
+    /// instead of through the page cache (see `DIRECT_BUFFER` for the trade).
+    pub fn with_direct_writes(mut self, on: bool) -> Self {
+        self.direct_writes = on;
+        self
     }
 
     /// Where the chunk `id` lives once committed.
@@ -817,7 +834,7 @@ impl ChunkStore for LocalChunkStore {
         Ok(Box::new(LocalChunkWriter {
             buf: Buffer::new(FIRST_BUFFER),
             pool: self.buffers.clone(),
-            sink: SinkState::Idle(Sink::new(file)),
+            sink: SinkState::Idle(Sink::new(file, self.direct_writes)),
             temp: TempFile {
                 path: temp_path,
                 kept: false,
@@ -1254,7 +1271,7 @@ mod tests {
     #[test]
     fn asks_for_writeback_every_few_mib_as_the_chunk_streams_in() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = Sink::new(File::create(dir.path().join("chunk")).unwrap());
+        let mut sink = Sink::new(File::create(dir.path().join("chunk")).unwrap(), false);
         let piece = pattern(3 * 1024 * 1024);
         let mut asked = Vec::new();
         for _ in 0..7 {
@@ -1276,7 +1293,7 @@ mod tests {
         let id = ChunkId::random();
         let path = store.path_of(id);
         let data = pattern(FIRST_BUFFER + whole * DIRECT_BUFFER + last);
-        let mut sink = Sink::new(File::create(&path).unwrap());
+        let mut sink = Sink::new(File::create(&path).unwrap(), true);
         sink.append(&data[..FIRST_BUFFER]).unwrap();
         for piece in data[FIRST_BUFFER..].chunks(DIRECT_BUFFER).take(whole) {
             let mut buf = Buffer::new(DIRECT_BUFFER);
@@ -1302,9 +1319,47 @@ mod tests {
         }
     }
 
+    /// Bytes of `path` in the page cache, as util-linux's `fincore` reports them.
+    fn cached_bytes(path: &Path) -> u64 {
+        let out = std::process::Command::new("fincore")
+            .args(["--bytes", "--noheadings", "--output", "RES"])
+            .arg(path)
+            .output()
+            .expect("fincore (util-linux) runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn chunks_go_past_the_page_cache_only_in_a_store_with_direct_writes() {
+        let data = pattern(FIRST_BUFFER + 6 * DIRECT_BUFFER + DIRECT_ALIGN + 9);
+        let len = data.len() as u64;
+        for direct in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = LocalChunkStore::open(dir.path().join("chunks"))
+                .await
+                .unwrap()
+                .with_direct_writes(direct);
+            let id = put(&store, &data, &[DIRECT_BUFFER / 3, 7]).await;
+            let cached = cached_bytes(&store.path_of(id));
+            if direct {
+                // The first buffer and the unaligned end went through the cache, no more.
+                assert!(cached < len / 2, "direct: {cached} of {len} bytes cached");
+            } else {
+                assert!(cached >= len, "buffered: {cached} of {len} bytes cached");
+            }
+            assert_eq!(get(&store, id, 0..len).await.unwrap(), data);
+            assert_eq!(
+                get(&store, id, 1000..len - 3).await.unwrap(),
+                &data[1000..data.len() - 3]
+            );
+        }
+    }
+
     #[tokio::test]
     async fn writers_reuse_the_stores_direct_buffers() {
         let (_dir, store) = new_store().await;
+        let store = store.with_direct_writes(true);
         let data = pattern(FIRST_BUFFER + 3 * DIRECT_BUFFER + 5);
         for _ in 0..3 {
             // Each chunk ends holding two: the one filled last and the one written before it.

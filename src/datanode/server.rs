@@ -69,6 +69,8 @@ pub struct DataNodeConfig {
     pub capacity: Option<u64>,
     pub zone: Option<String>,
     pub key: ClusterKey,
+    /// Whether chunks are written past the page cache (see `LocalChunkStore::with_direct_writes`).
+    pub direct_writes: bool,
 }
 
 /// The body of `GET /health`.
@@ -127,7 +129,8 @@ impl DataNode {
         let id = load_or_create_node_id(config.data.clone()).await?;
         let store = LocalChunkStore::open(config.data.join(CHUNKS_DIR))
             .await
-            .map_err(io::Error::other)?;
+            .map_err(io::Error::other)?
+            .with_direct_writes(config.direct_writes);
         store.remove_temp_files().await.map_err(io::Error::other)?;
         let counts = count_stored(&store).await.map_err(io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
@@ -860,6 +863,8 @@ pub(crate) mod testing {
                 capacity,
                 zone: Some("zone-a".to_owned()),
                 key: key(),
+                // The in-process nodes cover the opt-in path; the binary's tests the default.
+                direct_writes: true,
             })
             .await
             .unwrap();
@@ -1407,6 +1412,7 @@ mod tests {
             capacity: None,
             zone: None,
             key: key(),
+            direct_writes: false,
         };
         let err = DataNode::bind(config).await.err().unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
