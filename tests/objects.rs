@@ -42,11 +42,42 @@ async fn single_put_round_trips_byte_exact() {
     }
 }
 
+/// Bytes of the chunk files under `data` that are in the page cache, as util-linux's `fincore`
+/// reports them.
+fn cached_chunk_bytes(data: &std::path::Path) -> u64 {
+    let mut files = Vec::new();
+    for prefix in std::fs::read_dir(data.join("chunks")).unwrap() {
+        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
+            files.push(file.unwrap().path());
+        }
+    }
+    assert!(!files.is_empty(), "no chunk files under {}", data.display());
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .args(&files)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| line.trim().parse::<u64>().unwrap())
+        .sum()
+}
+
 #[tokio::test]
 async fn direct_writes_round_trip_byte_exact() {
     let server = TestServer::start_with_args(&["--direct-writes"]).await;
     let client = server.client();
     client.create_bucket(BUCKET).await;
+    // Of each 1 MiB chunk only the first 256 KiB and the footer go through the page cache.
+    let big = random_bytes(49, SIZES[5]);
+    client.put_ok(BUCKET, "direct/uncached", &big).await;
+    let cached = cached_chunk_bytes(&server.data);
+    assert!(
+        cached < big.len() as u64 / 2,
+        "{cached} of {} bytes in the page cache",
+        big.len()
+    );
     for (i, size) in SIZES.into_iter().enumerate() {
         let data = random_bytes(i as u64 + 50, size);
         let key = format!("direct/{size}");

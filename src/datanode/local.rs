@@ -3,9 +3,9 @@
 //! fixed-size footer, so it is written in one pass as bytes stream in and is read from its end.
 //! Writers fill a temp file that is renamed into place on commit and made durable: a large chunk
 //! by fsyncing it and its directory, a small one together with concurrent writers by one group
-//! sync of the filesystem. A large chunk's bytes bypass the page cache (`O_DIRECT`, 512 KiB per
-//! write, one write in flight while the next buffer fills). Readers verify every block they touch
-//! before yielding any byte of it.
+//! sync of the filesystem. Past its first 256 KiB a chunk is written 512 KiB at a time, one write
+//! in flight while the next buffer fills; a store with direct writes sends those past the page
+//! cache (`O_DIRECT`). Readers verify every block they touch before yielding any byte of it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{StreamExt, stream};
+use futures_util::stream;
 use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 use tokio::task::JoinHandle;
@@ -74,8 +74,8 @@ const READ_BATCH: u64 = 256 * 1024;
 
 /// Reads of at least `FETCH_AHEAD_MIN` bytes keep the kernel fetching up to `FETCH_AHEAD` bytes
 /// past what they have read, asking again each time half of that is consumed. The kernel's own
-/// readahead grows one window at a time behind the reader; a chunk written directly is not in the
-/// page cache, so a single-stream GET would wait on the disk at every step.
+/// readahead grows one window at a time behind the reader, so a single-stream GET of a chunk that is
+/// not in the page cache (written directly, or long ago) would wait on the disk at every step.
 const FETCH_AHEAD_MIN: u64 = 1024 * 1024;
 const FETCH_AHEAD: u64 = 8 * 1024 * 1024;
 
@@ -195,27 +195,26 @@ impl BlockSums {
 /// A byte buffer whose start is aligned for direct I/O.
 #[derive(Debug)]
 struct Buffer {
+    /// `capacity` bytes and `DIRECT_ALIGN` to spare, so that `start` can be aligned.
     raw: Vec<u8>,
     start: usize,
     len: usize,
-    capacity: usize,
 }
 
 impl Buffer {
     fn new(capacity: usize) -> Self {
         let raw = vec![0u8; capacity + DIRECT_ALIGN];
         let start = aligned_start(&raw);
-        Buffer {
-            raw,
-            start,
-            len: 0,
-            capacity,
-        }
+        Buffer { raw, start, len: 0 }
+    }
+
+    fn capacity(&self) -> usize {
+        self.raw.len() - DIRECT_ALIGN
     }
 
     /// Appends as much of `data` as fits and returns how much that was.
     fn fill(&mut self, data: &[u8]) -> usize {
-        let take = (self.capacity - self.len).min(data.len());
+        let take = (self.capacity() - self.len).min(data.len());
         let at = self.start + self.len;
         self.raw[at..at + take].copy_from_slice(&data[..take]);
         self.len += take;
@@ -223,7 +222,7 @@ impl Buffer {
     }
 
     fn is_full(&self) -> bool {
-        self.len == self.capacity
+        self.len == self.capacity()
     }
 
     fn bytes(&self) -> &[u8] {
@@ -245,7 +244,7 @@ impl BufferPool {
     /// Keeps `buf`, emptied, if it is a `DIRECT_BUFFER` and the pool has room; frees it otherwise.
     fn give(&self, mut buf: Buffer) {
         let mut spares = self.spares();
-        if buf.capacity == DIRECT_BUFFER && spares.len() < SPARE_BUFFERS {
+        if buf.capacity() == DIRECT_BUFFER && spares.len() < SPARE_BUFFERS {
             buf.len = 0;
             spares.push(buf);
         }
@@ -449,7 +448,7 @@ impl LocalChunkWriter {
         let mut sink = self.idle_sink().await?;
         let full = std::mem::replace(&mut self.buf, self.pool.take());
         self.sink = SinkState::Writing(tokio::task::spawn_blocking(move || {
-            if full.capacity == DIRECT_BUFFER {
+            if full.capacity() == DIRECT_BUFFER {
                 sink.append_direct(full.bytes())?;
             } else {
                 sink.append(full.bytes())?;
@@ -863,19 +862,26 @@ impl ChunkStore for LocalChunkStore {
         let Some((reader, first)) = opened else {
             return Ok(Box::pin(stream::empty()));
         };
-        let rest = stream::try_unfold(reader, |mut reader| async move {
-            if reader.is_done() {
-                return Ok(None);
-            }
-            let buf = Vec::with_capacity(READ_BATCH as usize);
-            let (reader, batch) = blocking(move || {
-                let batch = reader.next_batch(buf);
-                (reader, batch)
-            })
-            .await?;
-            Ok(Some((batch?, reader)))
-        });
-        Ok(Box::pin(stream::iter([first]).chain(rest)))
+        // The first batch rides in the state, so that an error in it ends the stream as an error
+        // in any later batch does.
+        Ok(Box::pin(stream::try_unfold(
+            (reader, Some(first)),
+            |(mut reader, first)| async move {
+                if let Some(first) = first {
+                    return Ok(Some((first?, (reader, None))));
+                }
+                if reader.is_done() {
+                    return Ok(None);
+                }
+                let buf = Vec::with_capacity(READ_BATCH as usize);
+                let (reader, batch) = blocking(move || {
+                    let batch = reader.next_batch(buf);
+                    (reader, batch)
+                })
+                .await?;
+                Ok(Some((batch?, (reader, None))))
+            },
+        )))
     }
 
     async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError> {
@@ -1076,6 +1082,12 @@ mod tests {
             stream.next().await.unwrap(),
             bad_block * BLOCK
         ));
+        assert!(stream.next().await.is_none());
+
+        // Damage in the first batch, which is read with the open: the error alone, then the end.
+        flip(&store.path_of(id), 17);
+        let mut stream = store.read(id, 0..len).await.unwrap();
+        assert!(is_corrupt_at(stream.next().await.unwrap(), 0));
         assert!(stream.next().await.is_none());
     }
 

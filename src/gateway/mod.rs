@@ -668,18 +668,14 @@ impl Gateway {
             let Some(data) = first else {
                 return Ok(Box::pin(futures_util::stream::empty()));
             };
-            return Ok(Box::pin(data.map(move |item| {
-                item.map_err(|e| {
-                    tracing::error!(object = %owner, error = %e, "read failed mid-stream");
-                    io::Error::other(GatewayError::from(e))
-                })
-            })));
+            return Ok(Box::pin(
+                data.map(move |item| item.map_err(|e| read_failed(owner, e.into()))),
+            ));
         }
         let (tx, mut rx) = mpsc::channel::<Result<Bytes, io::Error>>(READ_AHEAD_BUFFERS);
         tokio::spawn(async move {
             if let Err(e) = cursor.stream(first, &tx).await {
-                tracing::error!(object = %owner, error = %e, "read failed mid-stream");
-                let _ = tx.send(Err(io::Error::other(e))).await;
+                let _ = tx.send(Err(read_failed(owner, e))).await;
             }
         });
         Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
@@ -798,6 +794,13 @@ fn not_found_bucket(e: MetaError) -> GatewayError {
 }
 
 /// Walks the chunks covering a byte range of one owner, a page of chunk references at a time.
+/// Logs a read of `object` that failed after its response began, and turns the error into the
+/// body stream's.
+fn read_failed(object: Uuid, e: GatewayError) -> io::Error {
+    tracing::error!(object = %object, error = %e, "read failed mid-stream");
+    io::Error::other(e)
+}
+
 struct ChunkCursor {
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ChunkStore>,
