@@ -165,7 +165,7 @@ bench_large() {
         >"$out" 2>"$log"
 }
 
-# Sum of FIELD over the JSON lines of FILES.
+# Sum of FIELD over the JSON lines of FILES (a failed figure, JSON null, counts 0).
 sum_field() {
     python3 - "$@" <<'EOF'
 import json, sys
@@ -175,7 +175,7 @@ for path in sys.argv[2:]:
         for line in f:
             line = line.strip()
             if line:
-                total += float(json.loads(line).get(field, 0))
+                total += float(json.loads(line).get(field) or 0)
 print(f"{total:.1f}")
 EOF
 }

@@ -283,8 +283,9 @@ for target in targets:
                     continue
                 record = json.loads(line)
                 fields = data.setdefault(target, {}).setdefault(record["workload"], {})
+                # A failed figure is null: it has no value to take the median of.
                 for name, value in record.items():
-                    if name != "workload":
+                    if name != "workload" and value is not None:
                         fields.setdefault(name, []).append(value)
 
 def median(target, workload, field):

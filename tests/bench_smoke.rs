@@ -209,3 +209,40 @@ async fn bad_credentials_fail_the_run() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("AWS_SECRET_ACCESS_KEY"));
 }
+
+#[tokio::test]
+async fn a_failed_phase_reports_no_figure() {
+    let server = TestServer::start().await;
+    // Every chunk write fails from now on: each of the store's prefix directories becomes a file.
+    for prefix in 0..=u8::MAX {
+        let dir = server.chunks_dir().join(format!("{prefix:02x}"));
+        std::fs::remove_dir_all(&dir).expect("remove a prefix directory");
+        std::fs::write(&dir, b"").expect("put a file in its place");
+    }
+    let args = [
+        "large",
+        "--large-size",
+        "1MiB",
+        "--part-size",
+        "512KiB",
+        "--get-range-size",
+        "256KiB",
+    ];
+    let out = bench(&server.endpoint(), TEST_KEY_ID, TEST_SECRET, &args).await;
+    assert!(!out.status.success(), "{out:?}");
+    let line: Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
+    // Neither upload stored a byte and nothing could be read back, so no phase has a rate: the
+    // time a failure took is not one.
+    for field in [
+        "put_mib_s",
+        "multipart_put_mib_s",
+        "get_mib_s",
+        "ranged_get_mib_s",
+    ] {
+        assert_eq!(line[field], Value::Null, "{field} in {line}");
+    }
+    assert!(line["errors"].as_u64().is_some_and(|n| n >= 4), "{line}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PUT failed, multipart PUT"), "{stderr}");
+    assert!(stderr.contains("GET failed, ranged GET"), "{stderr}");
+}

@@ -16,7 +16,7 @@ use super::data::{Source, seed_of};
 use super::phase::{self, Plan};
 use super::progress::{Progress, Unit};
 use super::stats::mib_per_s;
-use super::{BenchArgs, Report, human};
+use super::{BenchArgs, Report, human, shown};
 
 /// The large object, which the range workload reads too.
 pub const LARGE_KEY: &str = "large/object";
@@ -48,14 +48,15 @@ impl From<&BenchArgs> for Config {
     }
 }
 
-/// Writes `key` as the bytes of `source` with one PutObject; returns MiB/s.
+/// Writes `key` as the bytes of `source` with one PutObject; returns MiB/s, or `None` when the
+/// PUT failed (its error goes to `report`).
 pub async fn put_single(
     target: &Arc<Target>,
     key: &str,
     source: &Source,
     label: &str,
     report: &mut Report,
-) -> Result<f64, Error> {
+) -> Result<Option<f64>, Error> {
     let size = source.size();
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
@@ -65,10 +66,12 @@ pub async fn put_single(
     let result = conn.put_object(key, body).await;
     let elapsed = started.elapsed();
     progress.finish();
-    if let Err(e) = result {
-        report.failed(&e);
-    }
-    Ok(mib_per_s(size, elapsed))
+    Ok(succeeded(result, report).map(|()| mib_per_s(size, elapsed)))
+}
+
+/// `Some` for a successful operation; a failed one goes to `report`.
+fn succeeded<T>(result: Result<T, Error>, report: &mut Report) -> Option<T> {
+    result.map_err(|e| report.failed(&e)).ok()
 }
 
 pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error> {
@@ -107,31 +110,35 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     report.figure("get_mib_s", get);
     report.figure("ranged_get_mib_s", ranged_get);
     let put = match put {
-        Some(put) => format!("PUT {put:.1} MiB/s"),
+        Some(put) => format!("PUT {}", shown(put, "MiB/s")),
         None => format!("PUT skipped (over the {} limit)", human(MAX_PUT_SIZE)),
     };
     report.line(format!(
-        "{} object: {put}, multipart PUT ({} parts x{}) {multipart:.1} MiB/s",
+        "{} object: {put}, multipart PUT ({} parts x{}) {}",
         human(size),
         human(config.part_size),
-        config.part_concurrency
+        config.part_concurrency,
+        shown(multipart, "MiB/s")
     ));
     report.line(format!(
-        "GET {get:.1} MiB/s, ranged GET ({} ranges x{}) {ranged_get:.1} MiB/s",
+        "GET {}, ranged GET ({} ranges x{}) {}",
+        shown(get, "MiB/s"),
         human(range_size),
-        config.get_concurrency
+        config.get_concurrency,
+        shown(ranged_get, "MiB/s")
     ));
     Ok(report)
 }
 
 /// Reads `LARGE_KEY` back as one stream, then as `get_range_size` ranges `get_concurrency` at a
-/// time, checking it against `source`; returns both rates in MiB/s.
+/// time, checking it against `source`; returns both rates in MiB/s (`None` for a read that
+/// failed or returned wrong bytes).
 async fn read_back(
     target: &Arc<Target>,
     source: &Source,
     config: &Config,
     report: &mut Report,
-) -> Result<(f64, f64), Error> {
+) -> Result<(Option<f64>, Option<f64>), Error> {
     let size = source.size();
     let mut conn = Conn::new(target.clone());
     conn.connect().await?;
@@ -144,10 +151,7 @@ async fn read_back(
         .await;
     let elapsed = started.elapsed();
     progress.finish();
-    if let Err(e) = result {
-        report.failed(&e);
-    }
-    let get = mib_per_s(size, elapsed);
+    let get = succeeded(result, report).map(|()| mib_per_s(size, elapsed));
 
     let range_size = config.get_range_size;
     let plan = Plan {
@@ -177,18 +181,19 @@ async fn read_back(
     })
     .await?;
     report.absorb(&ranged);
-    Ok((get, mib_per_s(size, ranged.elapsed)))
+    let ranged_get = (ranged.errors == 0).then(|| mib_per_s(size, ranged.elapsed));
+    Ok((get, ranged_get))
 }
 
 /// Writes `key` as a multipart upload, `part_concurrency` parts at a time; returns MiB/s over the
-/// whole upload, creation and completion included.
+/// whole upload, creation and completion included, or `None` when any step failed.
 async fn put_multipart(
     target: &Arc<Target>,
     key: &'static str,
     source: &Source,
     config: &Config,
     report: &mut Report,
-) -> Result<f64, Error> {
+) -> Result<Option<f64>, Error> {
     let size = source.size();
     let part_size = config.part_size;
     let parts_source = source.clone();
@@ -199,7 +204,7 @@ async fn put_multipart(
         Ok(id) => id,
         Err(e) => {
             report.failed(&e);
-            return Ok(0.0);
+            return Ok(None);
         }
     };
     let plan = Plan {
@@ -224,16 +229,13 @@ async fn put_multipart(
     })
     .await?;
     report.absorb(&parts);
-    let result = if parts.errors == 0 {
-        let mut list: Vec<(u32, String)> = parts.results.into_iter().map(|(_, p)| p).collect();
-        list.sort_unstable_by_key(|(number, _)| *number);
-        conn.complete_multipart_upload(key, &upload_id, &list).await
-    } else {
-        conn.abort_multipart_upload(key, &upload_id).await
-    };
-    let elapsed = started.elapsed();
-    if let Err(e) = result {
-        report.failed(&e);
+    if parts.errors > 0 {
+        succeeded(conn.abort_multipart_upload(key, &upload_id).await, report);
+        return Ok(None);
     }
-    Ok(mib_per_s(size, elapsed))
+    let mut list: Vec<(u32, String)> = parts.results.into_iter().map(|(_, p)| p).collect();
+    list.sort_unstable_by_key(|(number, _)| *number);
+    let result = conn.complete_multipart_upload(key, &upload_id, &list).await;
+    let elapsed = started.elapsed();
+    Ok(succeeded(result, report).map(|()| mib_per_s(size, elapsed)))
 }

@@ -12,7 +12,7 @@ use super::data::Payload;
 use super::phase::{self, Plan};
 use super::progress::Unit;
 use super::stats::percentile;
-use super::{BenchArgs, Report};
+use super::{BenchArgs, Report, shown};
 
 /// S3's largest page.
 const PAGE_KEYS: usize = 1000;
@@ -137,39 +137,44 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     for listing in &listings {
         let mut times: Vec<Duration> = Vec::with_capacity(config.repeats);
         let mut pages = 0;
+        let errors_before = report.errors;
         for _ in 0..config.repeats {
             let started = Instant::now();
-            match list_all(&mut conn, listing).await {
-                Ok(listed) => {
-                    times.push(started.elapsed());
-                    pages = listed.pages;
+            let listed = list_all(&mut conn, listing).await;
+            let elapsed = started.elapsed();
+            match listed {
+                Ok(listed)
                     if (listed.keys, listed.common_prefixes)
-                        != (listing.keys, listing.common_prefixes)
-                    {
-                        report.failed(&Error::Protocol(format!(
-                            "{} listing returned {} keys and {} prefixes, expected {} and {}",
-                            listing.name,
-                            listed.keys,
-                            listed.common_prefixes,
-                            listing.keys,
-                            listing.common_prefixes
-                        )));
-                    }
+                        == (listing.keys, listing.common_prefixes) =>
+                {
+                    times.push(elapsed);
+                    pages = listed.pages;
                 }
+                Ok(listed) => report.failed(&Error::Protocol(format!(
+                    "{} listing returned {} keys and {} prefixes, expected {} and {}",
+                    listing.name,
+                    listed.keys,
+                    listed.common_prefixes,
+                    listing.keys,
+                    listing.common_prefixes
+                ))),
                 Err(e) => report.failed(&e),
             }
         }
+        // A listing that failed even once has no time: the failures were not measured.
         times.sort_unstable();
-        let median_ms = percentile(&times, 50.0).map_or(0.0, |d| d.as_secs_f64() * 1e3);
+        let median_ms = percentile(&times, 50.0)
+            .filter(|_| report.errors == errors_before)
+            .map(|d| d.as_secs_f64() * 1e3);
         report.figure(&format!("{}_ms", listing.name), median_ms);
         report.count(&format!("{}_pages", listing.name), pages as u64);
         report.line(format!(
-            "{} listing of {} keys and {} prefixes under {:?} ({pages} pages): {median_ms:.1} ms \
-             (median of {})",
+            "{} listing of {} keys and {} prefixes under {:?} ({pages} pages): {} (median of {})",
             listing.name,
             listing.keys,
             listing.common_prefixes,
             listing.prefix,
+            shown(median_ms, "ms"),
             times.len()
         ));
     }

@@ -242,10 +242,11 @@ impl Report {
         }
     }
 
-    /// A measured figure, rounded to a thousandth of its unit.
-    fn figure(&mut self, name: &str, value: f64) {
-        let rounded = (value * 1000.0).round() / 1000.0;
-        self.fields.push((name.to_owned(), Value::from(rounded)));
+    /// A measured figure, rounded to a thousandth of its unit; `None` (JSON `null`) when what
+    /// it measures failed, since the time a failure took is no rate of the store's.
+    fn figure(&mut self, name: &str, value: Option<f64>) {
+        let value = value.map_or(Value::Null, |v| Value::from((v * 1000.0).round() / 1000.0));
+        self.fields.push((name.to_owned(), value));
     }
 
     /// A parameter of the run (sizes, counts).
@@ -295,6 +296,14 @@ impl Report {
         }
         eprintln!("{}: {} errors", self.workload, self.errors);
         Ok(())
+    }
+}
+
+/// A figure for the summary, or "failed" where there is none.
+fn shown(value: Option<f64>, unit: &str) -> String {
+    match value {
+        Some(value) => format!("{value:.1} {unit}"),
+        None => "failed".to_owned(),
     }
 }
 
@@ -361,7 +370,8 @@ mod tests {
     fn report_line_is_one_json_object_with_errors() {
         let mut report = Report::new("small");
         report.count("ops", 100);
-        report.figure("put_ops_s", 1234.56789);
+        report.figure("put_ops_s", Some(1234.56789));
+        report.figure("get_ops_s", None);
         report.errors = 2;
         let line = report.json();
         assert!(!line.contains('\n'));
@@ -374,6 +384,7 @@ mod tests {
         assert_eq!(value["workload"], "small");
         assert_eq!(value["ops"], 100);
         assert_eq!(value["put_ops_s"], 1234.568);
+        assert_eq!(value["get_ops_s"], Value::Null);
         assert_eq!(value["errors"], 2);
     }
 }

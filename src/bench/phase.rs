@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use super::client::{Conn, Error, Target};
 use super::data::Tracker;
 use super::progress::{Progress, Unit};
+use super::stats::{Latency, latency, rate};
 
 /// Error messages kept per phase for the summary; the count covers the rest.
 const ERROR_SAMPLES: usize = 3;
@@ -62,6 +63,20 @@ impl<T> Phase<T> {
                 self.error_samples.push(sample);
             }
         }
+    }
+}
+
+impl<T> Phase<T> {
+    /// Successful operations per second and their latency; `None` when any operation failed,
+    /// as a store that fails quickly would otherwise look fast.
+    pub fn measured(&mut self) -> Option<(f64, Latency)> {
+        if self.errors > 0 {
+            return None;
+        }
+        Some((
+            rate(self.latencies.len() as f64, self.elapsed),
+            latency(&mut self.latencies),
+        ))
     }
 }
 

@@ -11,7 +11,6 @@ use super::data::{Expected, Source, seed_of};
 use super::large::put_single;
 use super::phase::{self, Plan};
 use super::progress::Unit;
-use super::stats::latency;
 use super::{BenchArgs, Report, human};
 
 /// Keys per ListObjectsV2 page.
@@ -130,9 +129,15 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         })
         .await?;
         report.absorb(&phase);
-        let l = latency(&mut phase.latencies);
-        report.figure(&format!("{}_p50_ms", kind.name()), l.p50_ms);
-        report.figure(&format!("{}_p99_ms", kind.name()), l.p99_ms);
+        let measured = phase.measured();
+        report.figure(
+            &format!("{}_p50_ms", kind.name()),
+            measured.map(|m| m.1.p50_ms),
+        );
+        report.figure(
+            &format!("{}_p99_ms", kind.name()),
+            measured.map(|m| m.1.p99_ms),
+        );
         let listed = match kind {
             Probe::List => {
                 let keys = phase.results.first().map_or(0, |(_, keys)| *keys);
@@ -141,13 +146,15 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
             }
             _ => String::new(),
         };
+        let latency = match measured {
+            Some((_, l)) => format!("p50 {:.2} ms, p99 {:.2} ms", l.p50_ms, l.p99_ms),
+            None => "failed".to_owned(),
+        };
         report.line(format!(
-            "{} of {} ({}): p50 {:.2} ms, p99 {:.2} ms{listed}",
+            "{} of {} ({}): {latency}{listed}",
             kind.name(),
             config.key,
-            human(config.size),
-            l.p50_ms,
-            l.p99_ms
+            human(config.size)
         ));
     }
     Ok(report)

@@ -10,7 +10,7 @@ use super::data::{Expected, Source, seed_of, word};
 use super::large::{LARGE_KEY, put_single};
 use super::phase::{self, Plan};
 use super::progress::Unit;
-use super::stats::{latency, rate};
+use super::stats::summary;
 use super::{BenchArgs, Report, human};
 
 /// Seed of the offsets' sequence, so runs against different stores read the same ranges.
@@ -92,18 +92,21 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         })
         .await?;
         report.absorb(&phase);
-        let ops_s = rate(phase.latencies.len() as f64, phase.elapsed);
-        let l = latency(&mut phase.latencies);
-        report.figure(&format!("c{concurrency}_ops_s"), ops_s);
-        report.figure(&format!("c{concurrency}_p50_ms"), l.p50_ms);
-        report.figure(&format!("c{concurrency}_p99_ms"), l.p99_ms);
+        let measured = phase.measured();
+        report.figure(&format!("c{concurrency}_ops_s"), measured.map(|m| m.0));
+        report.figure(
+            &format!("c{concurrency}_p50_ms"),
+            measured.map(|m| m.1.p50_ms),
+        );
+        report.figure(
+            &format!("c{concurrency}_p99_ms"),
+            measured.map(|m| m.1.p99_ms),
+        );
         report.line(format!(
-            "{} ranges of a {} object at c={concurrency}: {ops_s:.0} ops/s, p50 {:.2} ms, \
-             p99 {:.2} ms",
+            "{} ranges of a {} object at c={concurrency}: {}",
             human(range_size),
             human(size),
-            l.p50_ms,
-            l.p99_ms
+            summary(measured)
         ));
     }
     Ok(report)

@@ -11,7 +11,7 @@ use super::client::{Error, Target};
 use super::data::{Expected, Payload, generate, seed_of};
 use super::phase::{self, Phase, Plan};
 use super::progress::Unit;
-use super::stats::{latency, rate};
+use super::stats::summary;
 use super::{BenchArgs, Report, human};
 
 #[derive(Debug, Clone)]
@@ -93,18 +93,16 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         .await?;
         report.absorb(&phase);
         let name = operation.name();
-        let ops_s = rate(phase.latencies.len() as f64, phase.elapsed);
-        let l = latency(&mut phase.latencies);
-        report.figure(&format!("{name}_ops_s"), ops_s);
-        report.figure(&format!("{name}_p50_ms"), l.p50_ms);
-        report.figure(&format!("{name}_p99_ms"), l.p99_ms);
+        let measured = phase.measured();
+        report.figure(&format!("{name}_ops_s"), measured.map(|m| m.0));
+        report.figure(&format!("{name}_p50_ms"), measured.map(|m| m.1.p50_ms));
+        report.figure(&format!("{name}_p99_ms"), measured.map(|m| m.1.p99_ms));
         report.line(format!(
-            "{} x {} {name} at c={}: {ops_s:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
+            "{} x {} {name} at c={}: {}",
             config.ops,
             human(config.size as u64),
             config.concurrency,
-            l.p50_ms,
-            l.p99_ms
+            summary(measured)
         ));
     }
     Ok(report)

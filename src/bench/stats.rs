@@ -30,6 +30,17 @@ pub fn latency(samples: &mut [Duration]) -> Latency {
     }
 }
 
+/// A phase's figures for the summary: "N ops/s, p50 .. ms, p99 .. ms", or "failed".
+pub fn summary(measured: Option<(f64, Latency)>) -> String {
+    match measured {
+        Some((ops_s, l)) => format!(
+            "{ops_s:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
+            l.p50_ms, l.p99_ms
+        ),
+        None => "failed".to_owned(),
+    }
+}
+
 /// `count` units per second of `elapsed`.
 pub fn rate(count: f64, elapsed: Duration) -> f64 {
     let secs = elapsed.as_secs_f64();
