@@ -1,7 +1,7 @@
 //! One measured phase of a workload: `concurrency` workers, each on its own connection opened
 //! before the clock starts, take operation numbers from a shared counter until every operation
 //! has run. Each operation's latency is measured on its own; the phase's wall time gives the
-//! throughput. Failed operations are counted, not timed.
+//! throughput. Failed operations are counted, not timed, and a phase with any has no figures.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -64,9 +64,7 @@ impl<T> Phase<T> {
             }
         }
     }
-}
 
-impl<T> Phase<T> {
     /// Successful operations per second and their latency; `None` when any operation failed,
     /// as a store that fails quickly would otherwise look fast.
     pub fn measured(&mut self) -> Option<(f64, Latency)> {
