@@ -42,16 +42,15 @@ async fn single_put_round_trips_byte_exact() {
     }
 }
 
-/// Bytes of the chunk files under `data` that are in the page cache, as util-linux's `fincore`
+/// Bytes of `server`'s chunk files that are in the page cache, as util-linux's `fincore`
 /// reports them.
-fn cached_chunk_bytes(data: &std::path::Path) -> u64 {
-    let mut files = Vec::new();
-    for prefix in std::fs::read_dir(data.join("chunks")).unwrap() {
-        for file in std::fs::read_dir(prefix.unwrap().path()).unwrap() {
-            files.push(file.unwrap().path());
-        }
-    }
-    assert!(!files.is_empty(), "no chunk files under {}", data.display());
+fn cached_chunk_bytes(server: &TestServer) -> u64 {
+    let files = server.chunk_files();
+    assert!(
+        !files.is_empty(),
+        "no chunk files under {}",
+        server.data.display()
+    );
     let out = std::process::Command::new("fincore")
         .args(["--bytes", "--noheadings", "--output", "RES"])
         .args(&files)
@@ -72,7 +71,7 @@ async fn direct_writes_round_trip_byte_exact() {
     // Of each 1 MiB chunk only the first 256 KiB and the footer go through the page cache.
     let big = random_bytes(49, SIZES[5]);
     client.put_ok(BUCKET, "direct/uncached", &big).await;
-    let cached = cached_chunk_bytes(&server.data);
+    let cached = cached_chunk_bytes(&server);
     assert!(
         cached < big.len() as u64 / 2,
         "{cached} of {} bytes in the page cache",

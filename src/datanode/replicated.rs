@@ -215,28 +215,28 @@ fn read_order(
     chunk: ChunkId,
     replicas: impl Iterator<Item = (Uuid, NodeState, usize)>,
 ) -> Vec<usize> {
-    let mut ranked: Vec<(usize, bool, u64, usize)> = replicas
-        .enumerate()
-        .map(|(i, (node, state, reading))| {
-            (
-                i,
+    // (draining, preference) per replica, lower first: the preference is the reverse hash.
+    let replicas: Vec<((bool, Reverse<u64>), usize)> = replicas
+        .map(|(node, state, reading)| {
+            let rank = (
                 state != NodeState::Up,
-                rendezvous_hash(chunk, node),
-                reading,
-            )
+                Reverse(rendezvous_hash(chunk, node)),
+            );
+            (rank, reading)
         })
         .collect();
-    ranked.sort_by_key(|&(_, draining, hash, _)| (draining, Reverse(hash)));
-    let mut order: Vec<(usize, (bool, usize, usize))> = ranked
-        .iter()
-        .enumerate()
-        .map(|(rank, &(i, draining, _, reading))| {
-            let slack = if rank == 0 { 0 } else { READ_AFFINITY_SLACK };
-            (i, (draining, reading + slack, rank))
-        })
-        .collect();
-    order.sort_by_key(|&(_, key)| key);
-    order.into_iter().map(|(i, _)| i).collect()
+    let preferred = (0..replicas.len()).min_by_key(|&i| replicas[i].0);
+    let mut order: Vec<usize> = (0..replicas.len()).collect();
+    order.sort_by_key(|&i| {
+        let ((draining, preference), reading) = replicas[i];
+        let slack = if Some(i) == preferred {
+            0
+        } else {
+            READ_AFFINITY_SLACK
+        };
+        (draining, reading + slack, preference)
+    });
+    order
 }
 
 fn meta_error(e: crate::meta::MetaError) -> ChunkError {

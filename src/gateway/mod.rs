@@ -793,7 +793,6 @@ fn not_found_bucket(e: MetaError) -> GatewayError {
     }
 }
 
-/// Walks the chunks covering a byte range of one owner, a page of chunk references at a time.
 /// Logs a read of `object` that failed after its response began, and turns the error into the
 /// body stream's.
 fn read_failed(object: Uuid, e: GatewayError) -> io::Error {
@@ -801,6 +800,7 @@ fn read_failed(object: Uuid, e: GatewayError) -> io::Error {
     io::Error::other(e)
 }
 
+/// Walks the chunks covering a byte range of one owner, a page of chunk references at a time.
 struct ChunkCursor {
     meta: Arc<dyn MetaStore>,
     store: Arc<dyn ChunkStore>,
