@@ -1339,36 +1339,22 @@ mod tests {
     }
 
     #[test]
-    fn asks_for_writeback_every_few_mib_as_the_chunk_streams_in() {
+    fn asks_for_writeback_and_flushes_every_few_mib_as_the_chunk_streams_in() {
         let dir = tempfile::tempdir().unwrap();
         let mut sink = Sink::new(File::create(dir.path().join("chunk")).unwrap(), false);
         let piece = pattern(3 * 1024 * 1024);
-        let mut asked = Vec::new();
-        for _ in 0..7 {
-            sink.append(&piece).unwrap();
-            asked.push(sink.written_back / (1024 * 1024));
-        }
-        // 21 MiB in 3 MiB writes: a request once 8 MiB are pending, covering all that is.
-        assert_eq!(asked, [0, 0, 9, 9, 9, 18, 18]);
-        assert_eq!(sink.written, 21 * 1024 * 1024);
-        let (len, _) = sink.seal(&[]).unwrap();
-        assert_eq!(len, 21 * 1024 * 1024);
-    }
-
-    #[test]
-    fn flushes_behind_the_stream_every_few_mib() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut sink = Sink::new(File::create(dir.path().join("chunk")).unwrap(), false);
-        let piece = pattern(3 * 1024 * 1024);
-        let mut flushed = Vec::new();
+        let (mut asked, mut flushed) = (Vec::new(), Vec::new());
         for _ in 0..12 {
             sink.append(&piece).unwrap();
+            asked.push(sink.written_back / (1024 * 1024));
             flushed.push(sink.flushing_to / (1024 * 1024));
             // Waiting here makes the test independent of the disk's speed: a flush still running
             // would only postpone the next one.
             sink.finish_flush().unwrap();
         }
-        // 36 MiB in 3 MiB writes: a flush once 16 MiB are past the last one, covering all written.
+        // 36 MiB in 3 MiB writes: a writeback request once 8 MiB are pending, and a flush once
+        // 16 MiB are past the last one, each covering all that was written.
+        assert_eq!(asked, [0, 0, 9, 9, 9, 18, 18, 18, 27, 27, 27, 36]);
         assert_eq!(flushed, [0, 0, 0, 0, 0, 18, 18, 18, 18, 18, 18, 36]);
         sink.append(&piece).unwrap();
         let (len, _) = sink.seal(&[]).unwrap();
