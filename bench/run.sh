@@ -219,7 +219,9 @@ EOF
     pid=$!
     started_pids+=("$pid")
     local deadline=$((SECONDS + 60))
-    until node="$("${g[@]}" node id -q 2>/dev/null)"; do
+    # `node id` reads the node's key from its metadata directory, so it can answer before the
+    # server listens for RPC; `status` goes through RPC, as the layout commands below do.
+    until node="$("${g[@]}" node id -q 2>/dev/null)" && "${g[@]}" status >/dev/null 2>&1; do
         if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -gt "$deadline" ]; then
             echo "Garage did not start:" >&2
             tail -n 30 "$dir/garage.log" >&2
