@@ -137,7 +137,6 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
     for listing in &listings {
         let mut times: Vec<Duration> = Vec::with_capacity(config.repeats);
         let mut pages = 0;
-        let errors_before = report.errors;
         for _ in 0..config.repeats {
             let started = Instant::now();
             let listed = list_all(&mut conn, listing).await;
@@ -164,7 +163,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         // A listing that failed even once has no time: the failures were not measured.
         times.sort_unstable();
         let median_ms = percentile(&times, 50.0)
-            .filter(|_| report.errors == errors_before)
+            .filter(|_| times.len() == config.repeats)
             .map(|d| d.as_secs_f64() * 1e3);
         report.figure(&format!("{}_ms", listing.name), median_ms);
         report.count(&format!("{}_pages", listing.name), pages as u64);

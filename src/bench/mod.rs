@@ -249,6 +249,12 @@ impl Report {
         self.fields.push((name.to_owned(), value));
     }
 
+    /// A phase's latency figures, `PREFIX_p50_ms` and `PREFIX_p99_ms` (`null` when it failed).
+    fn latency(&mut self, prefix: &str, latency: Option<stats::Latency>) {
+        self.figure(&format!("{prefix}_p50_ms"), latency.map(|l| l.p50_ms));
+        self.figure(&format!("{prefix}_p99_ms"), latency.map(|l| l.p99_ms));
+    }
+
     /// A parameter of the run (sizes, counts).
     fn count(&mut self, name: &str, value: u64) {
         self.fields.push((name.to_owned(), Value::from(value)));

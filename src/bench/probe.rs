@@ -130,14 +130,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         .await?;
         report.absorb(&phase);
         let measured = phase.measured();
-        report.figure(
-            &format!("{}_p50_ms", kind.name()),
-            measured.map(|m| m.1.p50_ms),
-        );
-        report.figure(
-            &format!("{}_p99_ms", kind.name()),
-            measured.map(|m| m.1.p99_ms),
-        );
+        report.latency(kind.name(), measured.map(|m| m.1));
         let listed = match kind {
             Probe::List => {
                 let keys = phase.results.first().map_or(0, |(_, keys)| *keys);

@@ -94,14 +94,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         report.absorb(&phase);
         let measured = phase.measured();
         report.figure(&format!("c{concurrency}_ops_s"), measured.map(|m| m.0));
-        report.figure(
-            &format!("c{concurrency}_p50_ms"),
-            measured.map(|m| m.1.p50_ms),
-        );
-        report.figure(
-            &format!("c{concurrency}_p99_ms"),
-            measured.map(|m| m.1.p99_ms),
-        );
+        report.latency(&format!("c{concurrency}"), measured.map(|m| m.1));
         report.line(format!(
             "{} ranges of a {} object at c={concurrency}: {}",
             human(range_size),

@@ -95,8 +95,7 @@ pub async fn run(target: &Arc<Target>, config: &Config) -> Result<Report, Error>
         let name = operation.name();
         let measured = phase.measured();
         report.figure(&format!("{name}_ops_s"), measured.map(|m| m.0));
-        report.figure(&format!("{name}_p50_ms"), measured.map(|m| m.1.p50_ms));
-        report.figure(&format!("{name}_p99_ms"), measured.map(|m| m.1.p99_ms));
+        report.latency(name, measured.map(|m| m.1));
         report.line(format!(
             "{} x {} {name} at c={}: {}",
             config.ops,

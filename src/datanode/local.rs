@@ -296,15 +296,21 @@ impl Sink {
         }
     }
 
+    /// Appends `data` and flushes behind it (see `flush_behind`).
+    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+        self.write(data)?;
+        self.flush_behind()
+    }
+
     /// Appends `data`, checksumming the bytes in the order they land in the file: directly if
     /// the file is in `O_DIRECT` mode, else through the page cache.
-    fn append(&mut self, data: &[u8]) -> io::Result<()> {
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
         self.sums.update(data);
         if self.direct {
             match self.file.write_all_at(data, self.written) {
                 Ok(()) => {
                     self.written += data.len() as u64;
-                    return self.flush_behind();
+                    return Ok(());
                 }
                 // The filesystem takes the flag but not these writes: write as everyone else
                 // does, over whatever part of `data` did land.
@@ -319,7 +325,7 @@ impl Sink {
         self.file.write_all_at(data, self.written)?;
         self.written += data.len() as u64;
         self.start_writeback();
-        self.flush_behind()
+        Ok(())
     }
 
     /// Appends a whole `DIRECT_BUFFER`, which sits at an aligned offset, with `O_DIRECT` where
@@ -407,11 +413,12 @@ impl Sink {
         } else {
             0
         };
-        self.append(&last[..aligned])?;
+        // No new flush from here: the commit's fsync follows at once.
+        self.write(&last[..aligned])?;
         if self.direct {
             self.set_direct(false)?;
         }
-        self.append(&last[aligned..])?;
+        self.write(&last[aligned..])?;
         self.finish_flush()?;
         let (table, data_len) = self.sums.finish();
         let mut tail = Vec::with_capacity(table.len() * CRC_LEN as usize + FOOTER_LEN as usize);
