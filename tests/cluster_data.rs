@@ -1,11 +1,13 @@
 //! Cluster data paths, each on SQLite and on PostgreSQL metadata: an object larger than any data
 //! node spread over five of them through aws-cli, a download that survives the SIGKILL of the
-//! node it streams from, a replica rotted on disk that reads and repair route around, and
-//! garbage collection of deleted and overwritten data down to the last chunk file.
+//! node it streams from, a replica rotted on disk that reads and repair route around, garbage
+//! collection of deleted and overwritten data down to the last chunk file, and each chunk kept
+//! in the page cache only on the copy reads go to.
 
 mod cluster_common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cluster_common::{
@@ -20,6 +22,7 @@ cluster_common::on_sqlite_and_postgres!(
     download_survives_sigkill_of_a_data_node,
     corrupt_replica_is_read_around_and_repaired,
     deleted_and_overwritten_chunks_leave_every_node,
+    only_the_copy_reads_go_to_stays_in_the_page_cache,
 );
 
 const BUCKET: &str = "cluster";
@@ -344,5 +347,70 @@ async fn deleted_and_overwritten_chunks_leave_every_node(backend: Backend) {
         "[{backend:?}] node {victim} down (holding {held} copies) while data was deleted and \
          overwritten: its stale copies gone {} after its restart",
         secs(back)
+    );
+}
+
+/// Bytes of `path` in the page cache, as util-linux's `fincore` reports them.
+fn cached_bytes(path: &Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("fincore (util-linux) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
+    const CHUNK: u64 = 2 << 20;
+    let cluster = Cluster::start(Spec {
+        chunk_size: "2MiB",
+        ..Spec::new(backend, 3)
+    })
+    .await;
+    // The coordinator's first scrub, which reads every copy, runs at start: not while checking.
+    cluster
+        .wait_for("the first scrub", Duration::from_secs(30), async || {
+            if cluster.gateways[0].log_lines("scrub finished").is_empty() {
+                Err("not yet".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .await;
+    let client = cluster.client();
+    client.create_bucket(BUCKET).await;
+    let data = random_bytes(11, 6 * CHUNK as usize);
+    client.put_ok(BUCKET, "cached", &data).await;
+
+    let mut copies: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for node in &cluster.nodes {
+        for (id, path) in node.chunk_files() {
+            copies.entry(id).or_default().push(path);
+        }
+    }
+    assert_eq!(copies.len(), 6, "{copies:?}");
+    let mut dropped = Vec::new();
+    for (id, paths) in &copies {
+        assert_eq!(paths.len(), 2, "chunk {id}: {paths:?}");
+        let cached: Vec<u64> = paths.iter().map(|p| cached_bytes(p)).collect();
+        // One copy whole in the cache, the other not at all.
+        let kept = cached.iter().position(|&c| c >= CHUNK);
+        assert!(
+            kept.is_some() && cached[1 - kept.unwrap_or(0)] == 0,
+            "chunk {id}: {cached:?} bytes cached"
+        );
+        dropped.push(paths[1 - kept.unwrap_or(0)].clone());
+    }
+
+    // Reads go to the copies in the cache: the others stay out of it.
+    for _ in 0..2 {
+        client.assert_object(BUCKET, "cached", &data).await;
+    }
+    for path in &dropped {
+        assert_eq!(cached_bytes(path), 0, "{} was read", path.display());
+    }
+    println!(
+        "[{backend:?}] each of 6 chunks cached on one of its 2 copies, before and after reads"
     );
 }

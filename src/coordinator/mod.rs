@@ -15,8 +15,8 @@ use futures_util::StreamExt;
 use uuid::Uuid;
 
 use crate::chunk::placement::{Candidate, place};
-use crate::datanode::replicated::{Node, ReplicatedStore};
-use crate::datanode::{ChunkError, ChunkId, ChunkStore};
+use crate::datanode::replicated::{Node, ReplicatedStore, caching_for};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore};
 use crate::gateway::{Gateway, now};
 use crate::meta::{ChunkReplicas, ClusterMeta, NodeState};
 
@@ -238,7 +238,17 @@ impl Coordinator {
                 .targets(chunk.chunk, want - live.len(), &chunk.nodes)
                 .await?;
             for target in targets {
-                if copy_chunk(&self.cluster, chunk.chunk, chunk.size, &sources, &target).await? {
+                let caching =
+                    caching_for(chunk.chunk, target.info.id, live.iter().map(|n| n.info.id));
+                let copied = copy_chunk(
+                    &self.cluster,
+                    (chunk.chunk, chunk.size),
+                    &sources,
+                    &target,
+                    caching,
+                )
+                .await?;
+                if copied {
                     changed += 1;
                     live.push(target);
                 }
@@ -395,14 +405,14 @@ pub async fn orphans_on(
     }
 }
 
-/// Copies `chunk` from the first source that can serve it to `target`, recording the new
-/// replica first; returns whether the copy was made.
+/// Copies `chunk` of `size` bytes from the first source that can serve it to `target`, written
+/// as `caching` says, recording the new replica first; returns whether the copy was made.
 async fn copy_chunk(
     cluster: &Arc<dyn ClusterMeta>,
-    chunk: ChunkId,
-    size: u64,
+    (chunk, size): (ChunkId, u64),
     sources: &[Arc<Node>],
     target: &Arc<Node>,
+    caching: Caching,
 ) -> Result<bool, ChunkError> {
     cluster
         .add_replica(chunk, target.info.id, now())
@@ -411,7 +421,7 @@ async fn copy_chunk(
     for source in sources {
         let attempt = async {
             let mut data = source.client.read(chunk, 0..size).await?;
-            let mut writer = target.client.create(chunk).await?;
+            let mut writer = target.client.create(chunk, caching).await?;
             while let Some(buf) = data.next().await {
                 writer.write(buf?).await?;
             }

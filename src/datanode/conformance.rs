@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::datanode::local::BLOCK_SIZE;
-use crate::datanode::{ChunkError, ChunkId, ChunkStore};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore};
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
 
@@ -27,13 +27,29 @@ pub fn pattern(len: usize) -> Vec<u8> {
 
 /// Writes `data` as a new chunk in pieces whose sizes cycle through `pieces`, and commits it.
 pub async fn put(store: &dyn ChunkStore, data: &[u8], pieces: &[usize]) -> ChunkId {
+    put_with(store, data, pieces, Caching::Keep).await
+}
+
+/// `put`, written as `caching` says.
+pub async fn put_with(
+    store: &dyn ChunkStore,
+    data: &[u8],
+    pieces: &[usize],
+    caching: Caching,
+) -> ChunkId {
     let id = ChunkId::random();
-    put_as(store, id, data, pieces).await;
+    put_as(store, id, data, pieces, caching).await;
     id
 }
 
-async fn put_as(store: &dyn ChunkStore, id: ChunkId, data: &[u8], pieces: &[usize]) {
-    let mut writer = store.create(id).await.unwrap();
+async fn put_as(
+    store: &dyn ChunkStore,
+    id: ChunkId,
+    data: &[u8],
+    pieces: &[usize],
+    caching: Caching,
+) {
+    let mut writer = store.create(id, caching).await.unwrap();
     let mut at = 0;
     for size in pieces.iter().cycle() {
         if at == data.len() {
@@ -132,7 +148,7 @@ async fn reads_every_range_shape(store: &dyn ChunkStore) {
 async fn nothing_is_visible_before_commit(store: &dyn ChunkStore) {
     let id = ChunkId::random();
     let data = pattern(2 * BLOCK_SIZE + 1);
-    let mut writer = store.create(id).await.unwrap();
+    let mut writer = store.create(id, Caching::Keep).await.unwrap();
     writer.write(Bytes::from(data.clone())).await.unwrap();
     assert_eq!(store.len(id).await.unwrap(), None);
     assert!(store.list(None, 10).await.unwrap().is_empty());
@@ -149,7 +165,7 @@ async fn nothing_is_visible_before_commit(store: &dyn ChunkStore) {
 async fn dropped_writers_leave_nothing(store: &dyn ChunkStore) {
     for size in [0, 10, 3 * BLOCK_SIZE] {
         let id = ChunkId::random();
-        let mut writer = store.create(id).await.unwrap();
+        let mut writer = store.create(id, Caching::Keep).await.unwrap();
         if size > 0 {
             writer.write(Bytes::from(pattern(size))).await.unwrap();
         }
@@ -178,7 +194,7 @@ async fn missing_chunks_are_not_found(store: &dyn ChunkStore) {
 async fn overwrites_replace_the_chunk(store: &dyn ChunkStore) {
     let id = put(store, &pattern(BLOCK_SIZE + 9), &[BLOCK_SIZE]).await;
     let shorter: Vec<u8> = pattern(100).into_iter().rev().collect();
-    put_as(store, id, &shorter, &[7]).await;
+    put_as(store, id, &shorter, &[7], Caching::Keep).await;
     assert_eq!(store.len(id).await.unwrap(), Some(100));
     assert_eq!(get(store, id, 0..100).await.unwrap(), shorter);
     assert_eq!(store.list(None, 10).await.unwrap(), vec![id]);
@@ -195,10 +211,13 @@ async fn lists_in_id_order_page_by_page(store: &dyn ChunkStore) {
     ];
     ids.extend((0..12).map(|_| ChunkId::random()));
     for id in &ids {
-        put_as(store, *id, b"x", &[1]).await;
+        put_as(store, *id, b"x", &[1], Caching::Keep).await;
     }
     // An upload in progress is not part of the inventory.
-    let _open_writer = store.create(ChunkId::random()).await.unwrap();
+    let _open_writer = store
+        .create(ChunkId::random(), Caching::Keep)
+        .await
+        .unwrap();
     ids.sort();
 
     let mut listed = Vec::new();

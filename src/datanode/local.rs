@@ -6,7 +6,9 @@
 //! commit waits for little), a small one together with concurrent writers by one group sync of
 //! the filesystem. Past its first 256 KiB a chunk is written 512 KiB at a time, one write in
 //! flight while the next buffer fills; a store with direct writes sends those past the page
-//! cache (`O_DIRECT`). Readers verify every block they touch before yielding any byte of it.
+//! cache (`O_DIRECT`). A large chunk written with `Caching::DropBehind` leaves the page cache as
+//! each flush and the commit make it durable (a small one stays, until the kernel needs the
+//! room). Readers verify every block they touch before yielding any byte of it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -24,7 +26,7 @@ use rustix::io::Errno;
 use tokio::task::JoinHandle;
 
 use crate::datanode::sync_group::SyncGroup;
-use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
 
 /// Bytes covered by one CRC32C. Small enough that a short range read verifies at most two blocks
 /// (128 KiB); large enough that the table is 1/16384 of the data (4 KiB for a 64 MiB chunk).
@@ -279,11 +281,14 @@ struct Sink {
     /// filesystem refused).
     direct: bool,
     direct_allowed: bool,
+    /// Whether each flush drops what it made durable from the page cache (`Caching::DropBehind`).
+    drop_behind: bool,
 }
 
 impl Sink {
-    /// A sink that writes `DIRECT_BUFFER`s directly if `direct_allowed`, else through the cache.
-    fn new(file: File, direct_allowed: bool) -> Self {
+    /// A sink that writes `DIRECT_BUFFER`s directly if `direct_allowed`, else through the cache,
+    /// and keeps or drops the pages it wrote as `caching` says.
+    fn new(file: File, direct_allowed: bool, caching: Caching) -> Self {
         Sink {
             file,
             sums: BlockSums::new(),
@@ -293,6 +298,7 @@ impl Sink {
             flushing_to: 0,
             direct: false,
             direct_allowed,
+            drop_behind: caching == Caching::DropBehind,
         }
     }
 
@@ -355,13 +361,17 @@ impl Sink {
     /// nothing the commit relies on. (`sync_file_range(SYNC_FILE_RANGE_WRITE)` says this
     /// directly, but rustix does not offer it and this crate forbids `unsafe`.)
     fn start_writeback(&mut self) {
-        let Some(len) = NonZeroU64::new(self.written - self.written_back) else {
+        // Not over bytes a flush behind the stream covers: those it made durable are clean, and
+        // `DONTNEED` would drop them from the cache of a chunk written to be kept. (It still
+        // drops the few a flush's fsync found written past where the flush began.)
+        let from = self.written_back.max(self.flushing_to);
+        let Some(len) = NonZeroU64::new(self.written - from) else {
             return;
         };
         if len.get() < WRITEBACK_EVERY {
             return;
         }
-        if let Err(err) = fadvise(&self.file, self.written_back, Some(len), Advice::DontNeed) {
+        if let Err(err) = fadvise(&self.file, from, Some(len), Advice::DontNeed) {
             tracing::debug!(error = %err, "could not start writeback of a chunk");
         }
         self.written_back = self.written;
@@ -378,10 +388,17 @@ impl Sink {
             return Ok(());
         }
         self.finish_flush()?;
+        let (drop_behind, durable) = (self.drop_behind, self.written);
         let started = self.file.try_clone().and_then(|file| {
             std::thread::Builder::new()
                 .name("cairn-flush".into())
-                .spawn(move || file.sync_data())
+                .spawn(move || {
+                    file.sync_data()?;
+                    if drop_behind {
+                        drop_cached(&file, NonZeroU64::new(durable));
+                    }
+                    Ok(())
+                })
         });
         // Only a head start: without it the commit's fsync does all the work.
         match started {
@@ -537,6 +554,7 @@ impl ChunkWriter for LocalChunkWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<u64, ChunkError> {
         let sink = self.idle_sink().await?;
+        let drop_behind = sink.drop_behind;
         let LocalChunkWriter {
             buf,
             pool,
@@ -558,6 +576,9 @@ impl ChunkWriter for LocalChunkWriter {
             let own = data_len >= OWN_SYNC_MIN;
             if own {
                 file.sync_all()?;
+                if drop_behind {
+                    drop_cached(&file, None);
+                }
             }
             fs::rename(&temp.path, &path)?;
             temp.keep();
@@ -735,6 +756,14 @@ fn not_found_or_io(id: ChunkId, err: io::Error) -> ChunkError {
     }
 }
 
+/// Drops the first `len` bytes of `file` (all of it if `None`), already durable, from the page
+/// cache. Only advice: the chunk is durable either way.
+fn drop_cached(file: &File, len: Option<NonZeroU64>) {
+    if let Err(err) = fadvise(file, 0, len, Advice::DontNeed) {
+        tracing::debug!(error = %err, "could not drop a chunk's pages from the page cache");
+    }
+}
+
 /// Puts `file` in `O_DIRECT` mode, or out of it.
 fn set_direct(file: &File, on: bool) -> io::Result<()> {
     let flags = fcntl_getfl(file)?;
@@ -881,7 +910,11 @@ impl LocalChunkStore {
 
 #[async_trait]
 impl ChunkStore for LocalChunkStore {
-    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
+    async fn create(
+        &self,
+        id: ChunkId,
+        caching: Caching,
+    ) -> Result<Box<dyn ChunkWriter>, ChunkError> {
         let path = self.path_of(id);
         let temp_path = prefix_dir(&self.root, prefix_of(id)).join(format!(
             "{id}{TEMP_MARKER}{}",
@@ -898,7 +931,7 @@ impl ChunkStore for LocalChunkStore {
         Ok(Box::new(LocalChunkWriter {
             buf: Buffer::new(FIRST_BUFFER),
             pool: self.buffers.clone(),
-            sink: SinkState::Idle(Sink::new(file, self.direct_writes)),
+            sink: SinkState::Idle(Sink::new(file, self.direct_writes, caching)),
             temp: TempFile {
                 path: temp_path,
                 kept: false,
@@ -1006,7 +1039,7 @@ impl ChunkStore for LocalChunkStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datanode::conformance::{get, pattern, put};
+    use crate::datanode::conformance::{get, pattern, put, put_with};
     use futures_util::StreamExt;
     use std::io::Write;
 
@@ -1248,7 +1281,7 @@ mod tests {
         // One writer still holds everything in its buffer, the others have writes in flight.
         for size in [10, 2 * FIRST_BUFFER, FIRST_BUFFER + 2 * DIRECT_BUFFER] {
             let id = ChunkId::random();
-            let mut writer = store.create(id).await.unwrap();
+            let mut writer = store.create(id, Caching::Keep).await.unwrap();
             writer.write(Bytes::from(pattern(size))).await.unwrap();
             let dir = store.path_of(id).parent().unwrap().to_path_buf();
             assert_eq!(names_in(&dir).unwrap().len(), 1);
@@ -1262,7 +1295,7 @@ mod tests {
     async fn nothing_is_visible_before_commit() {
         let (_dir, store) = new_store().await;
         let id = ChunkId::random();
-        let mut writer = store.create(id).await.unwrap();
+        let mut writer = store.create(id, Caching::Keep).await.unwrap();
         writer
             .write(Bytes::from(pattern(FIRST_BUFFER * 2)))
             .await
@@ -1278,7 +1311,10 @@ mod tests {
         let (_dir, store) = new_store().await;
         let kept = put(&store, &pattern(100), &[100]).await;
         for _ in 0..2 {
-            let mut writer = store.create(ChunkId::random()).await.unwrap();
+            let mut writer = store
+                .create(ChunkId::random(), Caching::Keep)
+                .await
+                .unwrap();
             writer.write(Bytes::from(pattern(10))).await.unwrap();
             // A crash: the drop guard never runs.
             std::mem::forget(writer);
@@ -1301,11 +1337,14 @@ mod tests {
             ChunkId(uuid::Uuid::from_u128((0x42 << 120) | 1)),
         ];
         for id in ids {
-            let mut writer = store.create(id).await.unwrap();
+            let mut writer = store.create(id, Caching::Keep).await.unwrap();
             writer.write(Bytes::from_static(b"x")).await.unwrap();
             writer.commit().await.unwrap();
         }
-        let _open_writer = store.create(ChunkId::random()).await.unwrap();
+        let _open_writer = store
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
         fs::write(store.root.join("42").join("README"), b"x").unwrap();
         assert_eq!(store.list(None, 10).await.unwrap(), ids);
     }
@@ -1348,7 +1387,11 @@ mod tests {
     #[test]
     fn asks_for_writeback_and_flushes_every_few_mib_as_the_chunk_streams_in() {
         let dir = tempfile::tempdir().unwrap();
-        let mut sink = Sink::new(File::create(dir.path().join("chunk")).unwrap(), false);
+        let mut sink = Sink::new(
+            File::create(dir.path().join("chunk")).unwrap(),
+            false,
+            Caching::Keep,
+        );
         let piece = pattern(3 * 1024 * 1024);
         let (mut asked, mut flushed) = (Vec::new(), Vec::new());
         for _ in 0..12 {
@@ -1376,7 +1419,7 @@ mod tests {
         let id = ChunkId::random();
         let path = store.path_of(id);
         let data = pattern(FIRST_BUFFER + whole * DIRECT_BUFFER + last);
-        let mut sink = Sink::new(File::create(&path).unwrap(), true);
+        let mut sink = Sink::new(File::create(&path).unwrap(), true, Caching::Keep);
         sink.append(&data[..FIRST_BUFFER]).unwrap();
         for piece in data[FIRST_BUFFER..].chunks(DIRECT_BUFFER).take(whole) {
             let mut buf = Buffer::new(DIRECT_BUFFER);
@@ -1435,6 +1478,34 @@ mod tests {
             assert_eq!(
                 get(&store, id, 1000..len - 3).await.unwrap(),
                 &data[1000..data.len() - 3]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_written_to_drop_behind_leave_the_page_cache_as_they_become_durable() {
+        // Past two flushes behind the stream, with an unaligned end.
+        let data = pattern(2 * FLUSH_EVERY as usize + 3 * BLOCK_SIZE + 11);
+        let len = data.len() as u64;
+        let (_dir, store) = new_store().await;
+        for caching in [Caching::Keep, Caching::DropBehind] {
+            let id = put_with(&store, &data, &[BLOCK_SIZE + 3], caching).await;
+            let cached = cached_bytes(&store.path_of(id));
+            match caching {
+                // All but the pages written while a flush ran, which it may have cleaned before
+                // the next writeback request (`start_writeback`) dropped them.
+                Caching::Keep => {
+                    assert!(
+                        cached >= len - len / 4,
+                        "kept: {cached} of {len} bytes cached"
+                    )
+                }
+                Caching::DropBehind => assert_eq!(cached, 0, "dropped: {cached} bytes cached"),
+            }
+            assert_eq!(get(&store, id, 0..len).await.unwrap(), data);
+            assert_eq!(
+                get(&store, id, FLUSH_EVERY - 5..len - 7).await.unwrap(),
+                &data[FLUSH_EVERY as usize - 5..data.len() - 7]
             );
         }
     }

@@ -66,14 +66,32 @@ pub enum ChunkError {
     Io(#[from] std::io::Error),
 }
 
+/// What the node storing a chunk does with the chunk's pages in its page cache once they are
+/// durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caching {
+    /// Keeps them, as any file written is kept: the copy that reads of the chunk go to.
+    Keep,
+    /// Drops them as they become durable ("drop behind"): a copy that reads go to only when the
+    /// preferred one cannot serve them (a second replica, a repair), which so takes no cache
+    /// from the chunks the node does serve and, as the pages are freed while the chunk streams
+    /// in, lets its next pages reuse them.
+    DropBehind,
+}
+
 /// The bytes of a chunk read, in order, each item verified before it is yielded.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Bytes, ChunkError>> + Send>>;
 
 #[async_trait]
 pub trait ChunkStore: Send + Sync + 'static {
     /// Starts writing a new chunk. Nothing is visible under `id` until `ChunkWriter::commit`
-    /// returns; dropping the writer before that discards what was written.
-    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError>;
+    /// returns; dropping the writer before that discards what was written. `caching` is advice:
+    /// a store without a page cache of its own ignores it.
+    async fn create(
+        &self,
+        id: ChunkId,
+        caching: Caching,
+    ) -> Result<Box<dyn ChunkWriter>, ChunkError>;
 
     /// Streams the bytes `range` (half-open, within the chunk), verifying the CRC32C of every
     /// block it touches.

@@ -29,10 +29,10 @@ use tokio::time::timeout;
 
 use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::server::{
-    CORRUPT, CRC_HEADER, ChunkList, ERROR_HEADER, LENGTH_HEADER, NodeHealth, OFFSET_HEADER,
-    RESERVE_HEADER, parse_chunk_id,
+    CACHE_HEADER, CORRUPT, CRC_HEADER, ChunkList, DROP_BEHIND, ERROR_HEADER, LENGTH_HEADER,
+    NodeHealth, OFFSET_HEADER, RESERVE_HEADER, parse_chunk_id,
 };
-use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
 
 /// Idle connections kept per node: enough for a gateway's usual parallel reads and writes to
 /// one node, few enough that a node sees a bounded number of sockets per gateway.
@@ -322,7 +322,11 @@ fn chunk_target(id: ChunkId) -> String {
 
 #[async_trait]
 impl ChunkStore for RemoteNode {
-    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
+    async fn create(
+        &self,
+        id: ChunkId,
+        caching: Caching,
+    ) -> Result<Box<dyn ChunkWriter>, ChunkError> {
         // Connect now, so that an unreachable node fails the write before any byte is queued.
         let mut conn = self.pool.checkout().await?;
         let (frames, queue) = mpsc::channel(UPLOAD_QUEUE);
@@ -330,6 +334,9 @@ impl ChunkStore for RemoteNode {
         headers.insert(header::TRAILER, HeaderValue::from_static(CRC_HEADER));
         if self.reserve > 0 {
             headers.insert(RESERVE_HEADER, HeaderValue::from(self.reserve));
+        }
+        if caching == Caching::DropBehind {
+            headers.insert(CACHE_HEADER, HeaderValue::from_static(DROP_BEHIND));
         }
         let body = UploadBody { queue, done: false }.boxed_unsync();
         let request = self.request(Method::PUT, &chunk_target(id), headers, body)?;
@@ -883,7 +890,10 @@ mod tests {
         let (_dir, node, remote) = node(Some(10_000)).await;
         // Declared too large up front.
         let reserving = remote.clone().with_reserve(10_001);
-        let mut writer = reserving.create(ChunkId::random()).await.unwrap();
+        let mut writer = reserving
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
         let result = match writer.write(Bytes::from(pattern(10))).await {
             Ok(()) => writer.commit().await.map(|_| ()),
             Err(err) => Err(err),
@@ -895,7 +905,10 @@ mod tests {
         let first = put(&reserving, &pattern(7_000), &[1000]).await;
 
         // Declared nothing, outgrows what is left while streaming.
-        let mut writer = remote.create(ChunkId::random()).await.unwrap();
+        let mut writer = remote
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
         let mut result = Ok(());
         for _ in 0..4 {
             result = writer.write(Bytes::from(pattern(1000))).await;
@@ -1003,7 +1016,10 @@ mod tests {
         assert!(refused(stranger.delete(id).await));
         assert!(refused(stranger.list(None, 5).await.map(|_| ())));
         assert!(refused(stranger.health().await.map(|_| ())));
-        let mut writer = stranger.create(ChunkId::random()).await.unwrap();
+        let mut writer = stranger
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
         let result = match writer.write(Bytes::from_static(b"abc")).await {
             Ok(()) => writer.commit().await.map(|_| ()),
             Err(err) => Err(err),
@@ -1037,7 +1053,10 @@ mod tests {
             matches!(&result, Err(ChunkError::Io(err)) if err.kind() == io::ErrorKind::TimedOut),
             "{result:?}"
         );
-        let mut writer = remote.create(ChunkId::random()).await.unwrap();
+        let mut writer = remote
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
         let mut result = Ok(());
         // The socket buffers take some megabytes before the queue fills and the stall shows;
         // should they take everything, the commit waits in vain for an answer instead.
@@ -1066,7 +1085,7 @@ mod tests {
         drop(closed);
         let remote = RemoteNode::new(&format!("http://{addr}"), key()).unwrap();
         assert!(matches!(
-            remote.create(ChunkId::random()).await.err(),
+            remote.create(ChunkId::random(), Caching::Keep).await.err(),
             Some(ChunkError::Io(_))
         ));
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::auth::ClusterKey;
 use super::remote::{RemoteNode, RemoteTimeouts};
-use super::{ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use super::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
 use crate::chunk::placement::{Candidate, place, rendezvous_hash};
 use crate::meta::{ClusterMeta, NodeInfo, NodeState};
 
@@ -239,6 +239,22 @@ fn read_order(
     order
 }
 
+/// How the copy of `chunk` on `node` is written, beside copies on `others`: kept in the page
+/// cache if `node` is the chunk's preferred replica among them (the one `read_order` tries
+/// first), dropped behind otherwise, as reads will not come to it while the other serves them.
+pub fn caching_for(chunk: ChunkId, node: Uuid, others: impl IntoIterator<Item = Uuid>) -> Caching {
+    let mine = rendezvous_hash(chunk, node);
+    if others
+        .into_iter()
+        .filter(|other| *other != node)
+        .all(|other| rendezvous_hash(chunk, other) < mine)
+    {
+        Caching::Keep
+    } else {
+        Caching::DropBehind
+    }
+}
+
 fn meta_error(e: crate::meta::MetaError) -> ChunkError {
     ChunkError::Io(std::io::Error::other(e))
 }
@@ -345,7 +361,13 @@ impl Drop for ReplicatedWriter {
 
 #[async_trait]
 impl ChunkStore for ReplicatedStore {
-    async fn create(&self, id: ChunkId) -> Result<Box<dyn ChunkWriter>, ChunkError> {
+    /// `caching` is decided here, per copy (see `caching_for`): one copy is kept, the others
+    /// are dropped behind.
+    async fn create(
+        &self,
+        id: ChunkId,
+        _caching: Caching,
+    ) -> Result<Box<dyn ChunkWriter>, ChunkError> {
         // Every writable node in placement order: when one of the first R cannot take the
         // chunk (it died since its last health check), the next one stands in.
         let mut ranked = self.targets(id, usize::MAX, &[]).await?;
@@ -378,7 +400,15 @@ impl ChunkStore for ReplicatedStore {
                     .await
                     .map_err(meta_error)?;
             }
-            let opened = join_all(batch.iter().map(|n| n.client.create(id))).await;
+            // The copies of this batch and those already started are the chunk's replicas.
+            let copies: Vec<Uuid> = (writer.writers.iter().map(|(node, _)| *node))
+                .chain(batch.iter().map(|n| n.info.id))
+                .collect();
+            let opened = join_all(batch.iter().map(|n| {
+                let caching = caching_for(id, n.info.id, copies.iter().copied());
+                n.client.create(id, caching)
+            }))
+            .await;
             for (node, result) in batch.iter().zip(opened) {
                 match result {
                     Ok(w) => writer.writers.push((node.info.id, w)),
@@ -603,6 +633,21 @@ mod tests {
         // The preference spreads chunks over every node.
         assert_eq!(first_choices.len(), 3, "{first_choices:?}");
         assert!(first_choices.values().all(|&n| n > 50), "{first_choices:?}");
+    }
+
+    #[test]
+    fn only_the_copy_reads_go_to_first_is_kept_in_the_cache() {
+        let nodes: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+        for _ in 0..100 {
+            let chunk = ChunkId::random();
+            let kept: Vec<usize> = (0..nodes.len())
+                .filter(|&i| caching_for(chunk, nodes[i], nodes.iter().copied()) == Caching::Keep)
+                .collect();
+            let first = read_order(chunk, nodes.iter().map(|&n| (n, NodeState::Up, 0)))[0];
+            assert_eq!(kept, vec![first]);
+            // Alone, a copy is the one reads go to.
+            assert_eq!(caching_for(chunk, nodes[0], []), Caching::Keep);
+        }
     }
 
     #[test]

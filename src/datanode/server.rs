@@ -29,12 +29,16 @@ use tokio::net::TcpListener;
 
 use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::local::LocalChunkStore;
-use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkStream};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream};
 
 /// Request (or trailer) and response header with a chunk's CRC32C as 8 lowercase hex digits.
 pub const CRC_HEADER: &str = "x-cairn-crc32c";
 /// Request header: the most bytes the chunk being uploaded can hold.
 pub const RESERVE_HEADER: &str = "x-cairn-reserve";
+/// Request header: what to do with the uploaded chunk's pages in the page cache; its only value
+/// is `drop-behind` (`Caching::DropBehind`), and without it they are kept.
+pub const CACHE_HEADER: &str = "x-cairn-cache";
+pub const DROP_BEHIND: &str = "drop-behind";
 /// Response header: a stored chunk's length in bytes.
 pub const LENGTH_HEADER: &str = "x-cairn-length";
 /// Response header or trailer naming a failure the client must tell apart; its only value is
@@ -533,6 +537,11 @@ impl Node {
                 None => return Ok(text(StatusCode::BAD_REQUEST, "malformed x-cairn-reserve")),
             },
         };
+        let caching = match headers.get(CACHE_HEADER) {
+            None => Caching::Keep,
+            Some(value) if value == DROP_BEHIND => Caching::DropBehind,
+            Some(_) => return Ok(text(StatusCode::BAD_REQUEST, "malformed x-cairn-cache")),
+        };
         let mut claimed = Vec::new();
         if let Some(value) = headers.get(CRC_HEADER) {
             match parse_crc(value) {
@@ -544,7 +553,7 @@ impl Node {
             return Ok(insufficient_storage());
         };
 
-        let mut writer = self.store.create(id).await?;
+        let mut writer = self.store.create(id, caching).await?;
         let mut crc = 0u32;
         let mut received = 0u64;
         loop {
@@ -1250,6 +1259,23 @@ mod tests {
         )
         .await;
         assert_eq!(status, 400);
+        let (status, rest) = raw(
+            node.addr,
+            &put(&format!("{crc}\r\n{CACHE_HEADER}: never")),
+            b"x",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(rest.contains("malformed x-cairn-cache"), "{rest}");
+        // The one value it takes; the chunk is then stored like any other (and overwritten
+        // below, as chunks with the same id and bytes are).
+        let (status, rest) = raw(
+            node.addr,
+            &put(&format!("{crc}\r\n{CACHE_HEADER}: {DROP_BEHIND}")),
+            b"x",
+        )
+        .await;
+        assert_eq!(status, 201, "{rest}");
 
         // Range errors on a stored chunk.
         let (status, _) = raw(node.addr, &put(&crc), b"x").await;

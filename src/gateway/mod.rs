@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer, Md5};
 use crate::chunk::{Chunker, slice_in_chunk};
-use crate::datanode::{ChunkError, ChunkId, ChunkStore, ChunkWriter};
+use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkWriter};
 use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
 
 /// A body flowing in or out of the service.
@@ -475,7 +475,7 @@ impl Gateway {
                     None => {
                         let id = ChunkId::random();
                         guard.chunks.push(id);
-                        let w = self.store.create(id).await?;
+                        let w = self.store.create(id, Caching::Keep).await?;
                         writer.insert((id, 0, w))
                     }
                 };
