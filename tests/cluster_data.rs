@@ -5,9 +5,10 @@
 //! in the page cache only on the copy reads go to.
 
 mod cluster_common;
+mod page_cache;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cluster_common::{
@@ -350,17 +351,6 @@ async fn deleted_and_overwritten_chunks_leave_every_node(backend: Backend) {
     );
 }
 
-/// Bytes of `path` in the page cache, as util-linux's `fincore` reports them.
-fn cached_bytes(path: &Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .arg(path)
-        .output()
-        .expect("fincore (util-linux) runs");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
     const CHUNK: u64 = 2 << 20;
     let cluster = Cluster::start(Spec {
@@ -393,7 +383,7 @@ async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
     let mut dropped = Vec::new();
     for (id, paths) in &copies {
         assert_eq!(paths.len(), 2, "chunk {id}: {paths:?}");
-        let cached: Vec<u64> = paths.iter().map(|p| cached_bytes(p)).collect();
+        let cached: Vec<u64> = paths.iter().map(|p| page_cache::cached_bytes(p)).collect();
         // One copy whole in the cache, the other not at all.
         let kept = cached.iter().position(|&c| c >= CHUNK);
         assert!(
@@ -408,7 +398,12 @@ async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
         client.assert_object(BUCKET, "cached", &data).await;
     }
     for path in &dropped {
-        assert_eq!(cached_bytes(path), 0, "{} was read", path.display());
+        assert_eq!(
+            page_cache::cached_bytes(path),
+            0,
+            "{} was read",
+            path.display()
+        );
     }
     println!(
         "[{backend:?}] each of 6 chunks cached on one of its 2 copies, before and after reads"

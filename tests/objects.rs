@@ -3,6 +3,7 @@
 //! requests, stored headers and their overrides, CopyObject, and deletes.
 
 mod common;
+mod page_cache;
 
 use common::*;
 use http::{Method, StatusCode};
@@ -42,8 +43,7 @@ async fn single_put_round_trips_byte_exact() {
     }
 }
 
-/// Bytes of `server`'s chunk files that are in the page cache, as util-linux's `fincore`
-/// reports them.
+/// Bytes of `server`'s chunk files that are in the page cache.
 fn cached_chunk_bytes(server: &TestServer) -> u64 {
     let files = server.chunk_files();
     assert!(
@@ -51,15 +51,9 @@ fn cached_chunk_bytes(server: &TestServer) -> u64 {
         "no chunk files under {}",
         server.data.display()
     );
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .args(&files)
-        .output()
-        .expect("fincore (util-linux) runs");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|line| line.trim().parse::<u64>().unwrap())
+    files
+        .iter()
+        .map(|file| page_cache::cached_bytes(file))
         .sum()
 }
 
