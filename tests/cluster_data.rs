@@ -385,12 +385,12 @@ async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
         assert_eq!(paths.len(), 2, "chunk {id}: {paths:?}");
         let cached: Vec<u64> = paths.iter().map(|p| page_cache::cached_bytes(p)).collect();
         // One copy whole in the cache, the other not at all.
-        let kept = cached.iter().position(|&c| c >= CHUNK);
-        assert!(
-            kept.is_some() && cached[1 - kept.unwrap_or(0)] == 0,
-            "chunk {id}: {cached:?} bytes cached"
-        );
-        dropped.push(paths[1 - kept.unwrap_or(0)].clone());
+        let other = match cached.iter().position(|&c| c >= CHUNK) {
+            Some(kept) => 1 - kept,
+            None => panic!("chunk {id}: no copy whole in the cache: {cached:?} bytes cached"),
+        };
+        assert_eq!(cached[other], 0, "chunk {id}: {cached:?} bytes cached");
+        dropped.push(paths[other].clone());
     }
 
     // Reads go to the copies in the cache: the others stay out of it.

@@ -242,13 +242,13 @@ impl Coordinator {
                     caching_for(chunk.chunk, target.info.id, live.iter().map(|n| n.info.id));
                 let copied = copy_chunk(
                     &self.cluster,
-                    (chunk.chunk, chunk.size),
+                    chunk.chunk,
+                    chunk.size,
                     &sources,
                     &target,
                     caching,
-                )
-                .await?;
-                if copied {
+                );
+                if copied.await? {
                     changed += 1;
                     live.push(target);
                 }
@@ -409,7 +409,8 @@ pub async fn orphans_on(
 /// as `caching` says, recording the new replica first; returns whether the copy was made.
 async fn copy_chunk(
     cluster: &Arc<dyn ClusterMeta>,
-    (chunk, size): (ChunkId, u64),
+    chunk: ChunkId,
+    size: u64,
     sources: &[Arc<Node>],
     target: &Arc<Node>,
     caching: Caching,
