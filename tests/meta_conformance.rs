@@ -15,11 +15,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use cairn::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
-use cairn::datanode::ChunkId;
+use cairn::chunk::{ChunkId, ChunkRef};
 use cairn::meta::{
-    self, AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart,
-    MetaError, MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange,
-    StoredHeaders, Upload, WriteCondition,
+    self, AccessKey, Bucket, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
+    MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
+    WriteCondition,
 };
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use time::{Duration, OffsetDateTime};

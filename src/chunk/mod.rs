@@ -3,11 +3,48 @@
 
 pub mod placement;
 
+use std::fmt;
 use std::ops::Range;
+use std::str::FromStr;
 
 use bytes::Bytes;
 
-use crate::meta::ChunkRef;
+/// The identity of one chunk: a random UUID, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChunkId(pub uuid::Uuid);
+
+impl ChunkId {
+    pub fn random() -> Self {
+        ChunkId(uuid::Uuid::new_v4())
+    }
+}
+
+impl fmt::Display for ChunkId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.simple())
+    }
+}
+
+impl FromStr for ChunkId {
+    type Err = uuid::Error;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::try_parse(s).map(ChunkId)
+    }
+}
+
+/// A chunk placed at `offset` within its owner (an object or an upload part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef {
+    pub offset: u64,
+    pub size: u64,
+    pub chunk: ChunkId,
+}
+
+impl ChunkRef {
+    pub fn end(&self) -> u64 {
+        self.offset + self.size
+    }
+}
 
 /// Cuts a stream of buffers into pieces that never cross a multiple of `chunk_size`, counting
 /// from the start of the stream.
@@ -82,8 +119,6 @@ mod tests {
         }
         out
     }
-
-    use crate::datanode::ChunkId;
 
     fn refs(layout: &[(u64, u64)]) -> Vec<ChunkRef> {
         layout

@@ -7,7 +7,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::datanode::ChunkId;
+use crate::chunk::ChunkId;
 
 /// A node that may receive a chunk: up, not draining, with room for one more chunk.
 #[derive(Clone, Debug)]

@@ -5,8 +5,9 @@
 
 use std::sync::Arc;
 
+use crate::chunk::ChunkId;
+use crate::datanode::ChunkError;
 use crate::datanode::replicated::ReplicatedStore;
-use crate::datanode::{ChunkError, ChunkId};
 use crate::meta::{ClusterMeta, NodeState};
 
 use super::{meta, orphans_on, verify_replica};

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
+use crate::chunk::ChunkId;
 use crate::chunk::placement::{Candidate, place};
 use crate::datanode::replicated::{Node, ReplicatedStore, caching_for};
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore};
+use crate::datanode::{Caching, ChunkError, ChunkStore};
 use crate::gateway::{Gateway, now};
 use crate::meta::{ChunkReplicas, ClusterMeta, NodeState};
 

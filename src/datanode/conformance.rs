@@ -7,8 +7,9 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
+use crate::chunk::ChunkId;
 use crate::datanode::local::BLOCK_SIZE;
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore};
+use crate::datanode::{Caching, ChunkError, ChunkStore};
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
 

@@ -25,8 +25,9 @@ use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 use tokio::task::JoinHandle;
 
+use crate::chunk::ChunkId;
 use crate::datanode::sync_group::SyncGroup;
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
 
 /// Bytes covered by one CRC32C. Small enough that a short range read verifies at most two blocks
 /// (128 KiB); large enough that the table is 1/16384 of the data (4 KiB for a 64 MiB chunk).

@@ -11,37 +11,14 @@ pub mod replicated;
 pub mod server;
 mod sync_group;
 
-use std::fmt;
 use std::ops::Range;
 use std::pin::Pin;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-/// The identity of one chunk: a random UUID, written as 32 lowercase hex digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChunkId(pub uuid::Uuid);
-
-impl ChunkId {
-    pub fn random() -> Self {
-        ChunkId(uuid::Uuid::new_v4())
-    }
-}
-
-impl fmt::Display for ChunkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.simple())
-    }
-}
-
-impl FromStr for ChunkId {
-    type Err = uuid::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        uuid::Uuid::try_parse(s).map(ChunkId)
-    }
-}
+use crate::chunk::ChunkId;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {

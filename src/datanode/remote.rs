@@ -27,12 +27,13 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
+use crate::chunk::ChunkId;
 use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::server::{
     CACHE_HEADER, CORRUPT, CRC_HEADER, ChunkList, DROP_BEHIND, ERROR_HEADER, LENGTH_HEADER,
     NodeHealth, OFFSET_HEADER, RESERVE_HEADER, parse_chunk_id,
 };
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
 
 /// Idle connections kept per node: enough for a gateway's usual parallel reads and writes to
 /// one node, few enough that a node sees a bounded number of sockets per gateway.

@@ -20,7 +20,8 @@ use uuid::Uuid;
 
 use super::auth::ClusterKey;
 use super::remote::{RemoteNode, RemoteTimeouts};
-use super::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream, ChunkWriter};
+use super::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
+use crate::chunk::ChunkId;
 use crate::chunk::placement::{Candidate, place, rendezvous_hash};
 use crate::meta::{ClusterMeta, NodeInfo, NodeState};
 

@@ -27,9 +27,10 @@ use hyper_util::server::graceful::Watcher;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
+use crate::chunk::ChunkId;
 use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::local::LocalChunkStore;
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkStream};
+use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream};
 
 /// Request (or trailer) and response header with a chunk's CRC32C as 8 lowercase hex digits.
 pub const CRC_HEADER: &str = "x-cairn-crc32c";

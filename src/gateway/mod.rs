@@ -24,9 +24,11 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer, Md5};
+use crate::chunk::ChunkId;
+use crate::chunk::ChunkRef;
 use crate::chunk::{Chunker, slice_in_chunk};
-use crate::datanode::{Caching, ChunkError, ChunkId, ChunkStore, ChunkWriter};
-use crate::meta::{ChunkRef, MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
+use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkWriter};
+use crate::meta::{MetaError, MetaStore, ObjectMeta, StoredHeaders, WriteCondition};
 
 /// A body flowing in or out of the service.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, io::Error>> + Send>>;

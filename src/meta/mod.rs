@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::checksum::{Checksum, ChecksumType};
-use crate::datanode::ChunkId;
+use crate::chunk::{ChunkId, ChunkRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -99,20 +99,6 @@ pub struct ObjectMeta {
     /// The bytes of a small object, kept in its row instead of in chunks (it then has none).
     /// Loaded by the object lookups, not by listings, where it is always `None`.
     pub inline: Option<Bytes>,
-}
-
-/// A chunk placed at `offset` within its owner (an object or an upload part).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ChunkRef {
-    pub offset: u64,
-    pub size: u64,
-    pub chunk: ChunkId,
-}
-
-impl ChunkRef {
-    pub fn end(&self) -> u64 {
-        self.offset + self.size
-    }
 }
 
 /// Where a part of a completed multipart object lies within it.

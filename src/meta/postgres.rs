@@ -20,12 +20,12 @@ use super::rows::{
     part_row, row_limit, take_prefixed, u32_col, u64_col, upload_row, uuid_col,
 };
 use super::{
-    AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
-    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload,
-    WriteCondition, prefix_successor,
+    AccessKey, Bucket, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError, MetaResult,
+    MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload, WriteCondition,
+    prefix_successor,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
-use crate::datanode::ChunkId;
+use crate::chunk::{ChunkId, ChunkRef};
 
 /// Connections per gateway: several gateways share one server, whose default
 /// `max_connections` is 100.

@@ -12,11 +12,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessKey, Bucket, ChunkRef, ListStart, MetaError, MetaResult, NodeInfo, NodeState, ObjectMeta,
-    Part, PartRange, StoredHeaders, Upload, WriteCondition,
+    AccessKey, Bucket, ListStart, MetaError, MetaResult, NodeInfo, NodeState, ObjectMeta, Part,
+    PartRange, StoredHeaders, Upload, WriteCondition,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
-use crate::datanode::ChunkId;
+use crate::chunk::{ChunkId, ChunkRef};
 
 /// The two column types the stores use, TEXT and BIGINT (SQLite's INTEGER), each maybe NULL.
 pub(super) trait Columns {

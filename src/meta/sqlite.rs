@@ -23,12 +23,12 @@ use super::rows::{
     row_limit, take_prefixed, u64_col, upload_row, uuid_col,
 };
 use super::{
-    AccessKey, Bucket, ChunkRef, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
-    MetaResult, MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload,
-    WriteCondition, prefix_successor,
+    AccessKey, Bucket, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError, MetaResult,
+    MetaStore, NodeInfo, NodeState, ObjectMeta, Part, PartRange, Upload, WriteCondition,
+    prefix_successor,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
-use crate::datanode::ChunkId;
+use crate::chunk::{ChunkId, ChunkRef};
 
 /// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
