@@ -15,6 +15,7 @@ pub mod bench;
 pub mod checksum;
 pub mod chunk;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod coordinator;
 pub mod datanode;

@@ -3,11 +3,9 @@
 //! figures and no errors, and leave nothing behind but the large object the range workload
 //! reads. Bad credentials must fail the run.
 
-mod common;
-
 use std::process::Output;
 
-use common::*;
+use cairn_test_support::*;
 use http::StatusCode;
 use serde_json::Value;
 

@@ -3,10 +3,8 @@
 //! checksum trailer that aws-cli and boto3 send by default. A body whose chunk signature or
 //! trailer checksum is wrong stores nothing.
 
-mod common;
-
 use cairn::s3::sigv4::{signature, signing_key};
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
@@ -60,7 +58,7 @@ async fn put_signed(client: &S3Client, key: &str, data: &[u8], tamper: Option<us
             .request(Method::PUT, &object_path(BUCKET, key))
             .header("content-encoding", "aws-chunked")
             .header("x-amz-decoded-content-length", &data.len().to_string())
-            .payload(Payload::Literal(SIGNED.into()))
+            .payload(PayloadHash::Literal(SIGNED.into()))
             .auth(Auth::SignedAt(at))
     };
     let headers = request().signed_headers();
@@ -70,7 +68,7 @@ async fn put_signed(client: &S3Client, key: &str, data: &[u8], tamper: Option<us
         .expect("Signature in Authorization")
         .1;
     let amz_date = headers["x-amz-date"].to_str().expect("ASCII");
-    let body = signed_body(data, &client.secret, amz_date, seed, tamper);
+    let body = signed_body(data, client.secret(), amz_date, seed, tamper);
     request().body(body).send().await
 }
 
@@ -128,7 +126,7 @@ async fn put_with_trailer(client: &S3Client, key: &str, data: &[u8], crc: &str) 
         .header("content-encoding", "aws-chunked")
         .header("x-amz-decoded-content-length", &data.len().to_string())
         .header("x-amz-trailer", "x-amz-checksum-crc32")
-        .payload(Payload::Literal(UNSIGNED_TRAILER.into()))
+        .payload(PayloadHash::Literal(UNSIGNED_TRAILER.into()))
         .body(unsigned_trailer_body(
             data,
             &format!("x-amz-checksum-crc32:{crc}"),
@@ -171,7 +169,7 @@ async fn unsigned_upload_with_checksum_trailer() {
             &(data.len() + 1).to_string(),
         )
         .header("x-amz-trailer", "x-amz-checksum-crc32")
-        .payload(Payload::Literal(UNSIGNED_TRAILER.into()))
+        .payload(PayloadHash::Literal(UNSIGNED_TRAILER.into()))
         .body(unsigned_trailer_body(
             &data,
             &format!("x-amz-checksum-crc32:{crc}"),
@@ -201,7 +199,7 @@ async fn unsigned_upload_with_checksum_trailer() {
         .header("content-encoding", "aws-chunked")
         .header("x-amz-decoded-content-length", &part.len().to_string())
         .header("x-amz-trailer", "x-amz-checksum-crc32")
-        .payload(Payload::Literal(UNSIGNED_TRAILER.into()))
+        .payload(PayloadHash::Literal(UNSIGNED_TRAILER.into()))
         .body(unsigned_trailer_body(
             &part,
             &format!("x-amz-checksum-crc32:{}", crc32_base64(&part)),

@@ -3,13 +3,11 @@
 //! upload without some of its parts give their chunks back (the server runs with
 //! `--gc-grace 0s`, so its collector, every 2 s, removes them promptly).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 
 const BUCKET: &str = "cleanup";
@@ -20,7 +18,7 @@ async fn disconnect_mid_body(server: &TestServer, req: RequestBuilder<'_>) -> Ve
     let declared = 3 * MIB;
     let before = server.chunk_files().len();
     let head = req
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(declared as u64), &[]);
     let mut stream = TcpStream::connect(&server.host).expect("connect");
     stream
@@ -120,7 +118,7 @@ async fn body_shorter_than_content_length_is_refused() {
     // whatever the server answers, nothing may be stored.
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "short"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(100), &[]);
     let answer = send_truncated(
         &server.host,

@@ -5,11 +5,13 @@
 //! and a refused PUT or DELETE changes nothing on disk. No metadata store is involved, so this
 //! runs once.
 
-mod cluster_common;
-
+use cairn::client::{Auth, Client, Request};
 use cairn::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
-use cluster_common::{CLUSTER_SECRET, DataNode};
-use http::{Method, StatusCode};
+use cairn_test_support::{CLUSTER_SECRET, DataNode, plain_client};
+use http::{HeaderName, HeaderValue, Method, StatusCode};
+
+/// The largest answer of a data node read here: a test chunk or a short listing.
+const MAX_BODY: usize = 1 << 20;
 
 /// A request to the node: method, path and query, body.
 struct Call {
@@ -36,41 +38,38 @@ fn chunk_routes(stored: &str, fresh: &str, body: &[u8]) -> Vec<Call> {
     ]
 }
 
-async fn send(
-    http: &reqwest::Client,
-    node: &DataNode,
-    call: &Call,
-    auth: Option<&str>,
-) -> (StatusCode, String) {
+async fn send(client: &Client, call: &Call, auth: Option<&str>) -> (StatusCode, String) {
     let crc = format!("{:08x}", crc32c::crc32c(&call.body));
-    let mut request = http
-        .request(
-            call.method.clone(),
-            format!("{}{}", node.url(), call.target),
-        )
-        .header("x-cairn-crc32c", crc);
+    let (path, query) = call
+        .target
+        .split_once('?')
+        .unwrap_or((call.target.as_str(), ""));
+    let mut request = Request::new(call.method.clone(), path)
+        .query(query)
+        .auth(Auth::Anonymous)
+        .header(
+            HeaderName::from_static("x-cairn-crc32c"),
+            HeaderValue::from_str(&crc).expect("hex"),
+        );
     if let Some(auth) = auth {
-        request = request.header(AUTH_HEADER, auth);
+        let value = HeaderValue::from_str(auth).expect("an ASCII signature");
+        request = request.header(HeaderName::from_static(AUTH_HEADER), value);
     }
     if call.method == Method::PUT {
         request = request.body(call.body.clone());
     }
-    let resp = request
-        .send()
+    let (status, _, body) = client
+        .fetch(request, MAX_BODY)
         .await
         .unwrap_or_else(|e| panic!("{} {}: {e}", call.method, call.target));
-    let status = resp.status();
-    (status, resp.text().await.unwrap_or_default())
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn data_node_refuses_requests_without_the_cluster_secret() {
     let root = tempfile::tempdir().expect("temp dir");
     let node = DataNode::start(root.path(), 0, None).await;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("reqwest client");
+    let client = plain_client(&node.addr);
     let key = ClusterKey::from_secret(CLUSTER_SECRET);
     let wrong = ClusterKey::from_secret("another-secret-of-the-same-size");
     let stored = "0123456789abcdef0123456789abcdef";
@@ -83,7 +82,7 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
         body: body.clone(),
     };
     let signed = key.sign("PUT", &put.target, unix_now());
-    let (status, text) = send(&http, &node, &put, Some(&signed)).await;
+    let (status, text) = send(&client, &put, Some(&signed)).await;
     assert_eq!(status, StatusCode::CREATED, "signed PUT: {text}");
     let before = node.chunk_files();
     let stored_bytes = std::fs::read(&before[stored]).expect("read chunk file");
@@ -128,7 +127,7 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
             ),
         ];
         for (what, auth) in attempts {
-            let (status, text) = send(&http, &node, &call, auth.as_deref()).await;
+            let (status, text) = send(&client, &call, auth.as_deref()).await;
             assert_eq!(
                 status,
                 StatusCode::FORBIDDEN,
@@ -162,7 +161,7 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
     ];
     for (call, want) in chunk_routes(stored, fresh, &body).iter().zip(expected) {
         let auth = key.sign(call.method.as_str(), &call.target, unix_now());
-        let (status, text) = send(&http, &node, call, Some(&auth)).await;
+        let (status, text) = send(&client, call, Some(&auth)).await;
         assert!(
             status == want || (call.method == Method::DELETE && status.is_success()),
             "{} {} with the cluster secret: {status} {text}",

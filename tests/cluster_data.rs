@@ -4,21 +4,18 @@
 //! collection of deleted and overwritten data down to the last chunk file, and each chunk kept
 //! in the page cache only on the copy reads go to.
 
-mod cluster_common;
-mod page_cache;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cluster_common::{
-    AwsCli, Backend, Cluster, MIB, Spec, bytes_in_flight_from, random_bytes, secs, sha256_file,
-    sha256_hex, write_random_file,
+use cairn_test_support::{
+    AwsCli, Backend, Cluster, MIB, Spec, bytes_in_flight_from, cached_bytes, random_bytes, secs,
+    sha256_file, sha256_hex, write_random_file,
 };
 use http::StatusCode;
 use sha2::{Digest, Sha256};
 
-cluster_common::on_sqlite_and_postgres!(
+cairn_test_support::on_sqlite_and_postgres!(
     object_larger_than_any_node_spreads_over_all_of_them,
     download_survives_sigkill_of_a_data_node,
     corrupt_replica_is_read_around_and_repaired,
@@ -383,7 +380,7 @@ async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
     let mut dropped = Vec::new();
     for (id, paths) in &copies {
         assert_eq!(paths.len(), 2, "chunk {id}: {paths:?}");
-        let cached: Vec<u64> = paths.iter().map(|p| page_cache::cached_bytes(p)).collect();
+        let cached: Vec<u64> = paths.iter().map(|p| cached_bytes(p)).collect();
         // One copy whole in the cache, the other not at all.
         let other = match cached.iter().position(|&c| c >= CHUNK) {
             Some(kept) => 1 - kept,
@@ -398,12 +395,7 @@ async fn only_the_copy_reads_go_to_stays_in_the_page_cache(backend: Backend) {
         client.assert_object(BUCKET, "cached", &data).await;
     }
     for path in &dropped {
-        assert_eq!(
-            page_cache::cached_bytes(path),
-            0,
-            "{} was read",
-            path.display()
-        );
+        assert_eq!(cached_bytes(path), 0, "{} was read", path.display());
     }
     println!(
         "[{backend:?}] each of 6 chunks cached on one of its 2 copies, before and after reads"

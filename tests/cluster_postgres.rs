@@ -3,12 +3,10 @@
 //! exactly one object and, after garbage collection, no chunk file that no live object
 //! references; and with `If-None-Match: *` exactly one of them wins.
 
-mod cluster_common;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cluster_common::{Backend, Cluster, MIB, Resp, Spec, random_bytes, secs};
+use cairn_test_support::{Backend, Cluster, MIB, Resp, Spec, random_bytes, secs};
 use http::StatusCode;
 
 const BUCKET: &str = "shared";
@@ -168,7 +166,7 @@ async fn gateways_on_one_postgres_agree() {
 
 /// PUTs `bodies[w]` to `key` from every writer `w` at once, alternating gateways.
 async fn race(
-    clients: &[cluster_common::S3],
+    clients: &[cairn_test_support::S3Client],
     key: &str,
     bodies: &[Vec<u8>],
     headers: &'static [(&'static str, &'static str)],
@@ -195,7 +193,7 @@ async fn race(
 
 /// The writer whose body every gateway now returns, with that writer's ETag.
 async fn winner(
-    clients: &[cluster_common::S3],
+    clients: &[cairn_test_support::S3Client],
     key: &str,
     bodies: &[Vec<u8>],
     etags: &[String],
@@ -217,7 +215,7 @@ async fn winner(
 async fn wait_only_live_chunks(
     cluster: &Cluster,
     live: &BTreeMap<String, usize>,
-) -> (cluster_common::Fsck, Duration) {
+) -> (cairn_test_support::Fsck, Duration) {
     let expected: u64 = live.values().map(|&len| chunks_of(len)).sum();
     let (fsck, took) = cluster.wait_clean(expected, Duration::from_secs(60)).await;
     assert_eq!(fsck.orphans, 0);

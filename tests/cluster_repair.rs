@@ -3,16 +3,14 @@
 //! the write quorum and accepted again once nodes return, a drain that empties a node while its
 //! objects stay readable, and a second gateway's coordinator taking over from a killed one.
 
-mod cluster_common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cluster_common::{Backend, Cluster, MIB, Spec, random_bytes, secs};
+use cairn_test_support::{Backend, Cluster, MIB, Spec, random_bytes, secs};
 use http::StatusCode;
 
-cluster_common::on_sqlite_and_postgres!(
+cairn_test_support::on_sqlite_and_postgres!(
     lost_copies_come_back_and_extra_ones_go,
     writes_below_the_write_quorum_fail_with_503,
     drain_empties_a_node_while_its_objects_stay_readable,

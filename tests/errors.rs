@@ -2,9 +2,7 @@
 //! status and XML body; none of them may be a 500 (the harness checks every response for that,
 //! and for x-amz-request-id and Date). Also authentication: SigV4 failures and presigned URLs.
 
-mod common;
-
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
@@ -200,7 +198,7 @@ async fn multipart_errors() {
 async fn digest_errors() {
     let (_server, client) = server_with_bucket(BUCKET).await;
     let data = random_bytes(3, 1500);
-    let put = |key: &'static str, header: &'static str, value: String, payload: Payload| {
+    let put = |key: &'static str, header: &'static str, value: String, payload: PayloadHash| {
         let client = client.clone();
         let data = data.clone();
         async move {
@@ -214,21 +212,31 @@ async fn digest_errors() {
         }
     };
 
-    put("md5", "content-md5", content_md5(b"other"), Payload::Sha256)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
-    put("md5", "content-md5", "not base64!".into(), Payload::Sha256)
-        .await
-        .assert_error(StatusCode::BAD_REQUEST, "InvalidDigest");
+    put(
+        "md5",
+        "content-md5",
+        content_md5(b"other"),
+        PayloadHash::Sha256,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
+    put(
+        "md5",
+        "content-md5",
+        "not base64!".into(),
+        PayloadHash::Sha256,
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "InvalidDigest");
     // Base64, but not 16 bytes.
-    put("md5", "content-md5", "AAAA".into(), Payload::Sha256)
+    put("md5", "content-md5", "AAAA".into(), PayloadHash::Sha256)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "InvalidDigest");
     put(
         "crc",
         "x-amz-checksum-crc32",
         crc32_base64(b"other"),
-        Payload::Unsigned,
+        PayloadHash::Unsigned,
     )
     .await
     .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
@@ -236,7 +244,7 @@ async fn digest_errors() {
         "sha",
         "x-amz-checksum-sha256",
         sha256_base64(b"other"),
-        Payload::Unsigned,
+        PayloadHash::Unsigned,
     )
     .await
     .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
@@ -244,7 +252,7 @@ async fn digest_errors() {
     client
         .request(Method::PUT, &object_path(BUCKET, "signed"))
         .body(data.clone())
-        .payload(Payload::Literal(sha256_hex(b"other")))
+        .payload(PayloadHash::Literal(sha256_hex(b"other")))
         .send()
         .await
         .assert_error(StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch");
@@ -253,7 +261,7 @@ async fn digest_errors() {
     client
         .request(Method::PUT, &object_path(BUCKET, "signed"))
         .body(big)
-        .payload(Payload::Literal(sha256_hex(b"other")))
+        .payload(PayloadHash::Literal(sha256_hex(b"other")))
         .send()
         .await
         .assert_error(StatusCode::BAD_REQUEST, "XAmzContentSHA256Mismatch");
@@ -269,14 +277,19 @@ async fn digest_errors() {
     assert!(list.xml_values("Key").is_empty(), "{}", list.text());
 
     // The right digests are accepted.
-    put("md5", "content-md5", content_md5(&data), Payload::Sha256)
-        .await
-        .assert_status(StatusCode::OK);
+    put(
+        "md5",
+        "content-md5",
+        content_md5(&data),
+        PayloadHash::Sha256,
+    )
+    .await
+    .assert_status(StatusCode::OK);
     put(
         "crc",
         "x-amz-checksum-crc32",
         crc32_base64(&data),
-        Payload::Unsigned,
+        PayloadHash::Unsigned,
     )
     .await
     .assert_status(StatusCode::OK);

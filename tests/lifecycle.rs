@@ -2,14 +2,12 @@
 //! once), keys administered with `cairn admin` while it runs, SIGTERM ending it with status 0,
 //! data surviving a restart, and chunk files orphaned by a crash removed at the next start.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 
 const BUCKET: &str = "life";
@@ -221,7 +219,7 @@ async fn sigterm_lets_an_upload_in_flight_finish() {
     let data = random_bytes(6, 2 * MIB);
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "in-flight"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(data.len() as u64), &[]);
     let mut stream = TcpStream::connect(&server.host).expect("connect");
     stream

@@ -2,9 +2,7 @@
 //! delimiters, every way of paging (max-keys, continuation-token, start-after, marker) and
 //! encoding-type=url; plus ListMultipartUploads and ListParts paging.
 
-mod common;
-
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 
 const BUCKET: &str = "listing";

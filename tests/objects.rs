@@ -2,10 +2,7 @@
 //! every chunk boundary (single PUT and multipart), ranged and per-part reads, conditional
 //! requests, stored headers and their overrides, CopyObject, and deletes.
 
-mod common;
-mod page_cache;
-
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 
 const BUCKET: &str = "objects";
@@ -51,10 +48,7 @@ fn cached_chunk_bytes(server: &TestServer) -> u64 {
         "no chunk files under {}",
         server.data.display()
     );
-    files
-        .iter()
-        .map(|file| page_cache::cached_bytes(file))
-        .sum()
+    files.iter().map(|file| cached_bytes(file)).sum()
 }
 
 #[tokio::test]
@@ -91,7 +85,7 @@ async fn signed_payload_put_spanning_chunks() {
     let resp = client
         .request(Method::PUT, &object_path(BUCKET, "signed"))
         .body(data.clone())
-        .payload(Payload::Sha256)
+        .payload(PayloadHash::Sha256)
         .header("content-md5", &content_md5(&data))
         .send()
         .await;
@@ -538,7 +532,7 @@ async fn checksum_headers_are_verified_stored_and_returned() {
         .request(Method::PUT, &object_path(BUCKET, "crc"))
         .header("x-amz-checksum-crc32", &crc)
         .body(data.clone())
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .send()
         .await;
     resp.assert_status(StatusCode::OK);
@@ -574,7 +568,7 @@ async fn copy_object() {
         .header("content-type", "image/png")
         .header("x-amz-meta-origin", "camera")
         .body(data.clone())
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .send()
         .await;
     resp.assert_status(StatusCode::OK);

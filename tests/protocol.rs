@@ -3,13 +3,11 @@
 //! x-amz-checksum algorithm against published check values, SigV4 requests missing a piece,
 //! concurrent writers of one key, and arguments S3 validates.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use cairn_test_support::*;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
@@ -71,7 +69,7 @@ async fn hostile_keys_round_trip() {
 #[tokio::test]
 async fn dot_segments_are_part_of_the_key() {
     let (server, client) = server_with_bucket(BUCKET).await;
-    // reqwest would resolve `.` and `..`; S3 keeps them, so this goes over a raw connection.
+    // A URL-parsing client would resolve `.` and `..`; S3 keeps them, so this goes over a raw connection.
     let path = format!("/{BUCKET}/a/./b/../c");
     let data = b"dots".to_vec();
     let head = client
@@ -150,7 +148,7 @@ async fn expect_100_continue() {
     let data = random_bytes(1, MIB + 3);
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "continued"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(
             Some(data.len() as u64),
             &[("expect", "100-continue"), ("connection", "close")],
@@ -179,7 +177,7 @@ async fn expect_100_continue() {
     // A request that will fail is refused without waiting for the body.
     let head = client
         .request(Method::PUT, &object_path("no-such-bucket", "k"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(
             Some(data.len() as u64),
             &[("expect", "100-continue"), ("connection", "close")],
@@ -202,7 +200,7 @@ async fn refused_before_the_body() {
     // Declaring more than 5 GiB: refused from the headers alone; the test sends no body.
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "huge"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(6 << 30), &[]);
     let resp = raw_exchange(&server.host, &head, b"");
     assert_eq!(resp.status, 400, "{resp:?}");
@@ -211,7 +209,7 @@ async fn refused_before_the_body() {
     // No Content-Length at all.
     let head = client
         .request(Method::PUT, &object_path(BUCKET, "nolength"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(None, &[]);
     let resp = raw_exchange(&server.host, &head, b"");
     assert_eq!(resp.status, 411, "{resp:?}");
@@ -226,7 +224,7 @@ async fn refused_before_the_body() {
     let head = client
         .request(Method::POST, &object_path(BUCKET, "mp"))
         .query(&query_string(&[("uploadId", &upload)]))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(64 << 20), &[]);
     let resp = raw_exchange(&server.host, &head, b"");
     assert_eq!(resp.status, 400, "{resp:?}");
@@ -339,7 +337,7 @@ async fn multipart_checksums_and_part_digests() {
         .query(&part_query)
         .header("content-md5", &content_md5(b"other"))
         .body(data.clone())
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .send()
         .await
         .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
@@ -348,7 +346,7 @@ async fn multipart_checksums_and_part_digests() {
         .query(&part_query)
         .header("x-amz-checksum-crc32", &crc32_base64(b"other"))
         .body(data.clone())
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .send()
         .await
         .assert_error(StatusCode::BAD_REQUEST, "BadDigest");
@@ -359,7 +357,7 @@ async fn multipart_checksums_and_part_digests() {
         .query(&part_query)
         .header("x-amz-checksum-crc32", &crc32_base64(&data))
         .body(data.clone())
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .send()
         .await;
     resp.assert_status(StatusCode::OK);
@@ -418,7 +416,7 @@ async fn sigv4_requests_missing_a_piece() {
         .assert_error(StatusCode::BAD_REQUEST, "InvalidRequest");
     client
         .request(Method::GET, &path)
-        .payload(Payload::Literal("not-a-hash".into()))
+        .payload(PayloadHash::Literal("not-a-hash".into()))
         .send()
         .await
         .assert_error(StatusCode::BAD_REQUEST, "InvalidArgument");
@@ -722,7 +720,7 @@ async fn early_error_keeps_the_connection_usable_or_closes_it() {
     let declared = 3 * MIB;
     let head = client
         .request(Method::PUT, &object_path("no-such-bucket", "k"))
-        .payload(Payload::Unsigned)
+        .payload(PayloadHash::Unsigned)
         .raw_head(Some(declared as u64), &[]);
     let body = random_bytes(1, declared);
     let mut stream = TcpStream::connect(&server.host).expect("connect");
@@ -769,8 +767,9 @@ async fn virtual_hosted_style_with_domain() {
     let path_style = server.client();
     path_style.create_bucket(BUCKET).await;
     let port = server.host.rsplit_once(':').expect("port").1;
-    let mut vhost = server.client();
-    vhost.host_header = format!("{BUCKET}.s3.cairn.test:{port}");
+    let vhost = server
+        .client()
+        .with_host_header(&format!("{BUCKET}.s3.cairn.test:{port}"));
 
     let key = "dir/a b+c.txt";
     let path = cairn::s3::sigv4::uri_encode(&format!("/{key}"), false);
@@ -795,8 +794,9 @@ async fn virtual_hosted_style_with_domain() {
     assert_eq!(list.xml_value("Name").as_deref(), Some(BUCKET));
 
     // The bare domain and an IP address stay path style.
-    let mut bare = server.client();
-    bare.host_header = format!("s3.cairn.test:{port}");
+    let bare = server
+        .client()
+        .with_host_header(&format!("s3.cairn.test:{port}"));
     let resp = bare.request(Method::GET, "/").send().await;
     resp.assert_status(StatusCode::OK);
     assert_eq!(resp.xml_values("Name"), [BUCKET]);

@@ -1,63 +1,45 @@
-//! Harness of the cluster tests: real `cairn datanode` and `cairn gateway` processes on
-//! 127.0.0.1:0 around one metadata store (a SQLite file, or a PostgreSQL database made per test
-//! from `CAIRN_TEST_POSTGRES_URL`), driven through `cairn admin`, aws-cli and a small SigV4
-//! client over reqwest. Every process is killed by its own PID when the test lets go of it, the
-//! PostgreSQL database is dropped, and when a test fails its directory (logs, metadata) is kept
-//! and the warnings of every process are printed.
-
-// Each tests/cluster_*.rs file is its own crate and uses a different part of this harness.
-#![allow(dead_code)]
+//! A cluster of one test: real `cairn datanode` and `cairn gateway` processes on 127.0.0.1:0
+//! around one metadata store (`postgres::MetaDb`), driven through `cairn admin`, aws-cli and the
+//! tests' S3 client. When a test fails, its directory (logs, metadata) is kept and the warnings
+//! of every process are printed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn::s3::sigv4::{SigningParams, UNSIGNED_PAYLOAD, sign_request, uri_encode};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use sha2::{Digest, Sha256};
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
 use tempfile::TempDir;
-use time::OffsetDateTime;
 
-pub const MIB: usize = 1 << 20;
+use crate::REGION;
+use crate::postgres::{Backend, MetaDb};
+use crate::process::{Proc, cairn_binary, get_text, plain_client, read_log};
+use crate::s3::S3Client;
+
 /// Shared by every process of a test cluster (at least 16 bytes, as the binary demands).
 pub const CLUSTER_SECRET: &str = "cluster-test-secret-0123456789ab";
 /// The S3 key every gateway bootstraps from its environment.
 pub const KEY_ID: &str = "CAIRNCLUSTERKEY0";
 pub const KEY_SECRET: &str = "cluster/Test+Secret=key";
-pub const REGION: &str = "us-east-1";
-/// The admin connection the PostgreSQL variants create their databases with.
-pub const POSTGRES_URL_VAR: &str = "CAIRN_TEST_POSTGRES_URL";
 
-/// How long a process may take to print its address and answer its health check.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause between two looks at a condition that background work brings about.
 const POLL: Duration = Duration::from_millis(100);
 /// Warning lines of each process shown when a test fails.
 const LOG_TAIL: usize = 25;
-
-/// Which metadata store a cluster runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
+/// The longest one request of a test may take (a few hundred MiB through a loaded cluster).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One `#[tokio::test]` per backend for each case (an `async fn(Backend)` of the calling file):
 /// `sqlite::CASE` and `postgres::CASE`.
-#[allow(unused_macros)]
+#[macro_export]
 macro_rules! on_sqlite_and_postgres {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::cluster_common::Backend::Sqlite).await;
+                    super::$case($crate::postgres::Backend::Sqlite).await;
                 }
             )*
         }
@@ -65,232 +47,19 @@ macro_rules! on_sqlite_and_postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $case() {
-                    super::$case($crate::cluster_common::Backend::Postgres).await;
+                    super::$case($crate::postgres::Backend::Postgres).await;
                 }
             )*
         }
     };
 }
-#[allow(unused_imports)]
-pub(crate) use on_sqlite_and_postgres;
-
-// ------------------------------------------------------------------------------ metadata store
-
-/// The metadata store of one test: a SQLite file in the test's directory, or a PostgreSQL
-/// database of its own, dropped when this is.
-pub struct MetaDb {
-    pub url: String,
-    /// The admin URL and the database name, for PostgreSQL.
-    postgres: Option<(String, String)>,
-}
-
-impl MetaDb {
-    pub async fn create(backend: Backend, dir: &Path) -> MetaDb {
-        match backend {
-            Backend::Sqlite => MetaDb {
-                url: format!("sqlite://{}", dir.join("meta.db").display()),
-                postgres: None,
-            },
-            Backend::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("cairn_ctest_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .unwrap_or_else(|e| panic!("connect to {POSTGRES_URL_VAR}={admin_url}: {e}"));
-                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-                let _ = admin.close().await;
-                MetaDb {
-                    url: with_database(&admin_url, &name),
-                    postgres: Some((admin_url, name)),
-                }
-            }
-        }
-    }
-}
-
-impl Drop for MetaDb {
-    fn drop(&mut self) {
-        let Some((admin_url, name)) = self.postgres.take() else {
-            return;
-        };
-        // Drop runs inside the test's runtime, which cannot block on another future: a thread
-        // with a runtime of its own does the (best effort) cleanup.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    // FORCE ends whatever connection a killed process left behind.
-                    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut admin)
-                    .await;
-                    let _ = admin.close().await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
-
-/// The admin connection URL; the PostgreSQL variants fail (never skip) without it.
-pub fn postgres_admin_url() -> String {
-    std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
-        panic!(
-            "{POSTGRES_URL_VAR} is not set: the PostgreSQL variants of the cluster tests need an \
-             admin connection URL whose role may CREATE DATABASE, e.g. \
-             {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres (tests/all.sh sets it)"
-        )
-    })
-}
-
-/// `url` with its database (the path) replaced by `name`, keeping any query parameters.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority..].find('/') {
-        Some(slash) => &base[..authority + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
-// ------------------------------------------------------------------------------------ processes
-
-/// A child process whose stdout lines are collected and whose stderr goes to a log file;
-/// SIGKILLed by its PID when dropped.
-pub struct Proc {
-    name: String,
-    child: Option<Child>,
-    lines: Arc<Mutex<Vec<String>>>,
-    reader: Option<JoinHandle<()>>,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let log_file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open the process log");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .env("CAIRN_LOG", "info");
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        // Drains stdout for the whole life of the process so the pipe never fills.
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().expect("stdout lock").push(line);
-            }
-        });
-        Proc {
-            name: name.to_owned(),
-            child: Some(child),
-            lines,
-            reader: Some(reader),
-            log: log.to_owned(),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("process is running").id()
-    }
-
-    /// The first stdout line starting with `prefix`, waiting for it.
-    async fn wait_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(line) = self
-                .lines
-                .lock()
-                .expect("stdout lock")
-                .iter()
-                .find(|l| l.starts_with(prefix))
-            {
-                return line.clone();
-            }
-            let child = self.child.as_mut().expect("process is running");
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                panic!(
-                    "{} exited with {status} before printing {prefix:?}\n{}",
-                    self.name,
-                    read_log(&self.log)
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not print {prefix:?} in time\n{}",
-                self.name,
-                read_log(&self.log)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL (`Child::kill`), as a crash would end it, and reap it.
-    pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 fn cairn() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    let mut cmd = Command::new(cairn_binary());
     cmd.env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
         .env_remove("CAIRN_ACCESS_KEY_ID")
         .env_remove("CAIRN_SECRET_ACCESS_KEY");
     cmd
-}
-
-fn read_log(path: &Path) -> String {
-    strip_ansi(&fs::read_to_string(path).unwrap_or_default())
-}
-
-/// Log text without terminal colour codes.
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A `cairn datanode` with its data directory; it can be killed and started again on the same
@@ -422,32 +191,17 @@ impl Gateway {
             .trim_start_matches("Cairn S3 endpoint: http://")
             .trim()
             .to_owned();
-        let gateway = Gateway {
+        proc.wait_healthy(&addr).await;
+        Gateway {
             index,
             addr,
             proc: Some(proc),
             log,
-        };
-        let http = http_client();
-        let url = format!("http://{}/_cairn/health", gateway.addr);
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Ok(resp) = http.get(&url).send().await
-                && resp.status() == StatusCode::OK
-            {
-                return gateway;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gateway {index} never became healthy\n{}",
-                read_log(&gateway.log)
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
-    pub fn client(&self) -> S3 {
-        S3::new(&self.addr)
+    pub fn client(&self) -> S3Client {
+        S3Client::new(&self.addr, KEY_ID, KEY_SECRET, REQUEST_TIMEOUT)
     }
 
     pub fn pid(&self) -> u32 {
@@ -466,15 +220,7 @@ impl Gateway {
 
     /// `GET /_cairn/stats`.
     pub async fn stats(&self) -> Option<String> {
-        let resp = http_client()
-            .get(format!("http://{}/_cairn/stats", self.addr))
-            .send()
-            .await
-            .ok()?;
-        if resp.status() != StatusCode::OK {
-            return None;
-        }
-        resp.text().await.ok()
+        get_text(&plain_client(&self.addr), "/_cairn/stats").await
     }
 
     /// The `coordinator_leader` line of the stats: whether this gateway holds the lease.
@@ -495,8 +241,6 @@ impl Gateway {
             .collect()
     }
 }
-
-// ------------------------------------------------------------------------------------- cluster
 
 /// What a test cluster runs with.
 #[derive(Clone, Debug)]
@@ -690,7 +434,7 @@ impl Cluster {
     }
 
     /// A client of the first gateway.
-    pub fn client(&self) -> S3 {
+    pub fn client(&self) -> S3Client {
         self.gateways[0].client()
     }
 
@@ -962,269 +706,6 @@ impl Drop for Cluster {
     }
 }
 
-// ------------------------------------------------------------------------------------ S3 client
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .expect("reqwest client")
-}
-
-/// A path-style S3 client of one gateway, signing with Cairn's own SigV4 signer.
-#[derive(Clone)]
-pub struct S3 {
-    http: reqwest::Client,
-    /// `127.0.0.1:PORT`.
-    pub host: String,
-}
-
-/// A response with its body read.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The `<Code>` of an error body.
-    pub fn code(&self) -> Option<String> {
-        xml_values(&self.text(), "Code").into_iter().next()
-    }
-
-    pub fn assert_status(&self, expected: StatusCode) {
-        assert_eq!(
-            self.status,
-            expected,
-            "unexpected status; body: {}",
-            self.text()
-        );
-    }
-}
-
-impl S3 {
-    pub fn new(host: &str) -> S3 {
-        S3 {
-            http: http_client(),
-            host: host.to_owned(),
-        }
-    }
-
-    fn signed(
-        &self,
-        method: &Method,
-        path: &str,
-        query: &str,
-        extra: &[(&str, &str)],
-        payload_hash: &str,
-    ) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            http::header::HOST,
-            HeaderValue::from_str(&self.host).expect("host header"),
-        );
-        for (name, value) in extra {
-            headers.insert(
-                HeaderName::from_bytes(name.as_bytes()).expect("header name"),
-                HeaderValue::from_str(value).expect("header value"),
-            );
-        }
-        let params = SigningParams {
-            access_key_id: KEY_ID,
-            secret: KEY_SECRET,
-            region: REGION,
-            now: OffsetDateTime::now_utc(),
-        };
-        sign_request(method, path, query, &mut headers, payload_hash, &params);
-        headers
-    }
-
-    /// Sends a signed request (bodies unsigned, as SDKs send large ones) and returns the
-    /// response unread.
-    pub async fn send_raw(
-        &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        extra: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> reqwest::Response {
-        let payload_hash = match &body {
-            Some(_) => UNSIGNED_PAYLOAD.to_owned(),
-            None => sha256_hex(b""),
-        };
-        let headers = self.signed(&method, path, query, extra, &payload_hash);
-        let url = if query.is_empty() {
-            format!("http://{}{path}", self.host)
-        } else {
-            format!("http://{}{path}?{query}", self.host)
-        };
-        let mut request = self.http.request(method.clone(), &url).headers(headers);
-        if let Some(body) = body {
-            request = request
-                .header(http::header::CONTENT_LENGTH, body.len())
-                .body(body);
-        }
-        request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
-    }
-
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &str,
-        extra: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Resp {
-        let resp = self
-            .send_raw(method.clone(), path, query, extra, body)
-            .await;
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .unwrap_or_else(|e| panic!("{method} {path}: reading the body failed: {e}"))
-            .to_vec();
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn create_bucket(&self, bucket: &str) {
-        self.send(
-            Method::PUT,
-            &format!("/{bucket}"),
-            "",
-            &[],
-            Some(Vec::new()),
-        )
-        .await
-        .assert_status(StatusCode::OK);
-    }
-
-    pub async fn put(&self, bucket: &str, key: &str, body: &[u8]) -> Resp {
-        self.put_with(bucket, key, body, &[]).await
-    }
-
-    pub async fn put_with(
-        &self,
-        bucket: &str,
-        key: &str,
-        body: &[u8],
-        extra: &[(&str, &str)],
-    ) -> Resp {
-        self.send(
-            Method::PUT,
-            &object_path(bucket, key),
-            "",
-            extra,
-            Some(body.to_vec()),
-        )
-        .await
-    }
-
-    /// PUT that must succeed; returns the ETag.
-    pub async fn put_ok(&self, bucket: &str, key: &str, body: &[u8]) -> String {
-        let resp = self.put(bucket, key, body).await;
-        resp.assert_status(StatusCode::OK);
-        resp.header("etag").expect("ETag on PUT").to_owned()
-    }
-
-    pub async fn get(&self, bucket: &str, key: &str) -> Resp {
-        self.send(Method::GET, &object_path(bucket, key), "", &[], None)
-            .await
-    }
-
-    /// GET whose body is read by the caller, as it arrives.
-    pub async fn get_streaming(&self, bucket: &str, key: &str) -> reqwest::Response {
-        self.send_raw(Method::GET, &object_path(bucket, key), "", &[], None)
-            .await
-    }
-
-    pub async fn head(&self, bucket: &str, key: &str) -> Resp {
-        self.send(Method::HEAD, &object_path(bucket, key), "", &[], None)
-            .await
-    }
-
-    pub async fn delete(&self, bucket: &str, key: &str) -> Resp {
-        self.send(Method::DELETE, &object_path(bucket, key), "", &[], None)
-            .await
-    }
-
-    /// The keys ListObjectsV2 returns (one page).
-    pub async fn list_keys(&self, bucket: &str) -> Vec<String> {
-        let resp = self
-            .send(
-                Method::GET,
-                &format!("/{bucket}"),
-                "list-type=2&max-keys=1000",
-                &[],
-                None,
-            )
-            .await;
-        resp.assert_status(StatusCode::OK);
-        xml_values(&resp.text(), "Key")
-    }
-
-    /// GET that must return exactly `expected`.
-    pub async fn assert_object(&self, bucket: &str, key: &str, expected: &[u8]) {
-        let resp = self.get(bucket, key).await;
-        resp.assert_status(StatusCode::OK);
-        assert_eq!(resp.body.len(), expected.len(), "length of {bucket}/{key}");
-        assert!(
-            resp.body == expected,
-            "{bucket}/{key} differs from what was written (sha256 {} != {})",
-            sha256_hex(&resp.body),
-            sha256_hex(expected)
-        );
-    }
-}
-
-/// The raw (percent-encoded) path of `/bucket/key`.
-pub fn object_path(bucket: &str, key: &str) -> String {
-    uri_encode(&format!("/{bucket}/{key}"), false)
-}
-
-/// The inner text of every `<tag>...</tag>`, with the five XML entities resolved.
-pub fn xml_values(xml: &str, tag: &str) -> Vec<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let mut out = Vec::new();
-    let mut rest = xml;
-    while let Some(start) = rest.find(&open) {
-        let after = &rest[start + open.len()..];
-        let Some(end) = after.find(&close) else { break };
-        out.push(
-            after[..end]
-                .replace("&lt;", "<")
-                .replace("&gt;", ">")
-                .replace("&quot;", "\"")
-                .replace("&apos;", "'")
-                .replace("&amp;", "&"),
-        );
-        rest = &after[end + close.len()..];
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------- aws-cli
-
 /// aws-cli pointed at one gateway, with the test key in its environment and path-style
 /// addressing in a config file of its own.
 pub struct AwsCli {
@@ -1281,118 +762,4 @@ impl AwsCli {
         );
         out
     }
-}
-
-// ------------------------------------------------------------------------------------- helpers
-
-/// Deterministic pseudo-random bytes (xorshift64), different for each seed.
-pub struct RandomBytes(u64);
-
-impl RandomBytes {
-    pub fn new(seed: u64) -> RandomBytes {
-        RandomBytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    pub fn fill(&mut self, out: &mut [u8]) {
-        for piece in out.chunks_mut(8) {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            piece.copy_from_slice(&self.0.to_le_bytes()[..piece.len()]);
-        }
-    }
-}
-
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut out = vec![0; len];
-    RandomBytes::new(seed).fill(&mut out);
-    out
-}
-
-/// Writes `len` pseudo-random bytes to `path`; returns their SHA-256.
-pub fn write_random_file(path: &Path, seed: u64, len: usize) -> String {
-    let mut file = std::io::BufWriter::new(fs::File::create(path).expect("create file"));
-    let mut random = RandomBytes::new(seed);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 4 * MIB];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        random.fill(&mut buf[..n]);
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).expect("write file");
-        left -= n;
-    }
-    file.flush().expect("flush file");
-    hex_digest(hasher)
-}
-
-/// SHA-256 and length of a file.
-pub fn sha256_file(path: &Path) -> (String, u64) {
-    let mut file = fs::File::open(path).expect("open file");
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 4 * MIB];
-    let mut len = 0u64;
-    loop {
-        let n = file.read(&mut buf).expect("read file");
-        if n == 0 {
-            return (hex_digest(hasher), len);
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(data);
-    hex_digest(hasher)
-}
-
-pub fn hex_digest(hasher: Sha256) -> String {
-    let digest: [u8; 32] = hasher.finalize().into();
-    hex::encode(digest)
-}
-
-/// Bytes of a data node's responses still on their way, from /proc/net/tcp: queued on the
-/// node's sockets (local port `port`) plus received but not yet read by their clients (remote
-/// port `port`). A node streaming a chunk to a gateway that does not keep up has some; an idle
-/// node, or one whose response was consumed, has none.
-pub fn bytes_in_flight_from(port: u16) -> u64 {
-    let Ok(table) = fs::read_to_string("/proc/net/tcp") else {
-        return 0;
-    };
-    let port_of = |address: &str| {
-        address
-            .rsplit(':')
-            .next()
-            .and_then(|p| u16::from_str_radix(p, 16).ok())
-    };
-    let queue = |queues: &str, index: usize| {
-        queues
-            .split(':')
-            .nth(index)
-            .and_then(|q| u64::from_str_radix(q, 16).ok())
-            .unwrap_or(0)
-    };
-    let mut bytes = 0;
-    for line in table.lines().skip(1) {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        // Established connections only.
-        if fields.len() < 5 || fields[3] != "01" {
-            continue;
-        }
-        if port_of(fields[1]) == Some(port) {
-            bytes += queue(fields[4], 0);
-        }
-        if port_of(fields[2]) == Some(port) {
-            bytes += queue(fields[4], 1);
-        }
-    }
-    bytes
-}
-
-/// Seconds with one decimal, for the timings the tests print.
-pub fn secs(d: Duration) -> String {
-    format!("{:.1} s", d.as_secs_f64())
 }

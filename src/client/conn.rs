@@ -1,0 +1,206 @@
+//! Connections: a [`Conn`] is one HTTP/1.1 keep-alive connection with TCP_NODELAY (a small
+//! response must not wait for a delayed ACK), reopened after an error or when the server
+//! closed it; `cairn bench` gives each worker one. A [`Client`] shares a few idle `Conn`s
+//! between callers, for tests that send requests from many places at once.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout_at};
+
+use super::{Body, Endpoint, Error, Request};
+
+/// A pooled connection idle longer than this is closed rather than reused: a server may be
+/// closing it at the very moment a request is written on it (hyper's server closes idle
+/// connections after 30 s).
+const MAX_IDLE: Duration = Duration::from_secs(5);
+
+/// A response whose body is still to be read, by the deadline of its request.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    body: Incoming,
+    deadline: Instant,
+}
+
+/// One connection to an endpoint.
+#[derive(Debug)]
+pub struct Conn {
+    endpoint: Arc<Endpoint>,
+    sender: Option<SendRequest<Body>>,
+}
+
+impl Conn {
+    pub fn new(endpoint: Arc<Endpoint>) -> Conn {
+        Conn {
+            endpoint,
+            sender: None,
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// Opens the connection now, so that it is not opened inside a timed request.
+    pub async fn connect(&mut self) -> Result<(), Error> {
+        if self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
+            return Ok(());
+        }
+        self.sender = None;
+        let addr = self.endpoint.addr;
+        let stream = TcpStream::connect(addr)
+            .await
+            .and_then(|s| s.set_nodelay(true).map(|()| s))
+            .map_err(|source| Error::Connect { addr, source })?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
+        // A failing connection also fails the request on it, which is where it is counted.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    /// Signs and sends `request`; returns the response head, its body unread.
+    pub async fn send(&mut self, request: Request) -> Result<Response, Error> {
+        let deadline = Instant::now() + self.endpoint.timeout;
+        let request = request.into_http(&self.endpoint)?;
+        self.connect().await?;
+        let Some(sender) = self.sender.as_mut() else {
+            return Err(Error::Protocol("no connection".to_owned()));
+        };
+        let sent = async {
+            sender.ready().await?;
+            sender.send_request(request).await
+        };
+        match timeout_at(deadline, sent).await {
+            Ok(Ok(response)) => {
+                let (parts, body) = response.into_parts();
+                Ok(Response {
+                    status: parts.status,
+                    headers: parts.headers,
+                    body,
+                    deadline,
+                })
+            }
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(e.into())
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(Error::Timeout(self.endpoint.timeout))
+            }
+        }
+    }
+
+    /// The next piece of `response`'s body, `None` at its end.
+    pub async fn data(&mut self, response: &mut Response) -> Result<Option<Bytes>, Error> {
+        loop {
+            match timeout_at(response.deadline, response.body.frame()).await {
+                Err(_) => {
+                    self.sender = None;
+                    return Err(Error::Timeout(self.endpoint.timeout));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    self.sender = None;
+                    return Err(e.into());
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the whole body of `response`, refusing one larger than `limit` bytes.
+    pub async fn read_body(
+        &mut self,
+        mut response: Response,
+        limit: usize,
+    ) -> Result<Bytes, Error> {
+        let mut out = BytesMut::new();
+        while let Some(data) = self.data(&mut response).await? {
+            if out.len() + data.len() > limit {
+                self.discard();
+                return Err(Error::Protocol(format!(
+                    "response body larger than {limit} bytes"
+                )));
+            }
+            out.extend_from_slice(&data);
+        }
+        Ok(out.freeze())
+    }
+
+    /// Forgets the connection, e.g. when a body is left unread, so it is not reused.
+    pub fn discard(&mut self) {
+        self.sender = None;
+    }
+}
+
+/// Connections to one endpoint shared by whoever holds a clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    endpoint: Arc<Endpoint>,
+    /// Connections whose last response was read to its end, with the instant it was.
+    idle: Arc<Mutex<Vec<(Conn, Instant)>>>,
+}
+
+impl Client {
+    pub fn new(endpoint: Endpoint) -> Client {
+        Client {
+            endpoint: Arc::new(endpoint),
+            idle: Arc::default(),
+        }
+    }
+
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// An idle connection, or a new one.
+    fn take(&self) -> Conn {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some((conn, since)) = idle.pop() {
+            if since.elapsed() < MAX_IDLE {
+                return conn;
+            }
+        }
+        Conn::new(self.endpoint.clone())
+    }
+
+    /// Sends `request` and reads its whole body (at most `limit` bytes).
+    pub async fn fetch(
+        &self,
+        request: Request,
+        limit: usize,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Error> {
+        let mut conn = self.take();
+        let mut response = conn.send(request).await?;
+        let (status, headers) = (response.status, std::mem::take(&mut response.headers));
+        let body = conn.read_body(response, limit).await?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.push((conn, Instant::now()));
+        Ok((status, headers, body))
+    }
+
+    /// Sends `request` on a connection of its own, whose body the caller reads with
+    /// [`Conn::data`] as it arrives.
+    pub async fn stream(&self, request: Request) -> Result<(Conn, Response), Error> {
+        let mut conn = Conn::new(self.endpoint.clone());
+        let response = conn.send(request).await?;
+        Ok((conn, response))
+    }
+}

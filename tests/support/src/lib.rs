@@ -1,0 +1,23 @@
+//! The harness of Cairn's integration tests, one crate that every `tests/*.rs` file uses as a
+//! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
+//! gateways around a metadata store from `postgres`, `process` owns the child processes, `s3`
+//! drives them through the library's own client (`cairn::client`), well-formed requests and
+//! deliberately broken ones alike, and `data` makes and checks test bytes.
+
+pub mod cluster;
+pub mod data;
+pub mod postgres;
+pub mod process;
+pub mod s3;
+pub mod server;
+
+pub use cairn::client::{Auth, PayloadHash};
+pub use cluster::*;
+pub use data::*;
+pub use postgres::*;
+pub use process::*;
+pub use s3::*;
+pub use server::*;
+
+pub const MIB: usize = 1 << 20;
+pub const REGION: &str = "us-east-1";
