@@ -21,15 +21,13 @@ use cairn::meta::{
     MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
     WriteCondition,
 };
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use cairn_test_support::{Collation, MetaDb};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
 type Store = Arc<dyn MetaStore>;
 type Cluster = Arc<dyn ClusterMeta>;
-
-const POSTGRES_URL_VAR: &str = "CAIRN_TEST_POSTGRES_URL";
 
 // ------------------------------------------------------------------------------------ harness
 
@@ -51,64 +49,16 @@ where
     F: FnOnce(Metadata, String) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let admin_url = std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
-        panic!(
-            "{POSTGRES_URL_VAR} is not set: the PostgreSQL half of the MetaStore conformance \
-             suite needs an admin connection URL whose role may CREATE DATABASE, e.g. \
-             {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres (tests/all.sh sets \
-             it or starts a throwaway server)"
-        )
-    });
-    let name = format!("cairn_test_{}", Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {POSTGRES_URL_VAR}={admin_url}: {e}"));
-    // A linguistic default collation (ICU's root locale sorts "~" < "a" < "é" < "Z") proves that
-    // the schema's COLLATE "C" is what gives byte order; servers without ICU (or older than 15)
-    // get a plain database.
-    let icu = sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' \
-         LOCALE_PROVIDER icu ICU_LOCALE 'und'"
-    )))
-    .execute(&mut admin)
-    .await;
-    if icu.is_err() {
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-    }
-    let url = with_database(&admin_url, &name);
-    let store = meta::open_all(&url)
+    let db = MetaDb::postgres(Collation::Linguistic).await;
+    let store = meta::open_all(&db.url)
         .await
         .expect("open the PostgreSQL store");
     // Spawned so that a failing case still reaches the cleanup below.
-    let outcome = tokio::spawn(case(store, url)).await;
+    let outcome = tokio::spawn(case(store, db.url.clone())).await;
     // Best effort: FORCE ends the store's pooled connections.
-    let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    drop(db);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
-    }
-}
-
-/// `url` with its database (the path) replaced by `name`, keeping any query parameters.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
     }
 }
 

@@ -24,6 +24,17 @@ pub struct MetaDb {
     postgres: Option<(String, String)>,
 }
 
+/// The default collation of a PostgreSQL test database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Collation {
+    /// The server's default.
+    Default,
+    /// ICU's root locale where the server has ICU (PostgreSQL 15 on), which sorts
+    /// "~" < "a" < "é" < "Z": it proves that the schema's `COLLATE "C"`, not the database,
+    /// gives byte order. Other servers get their default.
+    Linguistic,
+}
+
 impl MetaDb {
     pub async fn create(backend: Backend, dir: &Path) -> MetaDb {
         match backend {
@@ -31,22 +42,35 @@ impl MetaDb {
                 url: format!("sqlite://{}", dir.join("meta.db").display()),
                 postgres: None,
             },
-            Backend::Postgres => {
-                let admin_url = postgres_admin_url();
-                let name = format!("cairn_ctest_{}", uuid::Uuid::new_v4().simple());
-                let mut admin = PgConnection::connect(&admin_url)
-                    .await
-                    .unwrap_or_else(|e| panic!("connect to {POSTGRES_URL_VAR}={admin_url}: {e}"));
-                sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-                let _ = admin.close().await;
-                MetaDb {
-                    url: with_database(&admin_url, &name),
-                    postgres: Some((admin_url, name)),
-                }
-            }
+            Backend::Postgres => MetaDb::postgres(Collation::Default).await,
+        }
+    }
+
+    /// A PostgreSQL database of its own.
+    pub async fn postgres(collation: Collation) -> MetaDb {
+        let admin_url = postgres_admin_url();
+        let name = format!("cairn_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("connect to {POSTGRES_URL_VAR}={admin_url}: {e}"));
+        let linguistic = collation == Collation::Linguistic
+            && sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C' \
+                 LOCALE_PROVIDER icu ICU_LOCALE 'und'"
+            )))
+            .execute(&mut admin)
+            .await
+            .is_ok();
+        if !linguistic {
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut admin)
+                .await
+                .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+        }
+        let _ = admin.close().await;
+        MetaDb {
+            url: with_database(&admin_url, &name),
+            postgres: Some((admin_url, name)),
         }
     }
 }
@@ -79,19 +103,19 @@ impl Drop for MetaDb {
     }
 }
 
-/// The admin connection URL; the PostgreSQL variants fail (never skip) without it.
+/// The admin connection URL; the PostgreSQL variants of the tests fail (never skip) without it.
 pub fn postgres_admin_url() -> String {
     std::env::var(POSTGRES_URL_VAR).unwrap_or_else(|_| {
         panic!(
-            "{POSTGRES_URL_VAR} is not set: the PostgreSQL variants of the cluster tests need an \
-             admin connection URL whose role may CREATE DATABASE, e.g. \
+            "{POSTGRES_URL_VAR} is not set: the PostgreSQL variants of the tests need an admin \
+             connection URL whose role may CREATE DATABASE, e.g. \
              {POSTGRES_URL_VAR}=postgres://postgres@127.0.0.1:5432/postgres (tests/all.sh sets it)"
         )
     })
 }
 
 /// `url` with its database (the path) replaced by `name`, keeping any query parameters.
-pub fn with_database(url: &str, name: &str) -> String {
+fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
