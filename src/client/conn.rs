@@ -31,6 +31,13 @@ pub struct Response {
     deadline: Instant,
 }
 
+/// Why a request got no response.
+enum Failure {
+    /// Nothing of it was written, so it may go again.
+    Unsent(hyper::Error, Box<http::Request<Body>>),
+    Failed(hyper::Error),
+}
+
 /// One connection to an endpoint.
 #[derive(Debug)]
 pub struct Conn {
@@ -52,8 +59,13 @@ impl Conn {
 
     /// Opens the connection now, so that it is not opened inside a timed request.
     pub async fn connect(&mut self) -> Result<(), Error> {
+        self.open().await.map(|_| ())
+    }
+
+    /// Opens the connection unless it is open; returns whether it opened it.
+    async fn open(&mut self) -> Result<bool, Error> {
         if self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
-            return Ok(());
+            return Ok(false);
         }
         self.sender = None;
         let addr = self.endpoint.addr;
@@ -67,38 +79,54 @@ impl Conn {
             let _ = connection.await;
         });
         self.sender = Some(sender);
-        Ok(())
+        Ok(true)
     }
 
     /// Signs and sends `request`; returns the response head, its body unread.
+    ///
+    /// A server may close a kept-alive connection while a request is on its way to it; a
+    /// request that was not written yet is sent again once, on a new connection.
     pub async fn send(&mut self, request: Request) -> Result<Response, Error> {
         let deadline = Instant::now() + self.endpoint.timeout;
-        let request = request.into_http(&self.endpoint)?;
-        self.connect().await?;
-        let Some(sender) = self.sender.as_mut() else {
-            return Err(Error::Protocol("no connection".to_owned()));
-        };
-        let sent = async {
-            sender.ready().await?;
-            sender.send_request(request).await
-        };
-        match timeout_at(deadline, sent).await {
-            Ok(Ok(response)) => {
-                let (parts, body) = response.into_parts();
-                Ok(Response {
-                    status: parts.status,
-                    headers: parts.headers,
-                    body,
-                    deadline,
-                })
-            }
-            Ok(Err(e)) => {
-                self.sender = None;
-                Err(e.into())
-            }
-            Err(_) => {
-                self.sender = None;
-                Err(Error::Timeout(self.endpoint.timeout))
+        let mut request = request.into_http(&self.endpoint)?;
+        loop {
+            let fresh = self.open().await?;
+            let Some(sender) = self.sender.as_mut() else {
+                return Err(Error::Protocol("no connection".to_owned()));
+            };
+            let ready = match timeout_at(deadline, sender.ready()).await {
+                Ok(ready) => ready,
+                Err(_) => {
+                    self.sender = None;
+                    return Err(Error::Timeout(self.endpoint.timeout));
+                }
+            };
+            let failure = match ready {
+                Err(e) => Failure::Unsent(e, Box::new(request)),
+                Ok(()) => match timeout_at(deadline, sender.try_send_request(request)).await {
+                    Ok(Ok(response)) => {
+                        let (parts, body) = response.into_parts();
+                        return Ok(Response {
+                            status: parts.status,
+                            headers: parts.headers,
+                            body,
+                            deadline,
+                        });
+                    }
+                    Ok(Err(mut e)) => match e.take_message() {
+                        Some(unsent) => Failure::Unsent(e.into_error(), Box::new(unsent)),
+                        None => Failure::Failed(e.into_error()),
+                    },
+                    Err(_) => {
+                        self.sender = None;
+                        return Err(Error::Timeout(self.endpoint.timeout));
+                    }
+                },
+            };
+            self.sender = None;
+            match failure {
+                Failure::Unsent(_, again) if !fresh => request = *again,
+                Failure::Unsent(e, _) | Failure::Failed(e) => return Err(e.into()),
             }
         }
     }
