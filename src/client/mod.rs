@@ -16,7 +16,7 @@ use http::StatusCode;
 
 pub use body::Body;
 pub use conn::{Client, Conn, Response};
-pub use ops::{ListPage, element, escape};
+pub use ops::{ListPage, escape};
 pub use request::{Auth, PayloadHash, Request};
 
 /// Why a request failed.

@@ -286,7 +286,7 @@ fn parse_list_page(xml: &str) -> Result<ListPage, Error> {
 
 /// The unescaped text of the first `<tag>` element of `xml`. Enough for the flat, attribute-free
 /// elements read from S3's responses.
-pub fn element(xml: &str, tag: &str) -> Option<String> {
+fn element(xml: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();
