@@ -23,7 +23,7 @@ use crate::s3::sigv4::PayloadHash;
 use crate::s3::xml::MAX_XML_BODY;
 
 /// The request body as a stream of bytes for the object service.
-pub fn body_stream(req: &mut Request) -> ByteStream {
+fn body_stream(req: &mut Request) -> ByteStream {
     let Some(body) = req.body.take() else {
         return Box::pin(futures_util::stream::empty());
     };
@@ -197,7 +197,7 @@ pub async fn read_xml_body(req: &mut Request) -> Result<Bytes, S3Error> {
 }
 
 /// Content-Length, Content-MD5, x-amz-content-sha256 and x-amz-checksum-* of a request.
-pub fn body_checks_from(
+fn body_checks_from(
     headers: &HeaderMap,
     payload: &PayloadHash,
     max_size: Option<u64>,
