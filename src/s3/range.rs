@@ -6,8 +6,6 @@
 use std::ops::Range;
 
 use crate::s3::error::{ErrorCode, S3Error};
-// Where `cairn admin` and the test harnesses reach the date helpers; new code uses `s3::date`.
-pub use crate::s3::date::{http_date, iso8601, parse_http_date};
 
 /// A single byte range as the `Range` header states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -827,7 +827,7 @@ impl Resp {
         );
         assert!(
             resp.header("date")
-                .and_then(cairn::s3::range::parse_http_date)
+                .and_then(cairn::s3::date::parse_http_date)
                 .is_some(),
             "{method} answered {status} without a valid Date: {resp:?}"
         );
