@@ -5,6 +5,8 @@
 pub mod auth;
 #[cfg(test)]
 pub mod conformance;
+#[cfg(test)]
+pub mod fault;
 pub mod local;
 pub mod remote;
 pub mod replicated;
