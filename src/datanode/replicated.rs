@@ -39,9 +39,9 @@ pub struct ReplicationConfig {
     pub stall_timeout: Duration,
 }
 
-/// Makes the store through which the store reaches a node row: a `RemoteNode` at the row's
-/// address in a cluster, an in-process store in tests. Called when a node first appears in the
-/// node list, and again when its address changes.
+/// From a node's row, the `ChunkStore` its copies are written and read through: a `RemoteNode`
+/// at the row's address in a cluster, an in-process store in tests. Called when a node first
+/// appears in the node list, and again when its address changes.
 pub type Connector<S> = Box<dyn Fn(&NodeInfo) -> Result<Arc<S>, ChunkError> + Send + Sync>;
 
 /// One data node as the store uses it.
