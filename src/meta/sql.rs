@@ -174,7 +174,7 @@ where
     for<'t> Option<i64>: Encode<'t, D> + Type<D>,
 {
     /// The row `sql` finds for `value`, decoded.
-    pub(super) async fn find<T>(
+    async fn find<T>(
         &self,
         sql: &'static str,
         value: &str,
