@@ -2,9 +2,8 @@
 //! SQLite store's tables and semantics; what SQLite gets from its single write lock, this store
 //! gets from row locks and a transaction-scoped advisory lock per object key: every transaction
 //! that changes a key's object takes the key's lock first, so conditional writes are checked
-//! race-free and concurrent overwrites queue every loser's chunks for GC. This file is
-//! PostgreSQL's side of the shared SQL store (`sql.rs`): those locks, and the statements over
-//! arrays that do in one round trip what SQLite loops over.
+//! race-free and concurrent overwrites queue every loser's chunks for GC. Only those locks and
+//! the statements over arrays (one round trip where SQLite loops) are here; the rest is `sql.rs`.
 
 use std::collections::HashSet;
 use std::str::FromStr;

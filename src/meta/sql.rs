@@ -82,7 +82,7 @@ pub trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>> {
         parts: &[Part],
     ) -> impl Future<Output = MetaResult<()>> + Send;
 
-    /// [`MetaStore::put_object`]: a transaction of [`SqlMeta::write_object`].
+    /// [`MetaStore::put_object`]: a transaction of `SqlMeta::write_object`.
     fn put_object(
         store: &SqlMeta<Self>,
         object: &ObjectMeta,
@@ -90,26 +90,26 @@ pub trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>> {
         condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> impl Future<Output = MetaResult<()>> + Send;
-    /// [`MetaStore::delete_object`]: a transaction of [`SqlMeta::remove_object`].
+    /// [`MetaStore::delete_object`]: a transaction of `SqlMeta::remove_object`.
     fn delete_object(
         store: &SqlMeta<Self>,
         bucket: &str,
         key: &str,
         gc_due: OffsetDateTime,
     ) -> impl Future<Output = MetaResult<bool>> + Send;
-    /// [`MetaStore::delete_bucket`]: a transaction of [`SqlMeta::drop_bucket`].
+    /// [`MetaStore::delete_bucket`]: a transaction of `SqlMeta::drop_bucket`.
     fn delete_bucket(
         store: &SqlMeta<Self>,
         name: &str,
         gc_due: OffsetDateTime,
     ) -> impl Future<Output = MetaResult<DeleteBucket>> + Send;
-    /// [`MetaStore::abort_upload`]: a transaction of [`SqlMeta::drop_upload`].
+    /// [`MetaStore::abort_upload`]: a transaction of `SqlMeta::drop_upload`.
     fn abort_upload(
         store: &SqlMeta<Self>,
         upload_id: &str,
         gc_due: OffsetDateTime,
     ) -> impl Future<Output = MetaResult<bool>> + Send;
-    /// [`MetaStore::list_objects`] from the query [`listing_page`] writes.
+    /// [`MetaStore::list_objects`], from the query `listing_page` writes.
     fn list_objects(
         pool: &Pool<Self>,
         bucket: &str,
@@ -117,14 +117,17 @@ pub trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>> {
         start: ListStart<'_>,
         limit: usize,
     ) -> impl Future<Output = MetaResult<Vec<ObjectMeta>>> + Send;
+    /// [`MetaStore::gc_done`].
     fn gc_done(
         pool: &Pool<Self>,
         chunks: &[ChunkId],
     ) -> impl Future<Output = MetaResult<()>> + Send;
+    /// [`MetaStore::known_chunks`].
     fn known_chunks(
         pool: &Pool<Self>,
         chunks: &[ChunkId],
     ) -> impl Future<Output = MetaResult<Vec<ChunkId>>> + Send;
+    /// [`ClusterMeta::referenced_chunks`](super::ClusterMeta::referenced_chunks).
     fn referenced_chunks(
         store: &SqlMeta<Self>,
         after: Option<ChunkId>,
