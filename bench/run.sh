@@ -6,8 +6,9 @@
 # starts empty in its own directory under the work directory and is stopped (by PID) after its
 # run; its peak RSS (VmHWM) is read just before. Prints medians and ratios, plots the large and
 # small workloads with bench/plot.py (matplotlib, pip-installed if missing; without it, no plot),
-# and appends them with date, commit, machine and the plot (docs/bench/STAMP.png) to
-# docs/BENCHMARKS.md. Not run by CI.
+# and records them with date, commit, machine and the plot (docs/bench/STAMP.png) in
+# docs/BENCHMARKS.md, in place of the previous run's section (between its run.sh markers; the
+# history stays in git). Not run by CI.
 #
 #   bench/run.sh [PATH/TO/cairn]     (default: cargo build --release, then target/release/cairn)
 #
@@ -21,7 +22,7 @@
 #   GARAGE_FSYNC   "true" to run Garage with metadata_fsync and data_fsync (default: Garage's own
 #                  defaults, which do not fsync; Cairn always does)
 #   BENCH_RECORD   "0" to print the results (and plot them in the results directory) without
-#                  appending them to docs/BENCHMARKS.md
+#                  recording them in docs/BENCHMARKS.md
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -445,9 +446,17 @@ if [ "${BENCH_RECORD:-1}" != "0" ]; then
         mkdir -p "$repo/docs/bench"
         cp "$plot" "$repo/docs/bench/$stamp.png"
     fi
-    cat "$results/section.md" >>"$repo/docs/BENCHMARKS.md"
+    python3 - "$repo/docs/BENCHMARKS.md" "$results/section.md" <<'PY'
+import sys
+doc, section = sys.argv[1], open(sys.argv[2]).read()
+text = open(doc).read()
+begin, end = "<!-- run.sh:begin -->\n", "<!-- run.sh:end -->"
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(doc, "w").write(head + begin + section.rstrip("\n") + "\n" + end + tail)
+PY
     echo
-    echo "appended to docs/BENCHMARKS.md${plot:+ (plot: docs/bench/$stamp.png)}; raw JSON lines in $results"
+    echo "recorded in docs/BENCHMARKS.md${plot:+ (plot: docs/bench/$stamp.png)}; raw JSON lines in $results"
 fi
 if grep -q '"errors":[1-9]' "$results"/*.jsonl; then
     echo "some requests failed or read wrong data; see the JSON lines in $results" >&2

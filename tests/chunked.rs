@@ -212,3 +212,108 @@ async fn unsigned_upload_with_checksum_trailer() {
         Some(format!("\"{}\"", md5_hex(&part)).as_str())
     );
 }
+
+/// Sends `body` as STREAMING-UNSIGNED-PAYLOAD-TRAILER with `x-amz-trailer: declared`, on a
+/// connection of its own: the server hangs up on a body it stopped reading.
+async fn put_framed(
+    server: &TestServer,
+    key: &str,
+    len: usize,
+    declared: &str,
+    body: Vec<u8>,
+) -> Resp {
+    server
+        .client()
+        .request(Method::PUT, &object_path(BUCKET, key))
+        .header("content-encoding", "aws-chunked")
+        .header("x-amz-decoded-content-length", &len.to_string())
+        .header("x-amz-trailer", declared)
+        .payload(PayloadHash::Literal(UNSIGNED_TRAILER.into()))
+        .body(body)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn malformed_bodies_answer_their_aws_codes() {
+    let (server, client) = server_with_bucket(BUCKET).await;
+    let data = random_bytes(5, 3000);
+    let crc = format!("x-amz-checksum-crc32:{}", crc32_base64(&data));
+    let crc32 = "x-amz-checksum-crc32";
+    let mut no_trailer = unsigned_trailer_body(&data, &crc);
+    no_trailer.truncate(no_trailer.len() - crc.len() - 4);
+    no_trailer.extend_from_slice(b"\r\n");
+    let sha256 = format!("x-amz-checksum-sha256:{}", sha256_base64(&data));
+    // (what is wrong, x-amz-trailer, body, status, code)
+    let cases = [
+        (
+            "a trailer line without a colon",
+            crc32,
+            unsigned_trailer_body(&data, &crc.replace(':', " ")),
+            StatusCode::BAD_REQUEST,
+            "MalformedTrailerError",
+        ),
+        (
+            "a trailer that x-amz-trailer does not declare",
+            crc32,
+            unsigned_trailer_body(&data, &format!("{crc}\r\n{sha256}")),
+            StatusCode::BAD_REQUEST,
+            "MalformedTrailerError",
+        ),
+        (
+            "a declared trailer that never comes",
+            crc32,
+            no_trailer,
+            StatusCode::BAD_REQUEST,
+            "MalformedTrailerError",
+        ),
+        (
+            "a trailer that is not a checksum",
+            crc32,
+            unsigned_trailer_body(&data, "x-amz-checksum-crc32:not base64!"),
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+        ),
+        (
+            "an x-amz-trailer S3 does not support",
+            "x-amz-meta-color",
+            unsigned_trailer_body(&data, "x-amz-meta-color:blue"),
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+        ),
+        (
+            "a body cut off inside a chunk",
+            crc32,
+            unsigned_trailer_body(&data, &crc)[..1000].to_vec(),
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+        ),
+        (
+            "a chunk size that is not hexadecimal",
+            crc32,
+            b"xyz\r\nabc\r\n0\r\n\r\n".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+        ),
+    ];
+    for (i, (what, declared, body, status, code)) in cases.into_iter().enumerate() {
+        let key = format!("bad-{i}");
+        let resp = put_framed(&server, &key, data.len(), declared, body).await;
+        assert_eq!(resp.status, status, "{what}: {}", resp.text());
+        resp.assert_error(status, code);
+        client
+            .head(BUCKET, &key)
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+    }
+    // The well-formed body is accepted.
+    put_framed(
+        &server,
+        "good",
+        data.len(),
+        crc32,
+        unsigned_trailer_body(&data, &crc),
+    )
+    .await
+    .assert_status(StatusCode::OK);
+}

@@ -1,7 +1,11 @@
 //! Every error code Cairn promises, provoked once against the real server, each with its
 //! status and XML body; none of them may be a 500 (the harness checks every response for that,
-//! and for x-amz-request-id and Date). Also authentication: SigV4 failures and presigned URLs.
+//! and for x-amz-request-id and Date). Also authentication: SigV4 failures and presigned URLs
+//! of both signature versions.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use cairn::s3::sigv2;
 use cairn_test_support::*;
 use http::{Method, StatusCode};
 use time::OffsetDateTime;
@@ -519,4 +523,61 @@ async fn presigned_urls() {
     let url = client.presigned_url(&Method::GET, &path, "", 604_801, now);
     let resp = client.send_url(Method::GET, &url, Vec::new()).await;
     assert_eq!(resp.status, StatusCode::BAD_REQUEST, "{}", resp.text());
+}
+
+/// A SigV2 presigned URL (`aws s3 presign` of aws-cli v1) for GET `path`, expiring at the Unix
+/// time `expires`; `secret` signs it.
+fn presigned_v2_url(client: &S3Client, path: &str, expires: i64, secret: &str) -> String {
+    let to_sign = sigv2::string_to_sign("GET", &http::HeaderMap::new(), expires, path, "");
+    let signature = BASE64.encode(sigv2::sign(secret, &to_sign));
+    let query = query_string(&[
+        ("AWSAccessKeyId", client.access_key_id()),
+        ("Expires", &expires.to_string()),
+        ("Signature", &signature),
+    ]);
+    format!("http://{}{path}?{query}", client.addr())
+}
+
+#[tokio::test]
+async fn presigned_urls_of_signature_version_2() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    client.put_ok(BUCKET, "v2", b"version two").await;
+    let path = object_path(BUCKET, "v2");
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let get = |url: String| {
+        let client = client.clone();
+        async move { client.send_url(Method::GET, &url, Vec::new()).await }
+    };
+
+    let resp = get(presigned_v2_url(&client, &path, now + 300, client.secret())).await;
+    resp.assert_status(StatusCode::OK);
+    assert_eq!(resp.body, b"version two");
+
+    get(presigned_v2_url(
+        &client,
+        &path,
+        now + 300,
+        "not the secret",
+    ))
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    get(presigned_v2_url(&client, &path, now - 60, client.secret()))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "AccessDenied");
+    // Signed for another key.
+    let other = presigned_v2_url(
+        &client,
+        &object_path(BUCKET, "v1"),
+        now + 300,
+        client.secret(),
+    );
+    get(other.replace("/v1?", "/v2?"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "SignatureDoesNotMatch");
+    // Without its Signature.
+    let url = presigned_v2_url(&client, &path, now + 300, client.secret());
+    let cut = url.split("&Signature=").next().expect("a query").to_owned();
+    get(cut)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "AccessDenied");
 }

@@ -361,9 +361,9 @@ async fn conditional_requests() {
     let etag = client.put_ok(BUCKET, "k", &data).await;
     let head = client.head(BUCKET, "k").await;
     let last_modified = head.header("last-modified").expect("Last-Modified");
-    let modified = cairn::s3::range::parse_http_date(last_modified).expect("HTTP date");
-    let before = cairn::s3::range::http_date(modified - time::Duration::hours(1));
-    let after = cairn::s3::range::http_date(modified + time::Duration::hours(1));
+    let modified = cairn::s3::date::parse_http_date(last_modified).expect("HTTP date");
+    let before = cairn::s3::date::http_date(modified - time::Duration::hours(1));
+    let after = cairn::s3::date::http_date(modified + time::Duration::hours(1));
     let other = "\"00000000000000000000000000000000\"".to_owned();
 
     // (headers, expected status)

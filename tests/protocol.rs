@@ -194,6 +194,21 @@ async fn expect_100_continue() {
     assert_eq!(resp.code().as_deref(), Some("NoSuchBucket"));
 }
 
+/// What `Resp::assert_error` checks, for an answer read off a raw connection: the status, S3's
+/// XML error with its code, and a RequestId equal to x-amz-request-id.
+fn assert_raw_error(resp: &RawResponse, status: u16, code: &str) {
+    assert_eq!(resp.status, status, "{resp:?}");
+    assert_eq!(resp.code().as_deref(), Some(code), "{resp:?}");
+    assert_eq!(resp.header("content-type"), Some("application/xml"));
+    let body = String::from_utf8_lossy(&resp.body);
+    assert!(body.starts_with("<?xml"), "{body}");
+    let request_id = xml_values(&body, "RequestId").into_iter().next();
+    assert!(
+        request_id.is_some() && request_id.as_deref() == resp.header("x-amz-request-id"),
+        "RequestId in the body must match x-amz-request-id: {resp:?}"
+    );
+}
+
 #[tokio::test]
 async fn refused_before_the_body() {
     let (server, client) = server_with_bucket(BUCKET).await;
@@ -203,8 +218,7 @@ async fn refused_before_the_body() {
         .payload(PayloadHash::Unsigned)
         .raw_head(Some(6 << 30), &[]);
     let resp = raw_exchange(&server.host, &head, b"");
-    assert_eq!(resp.status, 400, "{resp:?}");
-    assert_eq!(resp.code().as_deref(), Some("EntityTooLarge"));
+    assert_raw_error(&resp, 400, "EntityTooLarge");
 
     // No Content-Length at all.
     let head = client
@@ -212,8 +226,7 @@ async fn refused_before_the_body() {
         .payload(PayloadHash::Unsigned)
         .raw_head(None, &[]);
     let resp = raw_exchange(&server.host, &head, b"");
-    assert_eq!(resp.status, 411, "{resp:?}");
-    assert_eq!(resp.code().as_deref(), Some("MissingContentLength"));
+    assert_raw_error(&resp, 411, "MissingContentLength");
     client
         .head(BUCKET, "nolength")
         .await
@@ -227,8 +240,7 @@ async fn refused_before_the_body() {
         .payload(PayloadHash::Unsigned)
         .raw_head(Some(64 << 20), &[]);
     let resp = raw_exchange(&server.host, &head, b"");
-    assert_eq!(resp.status, 400, "{resp:?}");
-    assert_eq!(resp.code().as_deref(), Some("MaxMessageLengthExceeded"));
+    assert_raw_error(&resp, 400, "MaxMessageLengthExceeded");
     server.wait_for_chunk_files(0).await;
 }
 

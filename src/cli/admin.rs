@@ -76,7 +76,7 @@ pub async fn run_admin(args: AdminArgs) -> CliResult {
                 println!(
                     "{:<22} {:<25} {}",
                     key.id,
-                    crate::s3::range::iso8601(key.created),
+                    crate::s3::date::iso8601(key.created),
                     key.name
                 );
             }

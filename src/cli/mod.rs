@@ -307,22 +307,11 @@ async fn run_server(args: ServerArgs) -> CliResult {
     }
     std::io::stdout().flush()?;
 
-    let gc = {
-        let gateway = gateway.clone();
-        let upload_expiry = args.upload_expiry.0;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(GC_INTERVAL);
-            loop {
-                tick.tick().await;
-                if let Err(e) = gateway.expire_uploads(upload_expiry).await {
-                    tracing::warn!(error = %e, "expiring incomplete uploads failed");
-                }
-                if let Err(e) = gateway.collect_garbage().await {
-                    tracing::warn!(error = %e, "garbage collection failed");
-                }
-            }
-        })
-    };
+    let gc = tokio::spawn(
+        gateway
+            .clone()
+            .run_collector(GC_INTERVAL, args.upload_expiry.0),
+    );
     let service = Arc::new(S3Service {
         gateway,
         domain: args.domain,

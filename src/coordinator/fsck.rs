@@ -10,7 +10,8 @@ use crate::datanode::ChunkError;
 use crate::datanode::replicated::ReplicatedStore;
 use crate::meta::{ClusterMeta, NodeState};
 
-use super::{meta, orphans_on, verify_replica};
+use super::{meta, verify_replica};
+use crate::gateway::gc::orphans_on;
 
 #[derive(Debug, Default)]
 pub struct FsckReport {

@@ -18,7 +18,7 @@ use crate::chunk::ChunkId;
 use crate::chunk::placement::{Candidate, place};
 use crate::datanode::replicated::{Node, ReplicatedStore, caching_for};
 use crate::datanode::{Caching, ChunkError, ChunkStore};
-use crate::gateway::{Gateway, now};
+use crate::gateway::{Gateway, gc, now};
 use crate::meta::{ChunkReplicas, ClusterMeta, NodeState};
 
 const LEASE: &str = "coordinator";
@@ -120,7 +120,7 @@ impl Coordinator {
             .map_err(|e| ChunkError::Io(std::io::Error::other(e)))?;
         let collected = self.collect_garbage().await?;
         self.renew_lease().await?;
-        let orphans = self.remove_orphans().await?;
+        let orphans = gc::remove_node_orphans(&self.cluster, &self.store).await?;
         if repaired + expired + collected + orphans > 0 {
             tracing::info!(repaired, expired, collected, orphans, "coordinator round");
         }
@@ -285,42 +285,10 @@ impl Coordinator {
     }
 
     async fn collect_garbage(&self) -> Result<usize, ChunkError> {
-        let before = now() - self.config.abandon_after;
-        self.cluster
-            .queue_abandoned_chunks(before, self.gateway.gc_due())
-            .await
-            .map_err(meta)?;
         self.gateway
-            .collect_garbage()
+            .collect_abandoned(self.cluster.as_ref(), self.config.abandon_after)
             .await
             .map_err(|e| ChunkError::Io(std::io::Error::other(e)))
-    }
-
-    /// Deletes chunk files that nodes hold without a replica row.
-    async fn remove_orphans(&self) -> Result<usize, ChunkError> {
-        let mut removed = 0;
-        for info in self.cluster.nodes().await.map_err(meta)? {
-            if info.state == NodeState::Down {
-                continue;
-            }
-            let Some(node) = self.store.node(info.id).await? else {
-                continue;
-            };
-            // A node that just died is not marked down yet: skip it, do not stop the round.
-            let orphans = match orphans_on(&self.cluster, &node).await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::debug!(node = %info.id, error = %e, "inventory unavailable");
-                    continue;
-                }
-            };
-            for id in orphans {
-                if node.client.delete(id).await.is_ok() {
-                    removed += 1;
-                }
-            }
-        }
-        Ok(removed)
     }
 
     /// Reads every replica on every live node in full; corrupt copies are forgotten and
@@ -382,28 +350,6 @@ pub async fn verify_replica(node: &Node, id: ChunkId) -> Result<u64, ChunkError>
         return Err(ChunkError::Corrupt { id, offset: seen });
     }
     Ok(len)
-}
-
-/// Chunk files on `node` that the metadata store does not place there.
-pub async fn orphans_on(
-    cluster: &Arc<dyn ClusterMeta>,
-    node: &Node,
-) -> Result<Vec<ChunkId>, ChunkError> {
-    let mut orphans = Vec::new();
-    let mut after = None;
-    loop {
-        let page = node.client.list(after, PAGE).await?;
-        let Some(last) = page.last() else {
-            return Ok(orphans);
-        };
-        after = Some(*last);
-        for id in page {
-            let holders = cluster.replicas(id).await.map_err(meta)?;
-            if !holders.contains(&node.info.id) {
-                orphans.push(id);
-            }
-        }
-    }
 }
 
 /// Copies `chunk` of `size` bytes from the first source that can serve it to `target`, written

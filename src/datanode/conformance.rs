@@ -1,6 +1,6 @@
 //! The behaviour every `ChunkStore` shares, as one suite each backend's tests run: the local
-//! disk directly, and a remote data node through its HTTP protocol. `run_all` expects an empty
-//! store and leaves it empty.
+//! disk directly, a remote data node through its HTTP protocol, and the replicated store over
+//! local disks in this process. `run_all` expects an empty store and leaves it empty.
 
 use std::ops::Range;
 
@@ -80,12 +80,31 @@ pub async fn get(
     Ok(out)
 }
 
-pub async fn run_all(store: &dyn ChunkStore) {
+/// The error of a read that is to fail, whether the store reports it when the read starts or as
+/// the stream's first item (a replicated store learns it from a replica once streaming began).
+async fn read_error(store: &dyn ChunkStore, id: ChunkId, range: Range<u64>) -> Option<ChunkError> {
+    match store.read(id, range).await {
+        Err(e) => Some(e),
+        Ok(mut stream) => stream.next().await?.err(),
+    }
+}
+
+/// How a store answers a read of a chunk it has no copy of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Absent {
+    /// It knows the chunk is not there: a single disk or data node.
+    NotFound,
+    /// It knows only that no node is recorded to hold a copy: the replicated store, for which
+    /// a chunk an object still refers to is lost or being collected, which a client may retry.
+    Unavailable,
+}
+
+pub async fn run_all(store: &dyn ChunkStore, absent: Absent) {
     round_trips_every_boundary_size(store).await;
     reads_every_range_shape(store).await;
     nothing_is_visible_before_commit(store).await;
     dropped_writers_leave_nothing(store).await;
-    missing_chunks_are_not_found(store).await;
+    missing_chunks_are_not_found(store, absent).await;
     overwrites_replace_the_chunk(store).await;
     lists_in_id_order_page_by_page(store).await;
     assert!(store.list(None, 10).await.unwrap().is_empty());
@@ -133,11 +152,11 @@ async fn reads_every_range_shape(store: &dyn ChunkStore) {
     #[allow(clippy::reversed_empty_ranges)]
     let reversed = 20..10;
     for outside in [0..len + 1, len + 1..len + 1, len..len + 7, reversed] {
-        let result = store.read(id, outside.clone()).await;
+        let result = read_error(store, id, outside.clone()).await;
         assert!(
             matches!(
                 result,
-                Err(ChunkError::OutOfRange { id: at, start, end, size })
+                Some(ChunkError::OutOfRange { id: at, start, end, size })
                     if at == id && start == outside.start && end == outside.end && size == len
             ),
             "{outside:?}"
@@ -154,7 +173,7 @@ async fn nothing_is_visible_before_commit(store: &dyn ChunkStore) {
     assert_eq!(store.len(id).await.unwrap(), None);
     assert!(store.list(None, 10).await.unwrap().is_empty());
     assert!(matches!(
-        store.read(id, 0..1).await.err(),
+        read_error(store, id, 0..1).await,
         Some(ChunkError::NotFound(missing)) if missing == id
     ));
     assert_eq!(writer.commit().await.unwrap(), data.len() as u64);
@@ -176,16 +195,20 @@ async fn dropped_writers_leave_nothing(store: &dyn ChunkStore) {
     }
 }
 
-async fn missing_chunks_are_not_found(store: &dyn ChunkStore) {
+async fn missing_chunks_are_not_found(store: &dyn ChunkStore, absent: Absent) {
     let id = put(store, &pattern(10), &[3]).await;
     store.delete(id).await.unwrap();
     store.delete(id).await.unwrap();
     assert_eq!(store.len(id).await.unwrap(), None);
     for range in [0..1, 0..0] {
-        assert!(
-            matches!(store.read(id, range.clone()).await.err(), Some(ChunkError::NotFound(missing)) if missing == id),
-            "{range:?}"
-        );
+        let error = read_error(store, id, range.clone()).await;
+        let answered = match absent {
+            Absent::NotFound => {
+                matches!(error, Some(ChunkError::NotFound(missing)) if missing == id)
+            }
+            Absent::Unavailable => matches!(error, Some(ChunkError::Unavailable(_))),
+        };
+        assert!(answered, "{range:?}: {error:?}");
     }
     let never = ChunkId::random();
     assert_eq!(store.len(never).await.unwrap(), None);
@@ -249,6 +272,7 @@ async fn lists_in_id_order_page_by_page(store: &dyn ChunkStore) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datanode::fault::LocalCluster;
     use crate::datanode::local::LocalChunkStore;
 
     #[tokio::test]
@@ -257,7 +281,17 @@ mod tests {
         let store = LocalChunkStore::open(dir.path().join("chunks"))
             .await
             .unwrap();
-        run_all(&store).await;
+        run_all(&store, Absent::NotFound).await;
         assert_eq!(store.remove_temp_files().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn replicated_store_over_local_disks_conforms() {
+        // More nodes than replicas, so that chunks land on different nodes and listing merges.
+        let cluster = LocalCluster::start(4, 2, 2).await;
+        run_all(&cluster.store, Absent::Unavailable).await;
+        for (_, node) in &cluster.nodes {
+            assert!(node.list(None, 10).await.unwrap().is_empty());
+        }
     }
 }

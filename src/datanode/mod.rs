@@ -1,10 +1,13 @@
-//! Chunk storage: the `ChunkStore` trait every backend implements (local disk, or data nodes over HTTP), and the local-disk backend. A chunk is an immutable run of bytes named by a
-//! `ChunkId`; it becomes visible only once fully written, checksummed and fsynced, and every read
-//! is verified against a CRC32C kept per block.
+//! Chunk storage: the `ChunkStore` trait every backend implements: the local disk (`local`), one
+//! data node over HTTP (`remote`, the client of `server`), and R nodes at once (`replicated`). A
+//! chunk is an immutable run of bytes named by a `ChunkId`; it becomes visible only once fully
+//! written, checksummed and fsynced, and every read is verified against a CRC32C kept per block.
 
 pub mod auth;
 #[cfg(test)]
 pub mod conformance;
+#[cfg(test)]
+pub mod fault;
 pub mod local;
 pub mod remote;
 pub mod replicated;

@@ -830,7 +830,7 @@ mod tests {
     #[tokio::test]
     async fn remote_node_conforms() {
         let (_dir, node, remote) = node(None).await;
-        conformance::run_all(&remote).await;
+        conformance::run_all(&remote, conformance::Absent::NotFound).await;
         wait_for_no_temp_files(&node).await;
         node.stop().await;
     }

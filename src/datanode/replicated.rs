@@ -3,6 +3,7 @@
 //! corrupt block, continues from the exact byte on another. Which nodes hold a chunk is kept in
 //! the metadata store (replica rows are written before the bytes are sent, so a copy is never
 //! on a node without the store knowing); missing copies are left for the coordinator's repair.
+//! Nodes are reached through a `Connector`: `RemoteNode`s in a cluster, in-process stores in tests.
 
 use std::cmp::Reverse;
 use std::collections::HashMap;
@@ -38,10 +39,15 @@ pub struct ReplicationConfig {
     pub stall_timeout: Duration,
 }
 
+/// From a node's row, the `ChunkStore` its copies are written and read through: a `RemoteNode`
+/// at the row's address in a cluster, an in-process store in tests. Called when a node first
+/// appears in the node list, and again when its address changes.
+pub type Connector<S> = Box<dyn Fn(&NodeInfo) -> Result<Arc<S>, ChunkError> + Send + Sync>;
+
 /// One data node as the store uses it.
-pub struct Node {
+pub struct Node<S = RemoteNode> {
     pub info: NodeInfo,
-    pub client: Arc<RemoteNode>,
+    pub client: Arc<S>,
     /// Reads in flight, to prefer the least loaded replica.
     reading: Arc<AtomicUsize>,
     /// Bytes promised to chunks sent here since the node's free space was last reported, so
@@ -49,24 +55,46 @@ pub struct Node {
     reserved: Arc<AtomicU64>,
 }
 
-pub struct ReplicatedStore {
+pub struct ReplicatedStore<S = RemoteNode> {
     meta: Arc<dyn ClusterMeta>,
-    key: ClusterKey,
+    connect: Connector<S>,
     config: ReplicationConfig,
-    nodes: RwLock<NodeCache>,
+    nodes: RwLock<NodeCache<S>>,
 }
 
 /// The node list and when it was loaded.
-struct NodeCache {
+struct NodeCache<S> {
     loaded: Option<Instant>,
-    nodes: HashMap<Uuid, Arc<Node>>,
+    nodes: HashMap<Uuid, Arc<Node<S>>>,
 }
 
-impl ReplicatedStore {
+impl ReplicatedStore<RemoteNode> {
+    /// The cluster's store: every node reached over HTTP, signed with the cluster key.
     pub fn new(meta: Arc<dyn ClusterMeta>, key: ClusterKey, config: ReplicationConfig) -> Self {
+        let connect = move |info: &NodeInfo| {
+            let client = RemoteNode::new(&info.address, key.clone())
+                .map_err(|e| ChunkError::Io(std::io::Error::other(e.to_string())))?
+                .with_timeouts(RemoteTimeouts {
+                    stall: config.stall_timeout,
+                    ..RemoteTimeouts::default()
+                })
+                .with_reserve(config.chunk_size);
+            Ok(Arc::new(client))
+        };
+        ReplicatedStore::with_connector(meta, Box::new(connect), config)
+    }
+}
+
+impl<S: ChunkStore> ReplicatedStore<S> {
+    /// A store over the nodes in `meta`'s node list, each reached through `connect`.
+    pub fn with_connector(
+        meta: Arc<dyn ClusterMeta>,
+        connect: Connector<S>,
+        config: ReplicationConfig,
+    ) -> Self {
         ReplicatedStore {
             meta,
-            key,
+            connect,
             config,
             nodes: RwLock::new(NodeCache {
                 loaded: None,
@@ -96,21 +124,12 @@ impl ReplicatedStore {
                     client: old.client.clone(),
                     reading: old.reading.clone(),
                 }),
-                _ => {
-                    let client = RemoteNode::new(&info.address, self.key.clone())
-                        .map_err(|e| ChunkError::Io(std::io::Error::other(e.to_string())))?
-                        .with_timeouts(RemoteTimeouts {
-                            stall: self.config.stall_timeout,
-                            ..RemoteTimeouts::default()
-                        })
-                        .with_reserve(self.config.chunk_size);
-                    Arc::new(Node {
-                        client: Arc::new(client),
-                        info: info.clone(),
-                        reading: Arc::new(AtomicUsize::new(0)),
-                        reserved: Arc::new(AtomicU64::new(0)),
-                    })
-                }
+                _ => Arc::new(Node {
+                    client: (self.connect)(&info)?,
+                    info: info.clone(),
+                    reading: Arc::new(AtomicUsize::new(0)),
+                    reserved: Arc::new(AtomicU64::new(0)),
+                }),
             };
             next.insert(info.id, node);
         }
@@ -121,7 +140,7 @@ impl ReplicatedStore {
         Ok(())
     }
 
-    async fn fresh_nodes(&self) -> Result<HashMap<Uuid, Arc<Node>>, ChunkError> {
+    async fn fresh_nodes(&self) -> Result<HashMap<Uuid, Arc<Node<S>>>, ChunkError> {
         let stale = {
             let guard = self.nodes.read().unwrap_or_else(|e| e.into_inner());
             guard
@@ -140,12 +159,15 @@ impl ReplicatedStore {
     }
 
     /// The node with this id, as last loaded.
-    pub async fn node(&self, id: Uuid) -> Result<Option<Arc<Node>>, ChunkError> {
+    pub async fn node(&self, id: Uuid) -> Result<Option<Arc<Node<S>>>, ChunkError> {
         Ok(self.fresh_nodes().await?.get(&id).cloned())
     }
 
     /// Nodes that may receive new chunks: up, with room for a whole chunk.
-    pub fn writable(&self, nodes: &HashMap<Uuid, Arc<Node>>) -> Vec<(Uuid, Option<String>, u64)> {
+    pub fn writable(
+        &self,
+        nodes: &HashMap<Uuid, Arc<Node<S>>>,
+    ) -> Vec<(Uuid, Option<String>, u64)> {
         nodes
             .values()
             .filter(|n| n.info.state == NodeState::Up)
@@ -166,7 +188,7 @@ impl ReplicatedStore {
         chunk: ChunkId,
         count: usize,
         exclude: &[Uuid],
-    ) -> Result<Vec<Arc<Node>>, ChunkError> {
+    ) -> Result<Vec<Arc<Node<S>>>, ChunkError> {
         let nodes = self.fresh_nodes().await?;
         let writable = self.writable(&nodes);
         let candidates: Vec<Candidate<'_>> = writable
@@ -185,10 +207,10 @@ impl ReplicatedStore {
     }
 
     /// Replicas of `chunk` to read from, best first (see `read_order`).
-    async fn readable(&self, chunk: ChunkId) -> Result<Vec<Arc<Node>>, ChunkError> {
+    async fn readable(&self, chunk: ChunkId) -> Result<Vec<Arc<Node<S>>>, ChunkError> {
         let holders = self.meta.replicas(chunk).await.map_err(meta_error)?;
         let nodes = self.fresh_nodes().await?;
-        let readable: Vec<Arc<Node>> = holders
+        let readable: Vec<Arc<Node<S>>> = holders
             .iter()
             .filter_map(|id| nodes.get(id).cloned())
             .filter(|n| n.info.state != NodeState::Down)
@@ -361,7 +383,7 @@ impl Drop for ReplicatedWriter {
 }
 
 #[async_trait]
-impl ChunkStore for ReplicatedStore {
+impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
     /// `caching` is decided here, per copy (see `caching_for`): one copy is kept, the others
     /// are dropped behind.
     async fn create(
@@ -387,7 +409,7 @@ impl ChunkStore for ReplicatedStore {
         let mut candidates = ranked.iter();
         while writer.writers.len() < self.config.replicas {
             let wanted = self.config.replicas - writer.writers.len();
-            let batch: Vec<&Arc<Node>> = candidates.by_ref().take(wanted).collect();
+            let batch: Vec<&Arc<Node<S>>> = candidates.by_ref().take(wanted).collect();
             if batch.is_empty() {
                 break;
             }
@@ -507,26 +529,26 @@ impl ChunkStore for ReplicatedStore {
 }
 
 /// One read that moves to the next replica when the current one fails.
-struct FailoverRead {
+struct FailoverRead<S> {
     stall: Duration,
     chunk: ChunkId,
-    replicas: Vec<Arc<Node>>,
-    corrupt: Vec<Arc<Node>>,
+    replicas: Vec<Arc<Node<S>>>,
+    corrupt: Vec<Arc<Node<S>>>,
 }
 
-impl FailoverRead {
+impl<S: ChunkStore> FailoverRead<S> {
     /// Streams `range` into `tx`; returns the replicas found corrupt, and whether the whole
     /// range was served.
     async fn run(
         mut self,
         range: Range<u64>,
         tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
-    ) -> (Vec<Arc<Node>>, bool) {
+    ) -> (Vec<Arc<Node<S>>>, bool) {
         let mut pos = range.start;
         let mut last_error = None;
         let replicas = std::mem::take(&mut self.replicas);
         for node in replicas {
-            if pos >= range.end && range.start != range.end {
+            if pos >= range.end && range.start < range.end {
                 break;
             }
             node.reading.fetch_add(1, Ordering::Relaxed);
@@ -553,7 +575,7 @@ impl FailoverRead {
 
     async fn stream_from(
         &self,
-        node: &Arc<Node>,
+        node: &Arc<Node<S>>,
         range: Range<u64>,
         pos: &mut u64,
         tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
@@ -601,65 +623,4 @@ fn stalled() -> ChunkError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn up(n: u128, reading: usize) -> (Uuid, NodeState, usize) {
-        (Uuid::from_u128(n), NodeState::Up, reading)
-    }
-
-    #[test]
-    fn a_chunk_is_read_from_its_preferred_replica_until_that_one_is_much_busier() {
-        let mut first_choices = HashMap::new();
-        for _ in 0..300 {
-            let chunk = ChunkId::random();
-            let idle = read_order(chunk, [up(1, 0), up(2, 0), up(3, 0)].into_iter());
-            assert_eq!(idle.len(), 3);
-            let preferred = idle[0];
-            *first_choices.entry(preferred).or_insert(0) += 1;
-            // The same choice whatever order the metadata store lists the holders in.
-            let reversed = read_order(chunk, [up(3, 0), up(2, 0), up(1, 0)].into_iter());
-            assert_eq!(reversed[0], 2 - preferred);
-            // Busier, but within the slack: still the preferred replica.
-            let mut loads = [0; 3];
-            loads[preferred] = READ_AFFINITY_SLACK;
-            let busy = read_order(chunk, (0..3).map(|i| up(i as u128 + 1, loads[i])));
-            assert_eq!(busy[0], preferred);
-            // Past the slack: another replica first, the preferred one still tried.
-            loads[preferred] = READ_AFFINITY_SLACK + 1;
-            let overloaded = read_order(chunk, (0..3).map(|i| up(i as u128 + 1, loads[i])));
-            assert_ne!(overloaded[0], preferred);
-            assert!(overloaded.contains(&preferred));
-        }
-        // The preference spreads chunks over every node.
-        assert_eq!(first_choices.len(), 3, "{first_choices:?}");
-        assert!(first_choices.values().all(|&n| n > 50), "{first_choices:?}");
-    }
-
-    #[test]
-    fn only_the_copy_reads_go_to_first_is_kept_in_the_cache() {
-        let nodes: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
-        for _ in 0..100 {
-            let chunk = ChunkId::random();
-            let kept: Vec<usize> = (0..nodes.len())
-                .filter(|&i| caching_for(chunk, nodes[i], nodes.iter().copied()) == Caching::Keep)
-                .collect();
-            let first = read_order(chunk, nodes.iter().map(|&n| (n, NodeState::Up, 0)))[0];
-            assert_eq!(kept, vec![first]);
-            // Alone, a copy is the one reads go to.
-            assert_eq!(caching_for(chunk, nodes[0], []), Caching::Keep);
-        }
-    }
-
-    #[test]
-    fn draining_replicas_come_last_whatever_their_load() {
-        for _ in 0..50 {
-            let chunk = ChunkId::random();
-            let order = read_order(
-                chunk,
-                [(Uuid::from_u128(1), NodeState::Draining, 0), up(2, 100)].into_iter(),
-            );
-            assert_eq!(order, vec![1, 0]);
-        }
-    }
-}
+mod tests;

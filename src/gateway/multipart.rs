@@ -4,8 +4,9 @@
 use crate::checksum::Md5;
 use uuid::Uuid;
 
+use super::put::Storage;
 use super::{
-    BodyChecks, ByteStream, Gateway, GatewayError, GatewayResult, MAX_PUT_SIZE, NewObject, Storage,
+    BodyChecks, ByteStream, Gateway, GatewayError, GatewayResult, MAX_PUT_SIZE, NewObject,
     not_found_bucket, now,
 };
 use crate::checksum::{self, Checksum, ChecksumAlgorithm, ChecksumType, Checksummer};

@@ -3,8 +3,10 @@
 //! interchangeable. Every change that makes data visible is one transaction, and chunks that stop
 //! being referenced go to a garbage-collection queue in that same transaction.
 
+mod cluster;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::ops::Range;

@@ -19,7 +19,7 @@ use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use crate::chunk::{ChunkId, ChunkRef};
 
 /// The two column types the stores use, TEXT and BIGINT (SQLite's INTEGER), each maybe NULL.
-pub(super) trait Columns {
+pub trait Columns {
     fn text(&self, col: &str) -> MetaResult<String>;
     fn opt_text(&self, col: &str) -> MetaResult<Option<String>>;
     fn int(&self, col: &str) -> MetaResult<i64>;

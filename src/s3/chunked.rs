@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::gateway::{ByteStream, MAX_PUT_SIZE};
+use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::sigv4::{self, Verified, amz_date};
 
 /// Every chunk signed, no trailer.
@@ -196,19 +197,19 @@ pub enum ChunkedError {
 }
 
 impl ChunkedError {
-    /// The S3 error code.
-    pub fn code(&self) -> &'static str {
+    /// The AWS error code S3 answers with.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            ChunkedError::Incomplete(_) | ChunkedError::Malformed(_) => "IncompleteBody",
-            ChunkedError::ChunkTooLarge(_) => "EntityTooLarge",
-            ChunkedError::SignatureMismatch(_) => "SignatureDoesNotMatch",
+            ChunkedError::Incomplete(_) | ChunkedError::Malformed(_) => ErrorCode::IncompleteBody,
+            ChunkedError::ChunkTooLarge(_) => ErrorCode::EntityTooLarge,
+            ChunkedError::SignatureMismatch(_) => ErrorCode::SignatureDoesNotMatch,
             ChunkedError::MalformedTrailer(_)
             | ChunkedError::UndeclaredTrailer(_)
-            | ChunkedError::MissingTrailer(_) => "MalformedTrailerError",
+            | ChunkedError::MissingTrailer(_) => ErrorCode::MalformedTrailerError,
             ChunkedError::InvalidTrailerValue(_)
             | ChunkedError::UnsupportedTrailer(_)
-            | ChunkedError::NotSigned => "InvalidRequest",
-            ChunkedError::UnsupportedContentSha256(_) => "InvalidArgument",
+            | ChunkedError::NotSigned => ErrorCode::InvalidRequest,
+            ChunkedError::UnsupportedContentSha256(_) => ErrorCode::InvalidArgument,
         }
     }
 
@@ -216,6 +217,18 @@ impl ChunkedError {
     /// error of the underlying body is passed through unchanged).
     pub fn from_io(e: &io::Error) -> Option<&ChunkedError> {
         e.get_ref().and_then(|e| e.downcast_ref::<ChunkedError>())
+    }
+}
+
+impl From<&ChunkedError> for S3Error {
+    fn from(e: &ChunkedError) -> Self {
+        S3Error::new(e.code()).with_message(e.to_string())
+    }
+}
+
+impl From<ChunkedError> for S3Error {
+    fn from(e: ChunkedError) -> Self {
+        S3Error::from(&e)
     }
 }
 
@@ -927,7 +940,7 @@ mod tests {
             decoded.error(),
             ChunkedError::SignatureMismatch(_)
         ));
-        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+        assert_eq!(decoded.error().code(), ErrorCode::SignatureDoesNotMatch);
         assert!(
             decoded.data.len() < 65536,
             "the bad chunk is never complete"
@@ -1058,7 +1071,7 @@ mod tests {
         // Data changed under a valid signature fails the same way.
         let tampered = replace(&good, "middle", "muddle");
         let decoded = decode_body(&tampered, &signed(SEED, false), &[]);
-        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+        assert_eq!(decoded.error().code(), ErrorCode::SignatureDoesNotMatch);
     }
 
     #[test]
@@ -1109,7 +1122,7 @@ mod tests {
         let other = crc32_b64(b"other");
         let forged = replace(&good, &crc, &other);
         let decoded = decode_body(&forged, &signed(SEED, true), &[CRC32]);
-        assert_eq!(decoded.error().code(), "SignatureDoesNotMatch");
+        assert_eq!(decoded.error().code(), ErrorCode::SignatureDoesNotMatch);
         // No signature line at all.
         let unsigned_end = format!("{CRC32}:{crc}\r\n\r\n");
         let mut stripped = good[..good.len() - 2].to_vec();
@@ -1157,7 +1170,7 @@ mod tests {
                     matches!(error, ChunkedError::Incomplete(_)),
                     "{mode:?} cut at {cut}: {error}"
                 );
-                assert_eq!(error.code(), "IncompleteBody");
+                assert_eq!(error.code(), ErrorCode::IncompleteBody);
                 assert!(decoded.data.len() < 8, "never all the data of a cut body");
             }
         }
@@ -1198,7 +1211,7 @@ mod tests {
             decoded.error(),
             ChunkedError::Malformed("oversized chunk header")
         ));
-        assert_eq!(decoded.error().code(), "IncompleteBody");
+        assert_eq!(decoded.error().code(), ErrorCode::IncompleteBody);
 
         // A header that never ends is refused without waiting for the end of the body.
         let endless = vec![
@@ -1233,7 +1246,7 @@ mod tests {
                 String::from_utf8_lossy(body),
                 decoded.error()
             );
-            assert_eq!(decoded.error().code(), "IncompleteBody");
+            assert_eq!(decoded.error().code(), ErrorCode::IncompleteBody);
         }
         // The largest size a PUT accepts is fine as a size; one more byte is not.
         let decoded = decode_body(b"140000000\r\nabc", &mode, &[]);
@@ -1246,7 +1259,7 @@ mod tests {
             decoded.error(),
             ChunkedError::ChunkTooLarge(0x1_4000_0001)
         ));
-        assert_eq!(decoded.error().code(), "EntityTooLarge");
+        assert_eq!(decoded.error().code(), ErrorCode::EntityTooLarge);
         let decoded = decode_body(b"ffffffffffffffff\r\n", &mode, &[]);
         assert!(matches!(
             decoded.error(),
@@ -1287,7 +1300,7 @@ mod tests {
 
         let decoded = decode_body(&body, &mode, &[]);
         assert!(matches!(decoded.error(), ChunkedError::UndeclaredTrailer(name) if name == CRC32));
-        assert_eq!(decoded.error().code(), "MalformedTrailerError");
+        assert_eq!(decoded.error().code(), ErrorCode::MalformedTrailerError);
         let decoded = decode_body(&body, &mode, &["x-amz-checksum-crc32c"]);
         assert!(matches!(
             decoded.error(),
@@ -1297,7 +1310,7 @@ mod tests {
         let no_trailer = unsigned_body(&[b"abc"], &[]);
         let decoded = decode_body(&no_trailer, &mode, &[CRC32]);
         assert!(matches!(decoded.error(), ChunkedError::MissingTrailer(name) if name == CRC32));
-        assert_eq!(decoded.error().code(), "MalformedTrailerError");
+        assert_eq!(decoded.error().code(), ErrorCode::MalformedTrailerError);
 
         let twice = unsigned_body(&[b"abc"], &[(CRC32, &crc), (CRC32, &crc)]);
         let decoded = decode_body(&twice, &mode, &[CRC32]);
@@ -1310,13 +1323,17 @@ mod tests {
                 matches!(decoded.error(), ChunkedError::InvalidTrailerValue(_)),
                 "{value}"
             );
-            assert_eq!(decoded.error().code(), "InvalidRequest");
+            assert_eq!(decoded.error().code(), ErrorCode::InvalidRequest);
         }
 
         for line in ["no colon here", ":value", "x-amz-checksum-crc32\u{0}"] {
             let body = format!("3\r\nabc\r\n0\r\n{line}\r\n\r\n");
             let decoded = decode_body(body.as_bytes(), &mode, &[CRC32]);
-            assert_eq!(decoded.error().code(), "MalformedTrailerError", "{line}");
+            assert_eq!(
+                decoded.error().code(),
+                ErrorCode::MalformedTrailerError,
+                "{line}"
+            );
         }
         let body = format!("3\r\nabc\r\n0\r\n{CRC32}:{crc}\n\r\n");
         let decoded = decode_body(body.as_bytes(), &mode, &[CRC32]);
@@ -1352,7 +1369,7 @@ mod tests {
         .concat();
         for declared in [&[][..], &[CRC32]] {
             let decoded = decode_body(&with_trailer, &signed(SEED, false), declared);
-            assert_eq!(decoded.error().code(), "MalformedTrailerError");
+            assert_eq!(decoded.error().code(), ErrorCode::MalformedTrailerError);
         }
         // So is a trailer after the trailer signature.
         let signed_trailer = signed_body(&[b"abc"], Some(&[(CRC32, &crc)]));
@@ -1478,7 +1495,7 @@ mod tests {
                 verified,
             )
             .unwrap_err();
-            assert_eq!(e.code(), "InvalidArgument");
+            assert_eq!(e.code(), ErrorCode::InvalidArgument);
         }
         let e = ChunkedMode::from_request(STREAMING_SIGNED, true, None).unwrap_err();
         assert!(matches!(e, ChunkedError::NotSigned));
@@ -1503,7 +1520,7 @@ mod tests {
             "x-amz-checksum-crc32,",
         ] {
             let e = parse_trailer_header(bad).unwrap_err();
-            assert_eq!(e.code(), "InvalidRequest", "{bad}");
+            assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");
         }
     }
 }

@@ -1,7 +1,10 @@
-//! The S3 protocol: routing, SigV4, XML, errors, ranges and conditions (pure), the handlers
-//! that map operations onto the object service, and the HTTP server around them.
+//! The S3 protocol: routing, SigV4 and SigV2, aws-chunked bodies, XML, errors, ranges,
+//! conditions and dates (pure), the handlers that map operations onto the object service, and
+//! the HTTP server around them.
 
 pub mod chunked;
+pub mod conditions;
+pub mod date;
 pub mod error;
 pub mod handlers;
 pub mod range;

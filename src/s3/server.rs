@@ -22,12 +22,15 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio_rustls::{TlsAcceptor, rustls};
 
+use super::date::http_date;
 use super::error::{ErrorCode, S3Error};
-use super::handlers::{self, Request, Response, S3Result, empty, full};
-use super::range::http_date;
+use super::handlers::body::aws_chunked_stats;
+use super::handlers::dispatch;
+use super::handlers::request::Request;
+use super::handlers::response::{Response, S3Result, empty, full};
 use super::router::{parse_query, route};
 use super::sigv2;
-use super::sigv4::{AuthError, Credentials, PayloadHash, RequestParts, parse_credentials};
+use super::sigv4::{Credentials, PayloadHash, RequestParts, parse_credentials};
 use crate::gateway::{Gateway, GatewayError, now};
 use crate::meta::AccessKey;
 
@@ -211,11 +214,6 @@ fn error_response(e: &S3Error, request_id: &str, is_head: bool) -> Response {
     })
 }
 
-fn auth_error(e: AuthError) -> S3Error {
-    let code = ErrorCode::from_code(e.code()).unwrap_or(ErrorCode::AccessDenied);
-    S3Error::new(code).with_message(e.to_string())
-}
-
 async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result {
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
@@ -224,7 +222,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         return Ok(http::Response::new(full("ok\n")));
     }
     if raw_path == STATS_PATH && parts.method == Method::GET {
-        let mut stats = handlers::aws_chunked_stats();
+        let mut stats = aws_chunked_stats();
         if let Some(flag) = &service.coordinator {
             let leader = flag.load(std::sync::atomic::Ordering::Relaxed);
             stats.push_str(&format!("coordinator_leader {}\n", u8::from(leader)));
@@ -264,7 +262,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
             raw_query,
             headers: &parts.headers,
         };
-        let pending = match parse_credentials(&request_parts).map_err(auth_error)? {
+        let pending = match parse_credentials(&request_parts)? {
             Credentials::Anonymous => {
                 return Err(S3Error::new(ErrorCode::AccessDenied)
                     .with_message("Anonymous access is not allowed"));
@@ -272,9 +270,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
             Credentials::Header(p) | Credentials::Presigned(p) => p,
         };
         let key = access_key(service, pending.access_key_id()).await?;
-        let verified = pending
-            .verify(&request_parts, &key.secret, now())
-            .map_err(auth_error)?;
+        let verified = pending.verify(&request_parts, &key.secret, now())?;
         (verified.payload.clone(), Some(verified))
     };
     let request = Request {
@@ -287,7 +283,7 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         body: Some(body),
         body_polled: Arc::default(),
     };
-    handlers::dispatch(&service.gateway, request).await
+    dispatch(&service.gateway, request).await
 }
 
 async fn access_key(service: &S3Service, id: &str) -> Result<AccessKey, S3Error> {

@@ -16,6 +16,8 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
+use super::error::{ErrorCode, S3Error};
+
 /// The `x-amz-content-sha256` value (and presigned payload line) of a body that is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 /// AWS refuses presigned URLs valid for longer than seven days.
@@ -154,20 +156,30 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The S3 error code.
-    pub fn code(&self) -> &'static str {
+    /// The AWS error code S3 answers with.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::HeaderMalformed(_) => "AuthorizationHeaderMalformed",
-            AuthError::QueryMalformed(_) => "AuthorizationQueryParametersError",
-            AuthError::UnsupportedMechanism | AuthError::MissingContentSha256 => "InvalidRequest",
-            AuthError::MultipleMechanisms | AuthError::InvalidContentSha256 => "InvalidArgument",
+            AuthError::HeaderMalformed(_) => ErrorCode::AuthorizationHeaderMalformed,
+            AuthError::QueryMalformed(_) => ErrorCode::AuthorizationQueryParametersError,
+            AuthError::UnsupportedMechanism | AuthError::MissingContentSha256 => {
+                ErrorCode::InvalidRequest
+            }
+            AuthError::MultipleMechanisms | AuthError::InvalidContentSha256 => {
+                ErrorCode::InvalidArgument
+            }
             AuthError::MissingDate
             | AuthError::Expired
             | AuthError::NotYetValid
-            | AuthError::HeadersNotSigned(_) => "AccessDenied",
-            AuthError::TimeTooSkewed => "RequestTimeTooSkewed",
-            AuthError::SignatureMismatch => "SignatureDoesNotMatch",
+            | AuthError::HeadersNotSigned(_) => ErrorCode::AccessDenied,
+            AuthError::TimeTooSkewed => ErrorCode::RequestTimeTooSkewed,
+            AuthError::SignatureMismatch => ErrorCode::SignatureDoesNotMatch,
         }
+    }
+}
+
+impl From<AuthError> for S3Error {
+    fn from(e: AuthError) -> Self {
+        S3Error::new(e.code()).with_message(e.to_string())
     }
 }
 
@@ -1096,11 +1108,11 @@ mod tests {
         assert!(verify(&req, SECRET, end).is_ok());
         let err = verify(&req, SECRET, end + Duration::seconds(1)).unwrap_err();
         assert!(matches!(err, AuthError::Expired));
-        assert_eq!(err.code(), "AccessDenied");
+        assert_eq!(err.code(), ErrorCode::AccessDenied);
         assert_eq!(err.to_string(), "Request has expired");
         let err = verify(&req, SECRET, EXAMPLE_DATE - Duration::minutes(16)).unwrap_err();
         assert!(matches!(err, AuthError::NotYetValid));
-        assert_eq!(err.code(), "AccessDenied");
+        assert_eq!(err.code(), ErrorCode::AccessDenied);
         assert!(verify(&req, SECRET, EXAMPLE_DATE - Duration::minutes(14)).is_ok());
     }
 
@@ -1116,7 +1128,7 @@ mod tests {
             } else {
                 assert_eq!(
                     result.unwrap_err().code(),
-                    "AuthorizationQueryParametersError"
+                    ErrorCode::AuthorizationQueryParametersError
                 );
             }
         }
@@ -1175,7 +1187,7 @@ mod tests {
             let err = parse_error(&req);
             assert_eq!(
                 err.code(),
-                "AuthorizationQueryParametersError",
+                ErrorCode::AuthorizationQueryParametersError,
                 "{query}: {err}"
             );
         }
@@ -1231,7 +1243,7 @@ mod tests {
         changed.insert("range", HeaderValue::from_static("bytes=0-8"));
         let req = parts(&Method::GET, "/test.txt", "", &changed);
         let err = verify(&req, SECRET, EXAMPLE_DATE).unwrap_err();
-        assert_eq!(err.code(), "SignatureDoesNotMatch");
+        assert_eq!(err.code(), ErrorCode::SignatureDoesNotMatch);
 
         let req = parts(&Method::GET, "/test.tx", "", &headers);
         assert!(matches!(
@@ -1276,7 +1288,7 @@ mod tests {
         }
         for minutes in [-16, 16] {
             let err = verify(&req, SECRET, EXAMPLE_DATE + Duration::minutes(minutes)).unwrap_err();
-            assert_eq!(err.code(), "RequestTimeTooSkewed");
+            assert_eq!(err.code(), ErrorCode::RequestTimeTooSkewed);
         }
     }
 
@@ -1286,7 +1298,7 @@ mod tests {
         headers.insert("x-amz-acl", HeaderValue::from_static("public-read"));
         let req = parts(&Method::GET, "/test.txt", "", &headers);
         let err = verify(&req, SECRET, EXAMPLE_DATE).unwrap_err();
-        assert_eq!(err.code(), "AccessDenied");
+        assert_eq!(err.code(), ErrorCode::AccessDenied);
         assert!(err.to_string().ends_with("x-amz-acl"), "{err}");
     }
 
@@ -1376,7 +1388,7 @@ mod tests {
             let err = parse_error(&req);
             assert_eq!(
                 err.code(),
-                "AuthorizationHeaderMalformed",
+                ErrorCode::AuthorizationHeaderMalformed,
                 "{authorization}: {err}"
             );
         }
@@ -1396,12 +1408,12 @@ mod tests {
                 matches!(err, AuthError::UnsupportedMechanism),
                 "{authorization}"
             );
-            assert_eq!(err.code(), "InvalidRequest");
+            assert_eq!(err.code(), ErrorCode::InvalidRequest);
         }
         let headers = header_map(&[("host", HOST)]);
         let v2 = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1141889120&Signature=vjbyPxybd";
         let req = parts(&Method::GET, "/test.txt", v2, &headers);
-        assert_eq!(parse_error(&req).code(), "InvalidRequest");
+        assert_eq!(parse_error(&req).code(), ErrorCode::InvalidRequest);
     }
 
     #[test]
@@ -1410,7 +1422,7 @@ mod tests {
         let req = parts(&Method::GET, "/test.txt", PRESIGNED_QUERY, &headers);
         let err = parse_error(&req);
         assert!(matches!(err, AuthError::MultipleMechanisms));
-        assert_eq!(err.code(), "InvalidArgument");
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
     }
 
     #[test]
@@ -1419,7 +1431,7 @@ mod tests {
         headers.remove(CONTENT_SHA256);
         let req = parts(&Method::GET, "/test.txt", "", &headers);
         let err = parse_error(&req);
-        assert_eq!(err.code(), "InvalidRequest");
+        assert_eq!(err.code(), ErrorCode::InvalidRequest);
         assert_eq!(
             err.to_string(),
             "Missing required header for this request: x-amz-content-sha256"
@@ -1427,7 +1439,11 @@ mod tests {
         for bad in ["abc", "UNSIGNED", &"g".repeat(64), &"a".repeat(63)] {
             headers.insert(CONTENT_SHA256, HeaderValue::from_str(bad).unwrap());
             let req = parts(&Method::GET, "/test.txt", "", &headers);
-            assert_eq!(parse_error(&req).code(), "InvalidArgument", "{bad}");
+            assert_eq!(
+                parse_error(&req).code(),
+                ErrorCode::InvalidArgument,
+                "{bad}"
+            );
         }
         let streaming = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
         headers.insert(CONTENT_SHA256, HeaderValue::from_static(streaming));
@@ -1443,7 +1459,7 @@ mod tests {
         let mut headers = signed_get(&[]);
         headers.insert(X_AMZ_DATE, HeaderValue::from_static("yesterday"));
         let req = parts(&Method::GET, "/test.txt", "", &headers);
-        assert_eq!(parse_error(&req).code(), "AccessDenied");
+        assert_eq!(parse_error(&req).code(), ErrorCode::AccessDenied);
         headers.remove(X_AMZ_DATE);
         let req = parts(&Method::GET, "/test.txt", "", &headers);
         assert!(matches!(parse_error(&req), AuthError::MissingDate));

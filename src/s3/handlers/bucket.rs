@@ -2,11 +2,14 @@
 
 use http::StatusCode;
 
-use super::{Request, S3Result, empty_response, read_xml_body, xml_response};
+use super::body::read_xml_body;
+use super::headers::header_value;
+use super::request::Request;
+use super::response::{S3Result, empty_response, xml_response};
 use crate::gateway::Gateway;
 use crate::meta::{Bucket, DeleteBucket};
+use crate::s3::date::iso8601;
 use crate::s3::error::{ErrorCode, S3Error};
-use crate::s3::range::iso8601;
 use crate::s3::xml::{XmlWriter, parse_create_bucket_configuration};
 
 /// The single owner every key acts as, until keys get per-bucket permissions.
@@ -77,10 +80,8 @@ pub async fn create_bucket(gw: &Gateway, mut req: Request) -> S3Result {
         return Err(S3Error::new(ErrorCode::BucketAlreadyOwnedByYou).with_extra("BucketName", name));
     }
     let mut resp = empty_response(StatusCode::OK)?;
-    resp.headers_mut().insert(
-        http::header::LOCATION,
-        super::header_value(&format!("/{name}")),
-    );
+    resp.headers_mut()
+        .insert(http::header::LOCATION, header_value(&format!("/{name}")));
     Ok(resp)
 }
 

@@ -6,10 +6,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 
 use super::bucket::OWNER_ID;
-use super::{Request, S3Result, query_number, xml_response};
+use super::request::{Request, query_number};
+use super::response::{S3Result, xml_response};
 use crate::gateway::{Gateway, ListQuery};
+use crate::s3::date::iso8601;
 use crate::s3::error::{ErrorCode, S3Error};
-use crate::s3::range::iso8601;
 use crate::s3::sigv4::uri_encode;
 use crate::s3::xml::XmlWriter;
 

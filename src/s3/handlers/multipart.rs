@@ -3,18 +3,18 @@
 
 use http::{StatusCode, header};
 
+use super::body::{drain, object_body, read_xml_body};
 use super::bucket::OWNER_ID;
+use super::headers::{checksum_header_value, header_value, stored_headers, write_condition};
 use super::object::copy_source;
-use super::{
-    Request, S3Result, checksum_header_value, drain, empty_response, header_value, object_body,
-    query_number, read_xml_body, stored_headers, write_condition, xml_response,
-};
+use super::request::{Request, query_number};
+use super::response::{S3Result, empty_response, xml_response};
 use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::gateway::multipart::{MAX_PART_NUMBER, RequestedPart};
 use crate::gateway::{Gateway, MAX_PUT_SIZE, NewObject};
 use crate::meta::{Upload, WriteCondition};
+use crate::s3::date::iso8601;
 use crate::s3::error::{ErrorCode, S3Error};
-use crate::s3::range::iso8601;
 use crate::s3::xml::{XmlError, XmlWriter, parse_complete_multipart_upload};
 
 /// S3 lists at most 1000 parts or uploads per page.

@@ -4,17 +4,17 @@
 use http::{HeaderMap, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
-use super::{
-    Request, S3Result, checksum_header_value, drain, empty, empty_response, header_value, internal,
-    object_body, query_number, read_xml_body, stored_headers, stream_body, write_condition,
-    xml_response,
-};
+use super::body::{drain, object_body, read_xml_body};
+use super::error::internal;
+use super::headers::{checksum_header_value, header_value, stored_headers, write_condition};
+use super::request::{Request, query_number};
+use super::response::{S3Result, empty, empty_response, stream_body, xml_response};
 use crate::gateway::{Gateway, GatewayError, MAX_PUT_SIZE, NewObject};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
+use crate::s3::conditions::{Preconditions, if_range_allows};
+use crate::s3::date::{http_date, iso8601};
 use crate::s3::error::{ErrorCode, S3Error};
-use crate::s3::range::{
-    Preconditions, content_range, http_date, if_range_allows, iso8601, parse_range,
-};
+use crate::s3::range::{content_range, parse_range};
 use crate::s3::xml::{XmlWriter, parse_delete};
 
 pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {

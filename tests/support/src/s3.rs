@@ -92,6 +92,10 @@ impl S3Client {
         self.client.endpoint().addr.to_string()
     }
 
+    pub fn access_key_id(&self) -> &str {
+        &self.client.endpoint().credentials.access_key_id
+    }
+
     pub fn secret(&self) -> &str {
         &self.client.endpoint().credentials.secret
     }
@@ -454,7 +458,7 @@ impl Resp {
         );
         assert!(
             resp.header("date")
-                .and_then(cairn::s3::range::parse_http_date)
+                .and_then(cairn::s3::date::parse_http_date)
                 .is_some(),
             "{method} answered {status} without a valid Date: {resp:?}"
         );

@@ -1,0 +1,479 @@
+use super::handlers::{RangeError, parse_list_query, parse_range};
+use super::testing::*;
+use super::usage::{Counts, Usage};
+use super::*;
+
+const ID: &str = "0123456789abcdef0123456789abcdef";
+
+fn id() -> ChunkId {
+    parse_chunk_id(ID).unwrap()
+}
+
+#[test]
+fn routes_every_operation() {
+    let chunk = format!("/chunks/{ID}");
+    let cases: &[(Method, &str, Result<Route, RouteError>)] = &[
+        (Method::PUT, &chunk, Ok(Route::PutChunk(id()))),
+        (Method::GET, &chunk, Ok(Route::GetChunk(id()))),
+        (Method::HEAD, &chunk, Ok(Route::HeadChunk(id()))),
+        (Method::DELETE, &chunk, Ok(Route::DeleteChunk(id()))),
+        (
+            Method::POST,
+            &chunk,
+            Err(RouteError::MethodNotAllowed("GET, HEAD, PUT, DELETE")),
+        ),
+        (Method::GET, "/chunks", Ok(Route::ListChunks)),
+        (
+            Method::PUT,
+            "/chunks",
+            Err(RouteError::MethodNotAllowed("GET")),
+        ),
+        (Method::GET, "/health", Ok(Route::Health)),
+        (
+            Method::DELETE,
+            "/health",
+            Err(RouteError::MethodNotAllowed("GET")),
+        ),
+        (Method::GET, "/", Err(RouteError::NotFound)),
+        (Method::GET, "/chunks/", Err(RouteError::BadChunkId)),
+        (Method::GET, "/health/", Err(RouteError::NotFound)),
+        (Method::GET, "/chunk/x", Err(RouteError::NotFound)),
+        (
+            Method::GET,
+            "/chunks/0123456789ABCDEF0123456789abcdef",
+            Err(RouteError::BadChunkId),
+        ),
+        (
+            Method::GET,
+            "/chunks/01234567-89ab-cdef-0123-456789abcdef",
+            Err(RouteError::BadChunkId),
+        ),
+        (
+            Method::GET,
+            "/chunks/../../etc/passwd",
+            Err(RouteError::BadChunkId),
+        ),
+        (
+            Method::GET,
+            &format!("/chunks/{ID}/x"),
+            Err(RouteError::BadChunkId),
+        ),
+    ];
+    for (method, path, expected) in cases {
+        assert_eq!(route(method, path), *expected, "{method} {path}");
+    }
+}
+
+#[test]
+fn parses_single_inclusive_ranges() {
+    assert_eq!(parse_range("bytes=0-0", 10), Ok(0..1));
+    assert_eq!(parse_range("bytes=3-9", 10), Ok(3..10));
+    assert_eq!(parse_range("bytes=9-", 10), Ok(9..10));
+    assert_eq!(parse_range("bytes=0-", 10), Ok(0..10));
+    for unsatisfiable in ["bytes=3-10", "bytes=10-", "bytes=10-12", "bytes=0-0"] {
+        let size = if unsatisfiable == "bytes=0-0" { 0 } else { 10 };
+        assert_eq!(
+            parse_range(unsatisfiable, size),
+            Err(RangeError::Unsatisfiable),
+            "{unsatisfiable}"
+        );
+    }
+    assert_eq!(
+        parse_range("bytes=0-18446744073709551615", u64::MAX),
+        Err(RangeError::Unsatisfiable)
+    );
+    for malformed in [
+        "",
+        "bytes=",
+        "bytes=-5",
+        "bytes=5-3",
+        "bytes=a-b",
+        "bytes=+1-2",
+        "bytes=0-1,3-4",
+        "items=0-1",
+        "bytes=99999999999999999999-",
+    ] {
+        assert_eq!(
+            parse_range(malformed, 10),
+            Err(RangeError::Malformed),
+            "{malformed}"
+        );
+    }
+}
+
+#[test]
+fn parses_inventory_queries() {
+    assert_eq!(parse_list_query(""), Some((None, DEFAULT_LIST_LIMIT)));
+    assert_eq!(
+        parse_list_query(&format!("after={ID}&limit=5")),
+        Some((Some(id()), 5))
+    );
+    assert_eq!(
+        parse_list_query("limit=99999999"),
+        Some((None, MAX_LIST_LIMIT))
+    );
+    for bad in [
+        "after=xyz",
+        "limit=-1",
+        "limit=",
+        "limit",
+        "other=1",
+        "limit=1e3",
+    ] {
+        assert_eq!(parse_list_query(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn reservations_never_overshoot_capacity() {
+    let usage = Arc::new(Usage {
+        capacity: Some(1000),
+        counts: Mutex::new(Counts::default()),
+    });
+    let first = usage.reserve(600).unwrap();
+    assert!(usage.reserve(401).is_none());
+    let mut second = usage.reserve(400).unwrap();
+    assert_eq!(usage.free(&usage.counts()), Some(0));
+    assert!(!second.grow_to(401));
+    drop(first);
+    assert!(second.grow_to(900));
+    assert!(second.grow_to(10));
+    second.commit(850, None);
+    assert_eq!(
+        *usage.counts(),
+        Counts {
+            used: 850,
+            reserved: 0,
+            chunks: 1
+        }
+    );
+    assert_eq!(usage.free(&usage.counts()), Some(150));
+
+    // An overwrite replaces the old length instead of adding a chunk.
+    let third = usage.reserve(100).unwrap();
+    third.commit(100, Some(850));
+    assert_eq!(
+        *usage.counts(),
+        Counts {
+            used: 100,
+            reserved: 0,
+            chunks: 1
+        }
+    );
+    usage.removed(100);
+    assert_eq!(*usage.counts(), Counts::default());
+
+    let unlimited = Arc::new(Usage {
+        capacity: None,
+        counts: Mutex::new(Counts::default()),
+    });
+    let mut huge = unlimited.reserve(u64::MAX).unwrap();
+    assert!(huge.grow_to(u64::MAX));
+    assert_eq!(unlimited.free(&unlimited.counts()), None);
+}
+
+#[test]
+fn accepts_only_canonical_chunk_ids() {
+    assert_eq!(parse_chunk_id(ID), Some(id()));
+    for bad in [
+        "",
+        "0123456789abcdef0123456789abcde",
+        "0123456789abcdef0123456789abcdef0",
+        "0123456789ABCDEF0123456789ABCDEF",
+        "{01234567-89ab-cdef-0123-456789abcdef}",
+        "urn:uuid:01234567-89ab-cdef-0123-456789abcdef",
+    ] {
+        assert_eq!(parse_chunk_id(bad), None, "{bad}");
+    }
+}
+
+/// Every route, with what a well-formed request to it needs besides authentication.
+fn all_routes() -> Vec<(&'static str, String, String, &'static [u8])> {
+    let chunk = format!("/chunks/{ID}");
+    vec![
+        (
+            "PUT",
+            chunk.clone(),
+            format!(
+                "\r\nContent-Length: 1\r\n{CRC_HEADER}: {:08x}",
+                crc32c::crc32c(b"x")
+            ),
+            b"x",
+        ),
+        ("GET", chunk.clone(), String::new(), b""),
+        ("HEAD", chunk.clone(), String::new(), b""),
+        ("DELETE", chunk, String::new(), b""),
+        ("GET", "/chunks?limit=5".to_owned(), String::new(), b""),
+        ("GET", "/health".to_owned(), String::new(), b""),
+        ("GET", "/nowhere".to_owned(), String::new(), b""),
+    ]
+}
+
+#[tokio::test]
+async fn refuses_unauthenticated_requests_on_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), None).await;
+    let wrong_key = ClusterKey::from_secret("some other cluster's secret");
+    let now = unix_now();
+    for (method, target, extra, body) in all_routes() {
+        let line = format!("{method} {target} HTTP/1.1");
+        let headers = [
+            String::new(),
+            format!("\r\n{AUTH_HEADER}: garbage"),
+            format!(
+                "\r\n{AUTH_HEADER}: {}",
+                wrong_key.sign(method, &target, now)
+            ),
+            format!(
+                "\r\n{AUTH_HEADER}: {}",
+                key().sign(method, &target, now - 600)
+            ),
+            // Signed for another target.
+            format!(
+                "\r\n{AUTH_HEADER}: {}",
+                key().sign(method, "/elsewhere", now)
+            ),
+        ];
+        for auth in headers {
+            let (status, rest) = raw(node.addr, &format!("{line}{auth}{extra}"), body).await;
+            assert_eq!(status, 403, "{method} {target} {auth:?}: {rest}");
+        }
+    }
+    // Nothing was stored by any of them.
+    assert_eq!(node.local_store().await.len(id()).await.unwrap(), None);
+
+    // The same requests, signed, get past authentication.
+    let expected = [201, 200, 200, 204, 200, 200, 404];
+    for ((method, target, extra, body), want) in all_routes().into_iter().zip(expected) {
+        let (status, rest) = raw(
+            node.addr,
+            &format!("{}{extra}", signed(method, &target)),
+            body,
+        )
+        .await;
+        assert_eq!(status, want, "{method} {target}: {rest}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn answers_bad_requests_with_client_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), None).await;
+    let chunk = format!("/chunks/{ID}");
+    let cases = [
+        (signed("GET", "/chunks/ABC"), 400),
+        (signed("GET", "/chunks/../node-id"), 400),
+        (signed("GET", "/chunks?after=zz"), 400),
+        (signed("POST", &chunk), 405),
+        (signed("PUT", "/health"), 405),
+        (signed("GET", &chunk), 404),
+        (signed("HEAD", &chunk), 404),
+        (signed("DELETE", &chunk), 204),
+    ];
+    for (head, want) in cases {
+        let (status, rest) = raw(node.addr, &head, b"").await;
+        assert_eq!(status, want, "{head}: {rest}");
+    }
+
+    let put = |extra: &str| format!("{}{extra}", signed("PUT", &chunk));
+    let (status, rest) = raw(node.addr, &put("\r\nContent-Length: 1"), b"x").await;
+    assert_eq!(status, 400, "{rest}");
+    assert!(rest.contains("x-cairn-crc32c is required"), "{rest}");
+    let (status, _) = raw(
+        node.addr,
+        &put("\r\nContent-Length: 1\r\nx-cairn-crc32c: nothex!!"),
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let crc = format!(
+        "\r\nContent-Length: 1\r\n{CRC_HEADER}: {:08x}",
+        crc32c::crc32c(b"x")
+    );
+    let (status, _) = raw(
+        node.addr,
+        &put(&format!("{crc}\r\n{RESERVE_HEADER}: lots")),
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, rest) = raw(
+        node.addr,
+        &put(&format!("{crc}\r\n{CACHE_HEADER}: never")),
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(rest.contains("malformed x-cairn-cache"), "{rest}");
+    // The one value it takes; the chunk is then stored like any other (and overwritten
+    // below, as chunks with the same id and bytes are).
+    let (status, rest) = raw(
+        node.addr,
+        &put(&format!("{crc}\r\n{CACHE_HEADER}: {DROP_BEHIND}")),
+        b"x",
+    )
+    .await;
+    assert_eq!(status, 201, "{rest}");
+
+    // Range errors on a stored chunk.
+    let (status, _) = raw(node.addr, &put(&crc), b"x").await;
+    assert_eq!(status, 201);
+    let get = |range: &str| format!("{}\r\nRange: {range}", signed("GET", &chunk));
+    let (status, rest) = raw(node.addr, &get("bytes=1-1"), b"").await;
+    assert_eq!(status, 416);
+    assert!(rest.contains("content-range: bytes */1"), "{rest}");
+    assert!(rest.contains("x-cairn-length: 1"), "{rest}");
+    let (status, _) = raw(node.addr, &get("bytes=1-0"), b"").await;
+    assert_eq!(status, 400);
+    let (status, rest) = raw(node.addr, &get("bytes=0-0"), b"").await;
+    assert_eq!(status, 206);
+    assert!(rest.contains("content-range: bytes 0-0/1"), "{rest}");
+    assert!(rest.ends_with("\r\n\r\nx"), "{rest:?}");
+    node.stop().await;
+}
+
+/// Sends `data` as a chunked PUT whose trailer claims `crc`.
+async fn put_with_trailer(node: &TestNode, id: ChunkId, data: &[u8], crc: &str) -> (u16, String) {
+    let head = format!(
+        "{}\r\nTransfer-Encoding: chunked\r\nTrailer: {CRC_HEADER}",
+        signed("PUT", &format!("/chunks/{id}"))
+    );
+    let mut body = Vec::new();
+    for piece in data.chunks(1000) {
+        body.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        body.extend_from_slice(piece);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("0\r\n{CRC_HEADER}: {crc}\r\n\r\n").as_bytes());
+    raw(node.addr, &head, &body).await
+}
+
+#[tokio::test]
+async fn commits_only_when_the_trailer_crc_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), None).await;
+    let data: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    let crc = crc32c::crc32c(&data);
+    let id = ChunkId::random();
+
+    let wrong = format!("{:08x}", crc ^ 1);
+    let (status, rest) = put_with_trailer(&node, id, &data, &wrong).await;
+    assert_eq!(status, 400, "{rest}");
+    assert!(rest.contains("mismatch"), "{rest}");
+    let store = node.local_store().await;
+    assert_eq!(store.len(id).await.unwrap(), None);
+    let prefix = store.path_of(id).parent().unwrap().to_path_buf();
+    assert_eq!(fs::read_dir(&prefix).unwrap().count(), 0);
+
+    let right = format!("{crc:08x}");
+    let (status, rest) = put_with_trailer(&node, id, &data, &right).await;
+    assert_eq!(status, 201, "{rest}");
+    assert!(rest.contains(&format!("x-cairn-crc32c: {right}")), "{rest}");
+    assert!(rest.contains("x-cairn-length: 5000"), "{rest}");
+    assert_eq!(store.len(id).await.unwrap(), Some(5000));
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn cuts_a_read_short_at_damage_found_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), None).await;
+    // Large enough that the store reads it in several batches, the damage in a later one.
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let crc = format!("{:08x}", crc32c::crc32c(&data));
+    let id = ChunkId::random();
+    let head = format!(
+        "{}\r\nContent-Length: {}\r\n{CRC_HEADER}: {crc}",
+        signed("PUT", &format!("/chunks/{id}")),
+        data.len()
+    );
+    assert_eq!(raw(node.addr, &head, &data).await.0, 201);
+    let path = node.local_store().await.path_of(id);
+    let mut file = fs::read(&path).unwrap();
+    let damaged_at = 5 * 1024 * 1024 / 2;
+    file[damaged_at] ^= 0x10;
+    fs::write(&path, &file).unwrap();
+    let block = crate::datanode::local::BLOCK_SIZE;
+    let damaged_block = (damaged_at / block * block).to_string();
+
+    // Without trailers: the body stops before its Content-Length, with none of the bad bytes.
+    let get = signed("GET", &format!("/chunks/{id}"));
+    let response = raw_bytes(node.addr, &get, b"").await;
+    let end_of_head = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&response[..end_of_head]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", data.len())),
+        "{head}"
+    );
+    let body = &response[end_of_head..];
+    assert!(body.len() <= damaged_at, "{} bytes arrived", body.len());
+    assert_eq!(body, &data[..body.len()]);
+
+    // With trailers: a chunked body that ends with the damage's place.
+    let (status, rest) = raw(node.addr, &format!("{get}\r\nTE: trailers"), b"").await;
+    assert_eq!(status, 200);
+    assert!(
+        rest.contains("transfer-encoding: chunked"),
+        "{}",
+        &rest[..200]
+    );
+    assert!(
+        rest.ends_with(&format!(
+            "0\r\n{ERROR_HEADER}: {CORRUPT}\r\n{OFFSET_HEADER}: {damaged_block}\r\n\r\n"
+        )),
+        "{:?}",
+        &rest[rest.len() - 100..]
+    );
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn keeps_its_identity_and_usage_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path(), Some(10_000)).await;
+    let first_id = node.node_id;
+    for size in [1000usize, 2345] {
+        let data = vec![7u8; size];
+        let crc = format!("{:08x}", crc32c::crc32c(&data));
+        let (status, _) = put_with_trailer(&node, ChunkId::random(), &data, &crc).await;
+        assert_eq!(status, 201);
+    }
+    node.stop().await;
+    let text = fs::read_to_string(dir.path().join(NODE_ID_FILE)).unwrap();
+    assert_eq!(text, format!("{}\n", first_id.hyphenated()));
+    // The identity went through a temp file, renamed into place.
+    assert!(!dir.path().join("node-id.tmp").exists());
+
+    let node = TestNode::start(dir.path(), Some(10_000)).await;
+    assert_eq!(node.node_id, first_id);
+    let (status, rest) = raw(node.addr, &signed("GET", "/health"), b"").await;
+    assert_eq!(status, 200);
+    let body = rest.split_once("\r\n\r\n").unwrap().1;
+    let health: NodeHealth = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        health,
+        NodeHealth {
+            node_id: first_id.hyphenated().to_string(),
+            zone: Some("zone-a".to_owned()),
+            capacity: Some(10_000),
+            used: 3345,
+            free: Some(6655),
+            chunk_count: 2,
+        }
+    );
+    node.stop().await;
+
+    fs::write(dir.path().join(NODE_ID_FILE), "not a uuid\n").unwrap();
+    let config = DataNodeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: dir.path().to_path_buf(),
+        capacity: None,
+        zone: None,
+        key: key(),
+        direct_writes: false,
+    };
+    let err = DataNode::bind(config).await.err().unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+}

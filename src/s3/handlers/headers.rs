@@ -1,0 +1,99 @@
+//! Header helpers shared by the object handlers: the headers an object stores, the precondition
+//! of a conditional write, the checksum header an object answers with, and header values built
+//! from stored text.
+
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::checksum::ChecksumType;
+use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
+use crate::s3::error::{ErrorCode, S3Error};
+
+/// S3's limit on user metadata: the UTF-8 bytes of every x-amz-meta-* name and value together.
+const MAX_USER_METADATA: usize = 2048;
+
+/// The headers an object stores: Content-Type and friends plus x-amz-meta-*.
+pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
+    let get = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut user = Vec::new();
+    let mut user_bytes = 0;
+    for (name, value) in headers {
+        if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            user_bytes += meta.len() + value.len();
+            user.push((meta.to_owned(), value));
+        }
+    }
+    if user_bytes > MAX_USER_METADATA {
+        return Err(S3Error::new(ErrorCode::MetadataTooLarge)
+            .with_extra("Size", user_bytes.to_string())
+            .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
+    }
+    user.sort();
+    // aws-chunked describes how this request's body was framed, not the object.
+    let content_encoding = get(header::CONTENT_ENCODING)
+        .map(|e| {
+            e.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .filter(|e| !e.is_empty());
+    Ok(StoredHeaders {
+        content_type: get(header::CONTENT_TYPE),
+        content_encoding,
+        content_disposition: get(header::CONTENT_DISPOSITION),
+        content_language: get(header::CONTENT_LANGUAGE),
+        cache_control: get(header::CACHE_CONTROL),
+        expires: get(header::EXPIRES),
+        user,
+    })
+}
+
+/// The precondition of a conditional write (PutObject, CompleteMultipartUpload):
+/// `If-None-Match: *` or `If-Match: ETAG`.
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>
+pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(etag) = get(header::IF_MATCH) {
+        return Ok(WriteCondition::IfMatch(etag.trim_matches('"').to_owned()));
+    }
+    match get(header::IF_NONE_MATCH) {
+        None => Ok(WriteCondition::Always),
+        Some("*") => Ok(WriteCondition::IfAbsent),
+        Some(_) => Err(S3Error::new(ErrorCode::NotImplemented)
+            .with_message("If-None-Match on a write only supports the value *")),
+    }
+}
+
+/// The value of an object's `x-amz-checksum-*` header: base64, with `-N` for a composite
+/// checksum of N parts.
+pub fn checksum_header_value(object: &ObjectMeta) -> Option<(&'static str, String)> {
+    let sum = object.checksum.as_ref()?;
+    let value = match (object.checksum_type, object.parts_count) {
+        (ChecksumType::Composite, Some(n)) => format!("{}-{n}", sum.to_base64()),
+        _ => sum.to_base64(),
+    };
+    Some((sum.algorithm.header_name(), value))
+}
+
+/// Builds a header value, dropping characters a header cannot carry.
+pub fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| {
+        let clean: String = s
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .collect();
+        HeaderValue::from_str(&clean).unwrap_or_else(|_| HeaderValue::from_static(""))
+    })
+}

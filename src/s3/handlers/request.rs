@@ -1,0 +1,72 @@
+//! The request a handler receives: authenticated by the server, routed to one operation, its
+//! body not yet read. Handlers read its headers and query through the accessors here and take
+//! its body through `body.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use http::{HeaderMap, Method};
+use hyper::body::Incoming;
+
+use crate::s3::error::{ErrorCode, S3Error};
+use crate::s3::router::{Route, query_get};
+use crate::s3::sigv4::{PayloadHash, Verified};
+
+/// An authenticated, routed request.
+pub struct Request {
+    pub method: Method,
+    pub headers: HeaderMap,
+    pub query: Vec<(String, String)>,
+    pub route: Route,
+    pub payload: PayloadHash,
+    /// The SigV4 signature that authenticated the request (none for SigV2 presigned URLs);
+    /// signed aws-chunked bodies continue its chain.
+    pub verified: Option<Verified>,
+    /// Taken by whichever helper reads it.
+    pub body: Option<Incoming>,
+    /// Set once anything asks for the body's bytes: under `Expect: 100-continue` that is
+    /// what tells the client to send them, so only then is a body worth draining.
+    pub body_polled: Arc<AtomicBool>,
+}
+
+impl Request {
+    pub fn bucket(&self) -> &str {
+        self.route.bucket.as_deref().unwrap_or_default()
+    }
+
+    pub fn key(&self) -> &str {
+        self.route.key.as_deref().unwrap_or_default()
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        query_get(&self.query, name)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The resource named in error bodies: "/bucket" or "/bucket/key".
+    pub fn resource(&self) -> String {
+        match (&self.route.bucket, &self.route.key) {
+            (Some(b), Some(k)) => format!("/{b}/{k}"),
+            (Some(b), None) => format!("/{b}"),
+            _ => "/".to_owned(),
+        }
+    }
+}
+
+/// Parses an optional integer query parameter, answering InvalidArgument for garbage.
+pub fn query_number<T: std::str::FromStr>(req: &Request, name: &str) -> Result<Option<T>, S3Error> {
+    match req.query(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<T>().map(Some).map_err(|_| {
+            S3Error::new(ErrorCode::InvalidArgument)
+                .with_message(format!(
+                    "Provided {name} not an integer or within integer range"
+                ))
+                .with_extra("ArgumentName", name)
+                .with_extra("ArgumentValue", v)
+        }),
+    }
+}
