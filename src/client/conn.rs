@@ -232,3 +232,69 @@ impl Client {
         Ok((conn, response))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::Method;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::client::Credentials;
+
+    #[tokio::test]
+    async fn a_client_opens_a_new_connection_when_the_server_closed_the_kept_one() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Answers one request per connection, then closes it without saying so in a header.
+        let server = tokio::spawn(async move {
+            for _ in 0..3 {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                while !head.ends_with(b"\r\n\r\n") {
+                    let mut byte = [0u8];
+                    stream.read_exact(&mut byte).await.unwrap();
+                    head.push(byte[0]);
+                }
+                let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                stream.write_all(answer).await.unwrap();
+            }
+        });
+        let client = Client::new(Endpoint {
+            addr,
+            host: addr.to_string(),
+            region: "us-east-1".to_owned(),
+            credentials: Credentials {
+                access_key_id: "AKID".to_owned(),
+                secret: "secret".to_owned(),
+            },
+            timeout: Duration::from_secs(10),
+        });
+        for _ in 0..3 {
+            let request = Request::new(Method::GET, "/b/k");
+            let (status, _, body) = client.fetch(request, 16).await.unwrap();
+            assert_eq!((status, &body[..]), (StatusCode::OK, &b"ok"[..]));
+        }
+        server.await.unwrap();
+        // The last connection waits for the next request; the two closed ones are gone.
+        assert_eq!(client.idle.lock().unwrap().len(), 1);
+        // A body larger than the caller's limit is refused.
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 4];
+            while &head != b"\r\n\r\n" {
+                head.rotate_left(1);
+                stream.read_exact(&mut head[3..]).await.unwrap();
+            }
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n01234567890123456789";
+            stream.write_all(answer).await.unwrap();
+        });
+        let request = Request::new(Method::GET, "/b/k");
+        assert!(matches!(
+            client.fetch(request, 16).await,
+            Err(Error::Protocol(_))
+        ));
+        server.await.unwrap();
+    }
+}
