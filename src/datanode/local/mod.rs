@@ -343,48 +343,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn reads_every_range_shape() {
-        let (_dir, store) = new_store().await;
-        let len = 3 * BLOCK + 5;
-        let data = pattern(len as usize);
-        let id = put(&store, &data, &[9999]).await;
-        for range in [
-            10..20,
-            BLOCK - 3..BLOCK + 4,
-            BLOCK - 1..BLOCK,
-            BLOCK..BLOCK + 1,
-            2 * BLOCK..3 * BLOCK,
-            len - 1..len,
-            3 * BLOCK..len,
-            0..len,
-        ] {
-            let want = &data[range.start as usize..range.end as usize];
-            assert_eq!(
-                get(&store, id, range.clone()).await.unwrap(),
-                want,
-                "{range:?}"
-            );
-        }
-        for empty in [0..0, BLOCK..BLOCK, len..len] {
-            let mut stream = store.read(id, empty).await.unwrap();
-            assert!(stream.next().await.is_none());
-        }
-        // A reversed range is what a caller's bad arithmetic produces; it must not read.
-        #[allow(clippy::reversed_empty_ranges)]
-        let reversed = 20..10;
-        for outside in [0..len + 1, len + 1..len + 1, len..len + 7, reversed] {
-            assert!(
-                matches!(
-                    store.read(id, outside.clone()).await,
-                    Err(ChunkError::OutOfRange { start, end, size, .. })
-                        if start == outside.start && end == outside.end && size == len
-                ),
-                "{outside:?}"
-            );
-        }
-    }
-
-    #[tokio::test]
     async fn streams_large_reads_in_bounded_pieces() {
         let (_dir, store) = new_store().await;
         let len = 2 * READ_BATCH + READ_BATCH / 2 + 7;
