@@ -5,6 +5,7 @@
 //! shared SQL store (`sql.rs`): that write lock, the group commit of object writes, and the
 //! loops that stand in for PostgreSQL's array statements.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use super::{
     WriteCondition,
 };
 use crate::chunk::{ChunkId, ChunkRef};
+use crate::net::{PRIVATE_FILE_MODE, restrict_mode};
 
 /// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,6 +111,31 @@ impl Job {
     }
 }
 
+/// Creates the database file at `path` with mode 0600 if missing (an empty file is an empty
+/// database to SQLite), and clears group and other bits from it and its `-wal` and `-shm`.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        if let Some(from) = restrict_mode(file, PRIVATE_FILE_MODE)? {
+            tracing::info!(
+                file = %file.display(),
+                from = format!("{from:o}"),
+                to = format!("{PRIVATE_FILE_MODE:o}"),
+                "tightened the metadata file's mode so other local users cannot read its keys"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn committer_gone() -> MetaError {
     MetaError::CommitFailed("the metadata committer has stopped".to_owned())
 }
@@ -120,7 +147,16 @@ impl SqliteMeta {
         Self::open_with(options).await
     }
 
+    /// Opens (creating it if missing) the database file at `path`, private to the owner: it
+    /// holds every secret key. SQLite gives the `-wal` and `-shm` files it creates the mode of
+    /// the database file, so creating that one 0600 first covers all three; those of an older
+    /// store are tightened here.
     pub async fn open_path(path: &Path) -> MetaResult<Self> {
+        let owned = path.to_owned();
+        tokio::task::spawn_blocking(move || make_private(&owned))
+            .await
+            .map_err(|err| sqlx::Error::Io(std::io::Error::other(err)))?
+            .map_err(sqlx::Error::Io)?;
         Self::open_with(SqliteConnectOptions::new().filename(path)).await
     }
 

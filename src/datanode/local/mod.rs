@@ -13,6 +13,7 @@ use writer::{BufferPool, LocalChunkWriter};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self};
 use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -21,6 +22,7 @@ use futures_util::stream;
 use crate::chunk::ChunkId;
 use crate::datanode::sync_group::SyncGroup;
 use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
+use crate::net::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, restrict_mode};
 
 pub use format::BLOCK_SIZE;
 
@@ -77,12 +79,28 @@ pub struct LocalChunkStore {
 }
 
 impl LocalChunkStore {
-    /// Opens (creating if needed) a store at `root` with its 256 prefix directories.
+    /// Opens (creating if needed) a store at `root` with its 256 prefix directories, all private
+    /// to the owner: those of an older store are tightened (257 directories, cheap), its chunk
+    /// files are not (there may be millions, and the private directories already shut them).
     pub async fn open(root: PathBuf) -> Result<Self, ChunkError> {
         let dir = root.clone();
         let opened = blocking(move || -> io::Result<File> {
-            for prefix in 0..=u8::MAX {
-                fs::create_dir_all(prefix_dir(&dir, prefix))?;
+            let mut tightened = 0;
+            for path in std::iter::once(dir.clone())
+                .chain((0..=u8::MAX).map(|prefix| prefix_dir(&dir, prefix)))
+            {
+                create_private_dir(&path)?;
+                if restrict_mode(&path, PRIVATE_DIR_MODE)?.is_some() {
+                    tightened += 1;
+                }
+            }
+            if tightened > 0 {
+                tracing::info!(
+                    tightened,
+                    root = %dir.display(),
+                    to = format!("{PRIVATE_DIR_MODE:o}"),
+                    "tightened the modes of chunk directories so other local users cannot read them"
+                );
             }
             // The prefix directories must survive a crash for the chunks later synced into them.
             let opened = File::open(&dir)?;
@@ -159,6 +177,7 @@ impl ChunkStore for LocalChunkStore {
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
+                .mode(PRIVATE_FILE_MODE)
                 .open(open_path)
         })
         .await??;
