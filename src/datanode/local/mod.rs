@@ -596,6 +596,53 @@ mod tests {
         assert_eq!(out, data);
     }
 
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Chunk bytes are the owner's alone, in new stores and, for the directories, older ones.
+    #[tokio::test]
+    async fn directories_and_chunk_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("chunks");
+        let store = LocalChunkStore::open(root.clone()).await.unwrap();
+        let id = put(&store, &pattern(BLOCK_SIZE + 1), &[777]).await;
+        let _open_writer = store
+            .create(ChunkId::random(), Caching::Keep)
+            .await
+            .unwrap();
+        // The committed chunk and the open writer's temp file.
+        let files: Vec<PathBuf> = (0..=u8::MAX)
+            .flat_map(|prefix| {
+                let dir = prefix_dir(&root, prefix);
+                names_in(&dir)
+                    .unwrap()
+                    .into_iter()
+                    .map(move |name| dir.join(name))
+            })
+            .collect();
+        assert_eq!(files.len(), 2, "{files:?}");
+        for file in &files {
+            assert_eq!(mode_of(file), 0o600, "{}", file.display());
+        }
+        assert_eq!(mode_of(&root), 0o700);
+        for prefix in 0..=u8::MAX {
+            assert_eq!(mode_of(&prefix_dir(&root, prefix)), 0o700);
+        }
+
+        let prefix = prefix_dir(&root, prefix_of(id));
+        for path in [root.clone(), prefix.clone()] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        drop(store);
+        let store = LocalChunkStore::open(root.clone()).await.unwrap();
+        assert_eq!(mode_of(&root), 0o700);
+        assert_eq!(mode_of(&prefix), 0o700);
+        assert_eq!(get(&store, id, 0..1).await.unwrap(), pattern(1));
+    }
+
     /// Bytes of `path` in the page cache, as util-linux's `fincore` reports them.
     fn cached_bytes(path: &Path) -> u64 {
         let out = std::process::Command::new("fincore")
