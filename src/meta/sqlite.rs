@@ -111,31 +111,6 @@ impl Job {
     }
 }
 
-/// Creates the database file at `path` with mode 0600 if missing (an empty file is an empty
-/// database to SQLite), and clears group and other bits from it and its `-wal` and `-shm`.
-fn make_private(path: &Path) -> std::io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(PRIVATE_FILE_MODE)
-        .open(path)?;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(suffix);
-        let file = Path::new(&name);
-        if let Some(from) = restrict_mode(file, PRIVATE_FILE_MODE)? {
-            tracing::info!(
-                file = %file.display(),
-                from = format!("{from:o}"),
-                to = format!("{PRIVATE_FILE_MODE:o}"),
-                "tightened the metadata file's mode so other local users cannot read its keys"
-            );
-        }
-    }
-    Ok(())
-}
-
 fn committer_gone() -> MetaError {
     MetaError::CommitFailed("the metadata committer has stopped".to_owned())
 }
@@ -153,11 +128,36 @@ impl SqliteMeta {
     /// store are tightened here.
     pub async fn open_path(path: &Path) -> MetaResult<Self> {
         let owned = path.to_owned();
-        tokio::task::spawn_blocking(move || make_private(&owned))
+        tokio::task::spawn_blocking(move || Self::make_private(&owned))
             .await
             .map_err(|err| sqlx::Error::Io(std::io::Error::other(err)))?
             .map_err(sqlx::Error::Io)?;
         Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    /// Creates the database file at `path` with mode 0600 if missing (an empty file is an empty
+    /// database to SQLite), and clears group and other bits from it and its `-wal` and `-shm`.
+    fn make_private(path: &Path) -> std::io::Result<()> {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(PRIVATE_FILE_MODE)
+            .open(path)?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            let file = Path::new(&name);
+            if let Some(from) = restrict_mode(file, PRIVATE_FILE_MODE)? {
+                tracing::info!(
+                    file = %file.display(),
+                    from = format!("{from:o}"),
+                    to = format!("{PRIVATE_FILE_MODE:o}"),
+                    "tightened the metadata file's mode so other local users cannot read its keys"
+                );
+            }
+        }
+        Ok(())
     }
 
     async fn open_with(options: SqliteConnectOptions) -> MetaResult<Self> {

@@ -296,6 +296,7 @@ mod tests {
     use bytes::Bytes;
     use futures_util::StreamExt;
     use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::PermissionsExt;
 
     const BLOCK: u64 = BLOCK_SIZE as u64;
 
@@ -597,14 +598,12 @@ mod tests {
     }
 
     fn mode_of(path: &Path) -> u32 {
-        use std::os::unix::fs::PermissionsExt;
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
     /// Chunk bytes are the owner's alone, in new stores and, for the directories, older ones.
     #[tokio::test]
     async fn directories_and_chunk_files_are_private() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("chunks");
         let store = LocalChunkStore::open(root.clone()).await.unwrap();
