@@ -83,21 +83,36 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "website",
 ];
 
-/// Splits a raw query string into percent-decoded pairs; a name without `=` gets `""`.
-/// `+` stays `+`: the SDKs send a space as `%20` and a plus as `%2B`.
-pub fn parse_query(raw_query: &str) -> Vec<(String, String)> {
+/// Splits a raw query string into percent-decoded byte pairs; a name without `=` gets an empty
+/// value. This is the one decoding of a query: SigV4 and SigV2 sign what it yields and the
+/// router and handlers read what it yields, so no signed name or value can be read two ways.
+/// `+` stays `+`: the SDKs send a space as `%20` and a plus as `%2B`, and SigV4 forbids `+` for
+/// a space (<https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html>).
+pub fn decode_query(raw_query: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
     raw_query
         .split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_query_part(name), decode_query_part(value))
+            (
+                percent_decode_str(name).collect(),
+                percent_decode_str(value).collect(),
+            )
         })
         .collect()
 }
 
-fn decode_query_part(part: &str) -> String {
-    percent_decode_str(part).decode_utf8_lossy().into_owned()
+/// [`decode_query`] as text, invalid UTF-8 replaced, for the router and the handlers.
+pub fn parse_query(raw_query: &str) -> Vec<(String, String)> {
+    decode_query(raw_query)
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                String::from_utf8_lossy(&name).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
+        .collect()
 }
 
 /// The first value of `name`, if present.
@@ -107,6 +122,25 @@ pub fn query_get<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 fn has(q: &[(String, String)], name: &str) -> bool {
     q.iter().any(|(n, _)| n == name)
+}
+
+/// The part of `raw_path` below the bucket, still encoded as the client sent it: the whole path
+/// when the `Host` names the bucket (see [`route`]), else what follows `/bucket` (`/key`, `/` or
+/// nothing). SigV2 signs `/bucket` followed by this, so the bucket it signs is the bucket the
+/// request is routed to.
+pub fn path_below_bucket<'a>(
+    raw_path: &'a str,
+    headers: &HeaderMap,
+    domain: Option<&str>,
+) -> &'a str {
+    if domain
+        .and_then(|d| virtual_host_bucket(headers, d))
+        .is_some()
+    {
+        return raw_path;
+    }
+    let rest = raw_path.strip_prefix('/').unwrap_or(raw_path);
+    rest.find('/').map_or("", |slash| &rest[slash..])
 }
 
 /// Where the request points, before the method and sub-resources pick the operation.
@@ -860,6 +894,22 @@ mod tests {
     }
 
     #[test]
+    fn path_below_bucket_in_both_styles() {
+        let vhost = headers(&[("host", "abc.s3.example.com:9000")]);
+        let domain = Some("s3.example.com");
+        // Virtual-hosted: the whole path lies below the bucket, even when it starts like one.
+        assert_eq!(path_below_bucket("/abcd/k", &vhost, domain), "/abcd/k");
+        assert_eq!(path_below_bucket("/", &vhost, domain), "/");
+        // Path style: what follows the first segment, still encoded.
+        let none = HeaderMap::new();
+        assert_eq!(path_below_bucket("/abcd/a%20b", &none, domain), "/a%20b");
+        assert_eq!(path_below_bucket("/abcd/k", &vhost, None), "/k");
+        assert_eq!(path_below_bucket("/abcd/", &none, None), "/");
+        assert_eq!(path_below_bucket("/abcd", &none, None), "");
+        assert_eq!(path_below_bucket("/", &none, None), "");
+    }
+
+    #[test]
     fn query_parsing() {
         let q =
             parse_query("uploads&prefix=a%20b%2Bc+d&empty=&x-id=PutObject&k=v=w&%E2%82%AC=%C3%A9");
@@ -884,5 +934,10 @@ mod tests {
         assert_eq!(query_get(&q, "a"), Some("1"));
         assert_eq!(query_get(&q, "bad"), Some("%zz%"));
         assert_eq!(query_get(&q, "utf"), Some("\u{FFFD}"));
+        // Names are decoded like values; the bytes stay available undecoded as text.
+        assert_eq!(
+            decode_query("upload%49d=%FF+"),
+            vec![(b"uploadId".to_vec(), b"\xFF+".to_vec())]
+        );
     }
 }

@@ -28,7 +28,7 @@ use super::handlers::body::aws_chunked_stats;
 use super::handlers::dispatch;
 use super::handlers::request::Request;
 use super::handlers::response::{Response, S3Result, empty, full};
-use super::router::{parse_query, route};
+use super::router::{parse_query, path_below_bucket, route};
 use super::sigv2;
 use super::sigv4::{Credentials, PayloadHash, RequestParts, parse_credentials};
 use crate::gateway::{Gateway, GatewayError, now};
@@ -241,10 +241,14 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
     let (payload, verified) = if let Some(presigned) = sigv2::parse(raw_query) {
         let presigned = presigned?;
         let key = access_key(service, &presigned.access_key_id).await?;
-        // SigV2 signs the resource as /bucket/key whatever the addressing style.
+        // SigV2 signs the resource as /bucket/key whatever the addressing style; the bucket is
+        // the one the router found, so a URL signed for one bucket cannot open another.
         let resource = match &route.bucket {
-            Some(b) if !raw_path.starts_with(&format!("/{b}")) => format!("/{b}{raw_path}"),
-            _ => raw_path.to_owned(),
+            Some(bucket) => {
+                let below = path_below_bucket(raw_path, &parts.headers, service.domain.as_deref());
+                format!("/{bucket}{below}")
+            }
+            None => raw_path.to_owned(),
         };
         presigned.verify(
             parts.method.as_str(),

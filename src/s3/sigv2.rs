@@ -7,11 +7,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
-use percent_encoding::percent_decode_str;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
 use super::error::{ErrorCode, S3Error};
+use super::router::{parse_query, query_get};
+use super::sigv4::MAX_PRESIGNED_EXPIRY_SECS;
 
 /// Query parameters that are part of the signed resource (the "sub-resources").
 const SUB_RESOURCES: [&str; 26] = [
@@ -43,6 +44,9 @@ const SUB_RESOURCES: [&str; 26] = [
     "list-type",
 ];
 
+/// The furthest `Expires` may lie ahead, SigV4's limit (the cast is of a small constant).
+const MAX_EXPIRY_FROM_NOW_SECS: i64 = MAX_PRESIGNED_EXPIRY_SECS as i64;
+
 /// A SigV2 presigned request, parsed but not yet verified.
 #[derive(Debug)]
 pub struct PresignedV2 {
@@ -51,32 +55,20 @@ pub struct PresignedV2 {
     signature: Vec<u8>,
 }
 
-fn query_param<'a>(raw_query: &'a str, name: &str) -> Option<&'a str> {
-    raw_query
-        .split('&')
-        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-fn decode(s: &str) -> String {
-    percent_decode_str(s).decode_utf8_lossy().into_owned()
-}
-
-/// Recognises a SigV2 presigned query; `None` when the request is not one.
+/// Recognises a SigV2 presigned query; `None` when the request is not one. Parameter names
+/// are read decoded, as the router reads them.
 pub fn parse(raw_query: &str) -> Option<Result<PresignedV2, S3Error>> {
-    let access = query_param(raw_query, "AWSAccessKeyId")?;
+    let query = parse_query(raw_query);
+    let access = query_get(&query, "AWSAccessKeyId")?;
     let malformed = || {
         S3Error::new(ErrorCode::AccessDenied)
             .with_message("Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters")
     };
     let parsed = (|| {
-        let signature = STANDARD
-            .decode(decode(query_param(raw_query, "Signature")?))
-            .ok()?;
-        let expires = query_param(raw_query, "Expires")?.parse().ok()?;
+        let signature = STANDARD.decode(query_get(&query, "Signature")?).ok()?;
+        let expires = query_get(&query, "Expires")?.parse().ok()?;
         Some(PresignedV2 {
-            access_key_id: decode(access),
+            access_key_id: access.to_owned(),
             expires,
             signature,
         })
@@ -120,11 +112,11 @@ pub fn string_to_sign(
         s.push_str(&format!("{n}:{v}\n"));
     }
     s.push_str(resource_path);
-    let mut subs: Vec<(String, String)> = raw_query
-        .split('&')
-        .filter_map(|p| p.split_once('=').or(Some((p, ""))))
-        .filter(|(k, _)| SUB_RESOURCES.contains(k))
-        .map(|(k, v)| (k.to_owned(), decode(v)))
+    // Sub-resources are picked by their decoded names, the names the router and the handlers
+    // act on: `upload%49d` is `uploadId` there, so it must be `uploadId` here too.
+    let mut subs: Vec<(String, String)> = parse_query(raw_query)
+        .into_iter()
+        .filter(|(name, _)| SUB_RESOURCES.contains(&name.as_str()))
         .collect();
     subs.sort();
     for (i, (k, v)) in subs.iter().enumerate() {
@@ -147,8 +139,8 @@ pub fn sign(secret: &str, string_to_sign: &str) -> Vec<u8> {
 }
 
 impl PresignedV2 {
-    /// Checks expiry and the signature; `resource_path` is the raw path with the bucket first
-    /// (`/bucket/key` as the client encoded it).
+    /// Checks expiry and the signature; `resource_path` is `/bucket` (the bucket the request is
+    /// routed to) followed by the path below it as the client encoded it.
     pub fn verify(
         &self,
         method: &str,
@@ -160,6 +152,14 @@ impl PresignedV2 {
     ) -> Result<(), S3Error> {
         if now_unix > self.expires {
             return Err(S3Error::new(ErrorCode::AccessDenied).with_message("Request has expired"));
+        }
+        // SigV2 carries no signing time, so the week SigV4 allows is counted from now: a URL
+        // that would outlive a leaked or revoked key by years is refused.
+        if self.expires.saturating_sub(now_unix) > MAX_EXPIRY_FROM_NOW_SECS {
+            return Err(S3Error::new(ErrorCode::AccessDenied).with_message(
+                "Expires must be less than a week (in seconds) from now; the maximum is 604800 \
+                 seconds",
+            ));
         }
         let expected = sign(
             secret,
@@ -214,21 +214,19 @@ mod tests {
             .verify("GET", &h, path, raw_query, SECRET, 1141889121)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::AccessDenied);
+        // Checked a moment before expiry, which lies well within a week.
+        let now = 1141889000;
+        let kitten = "/johnsmith/photos/kitten.jpg";
         let e = p
-            .verify(
-                "GET",
-                &h,
-                "/johnsmith/photos/kitten.jpg",
-                raw_query,
-                SECRET,
-                0,
-            )
+            .verify("GET", &h, kitten, raw_query, SECRET, now)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::SignatureDoesNotMatch);
-        let e = p.verify("PUT", &h, path, raw_query, SECRET, 0).unwrap_err();
+        let e = p
+            .verify("PUT", &h, path, raw_query, SECRET, now)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::SignatureDoesNotMatch);
         let e = p
-            .verify("GET", &h, path, raw_query, "other", 0)
+            .verify("GET", &h, path, raw_query, "other", now)
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::SignatureDoesNotMatch);
     }
@@ -241,6 +239,49 @@ mod tests {
             sts,
             "GET\n\n\n5\n/b/k?partNumber=2&response-content-type=text/plain&uploadId=abc"
         );
+    }
+
+    #[test]
+    fn sub_resources_are_picked_by_decoded_name() {
+        // Escaped names are the sub-resources the router acts on, so they are signed.
+        let q = "upload%49d=u&part%4Eumber=1&response-content-typ%65=text%2Fhtml&x%2Did=1";
+        let sts = string_to_sign("PUT", &HeaderMap::new(), 5, "/b/k", q);
+        assert_eq!(
+            sts,
+            "PUT\n\n\n5\n/b/k?partNumber=1&response-content-type=text/html&uploadId=u"
+        );
+    }
+
+    #[test]
+    fn expiry_is_at_most_a_week_from_now() {
+        let now = 1_700_000_000;
+        let h = HeaderMap::new();
+        for (expires, allowed) in [
+            (now + 604_800, true),
+            (now + 604_801, false),
+            (i64::MAX, false),
+        ] {
+            let sts = string_to_sign("GET", &h, expires, "/b/k", "");
+            let signature = STANDARD.encode(sign(SECRET, &sts));
+            let q = format!(
+                "AWSAccessKeyId=K&Expires={expires}&Signature={}",
+                signature
+                    .replace('+', "%2B")
+                    .replace('/', "%2F")
+                    .replace('=', "%3D")
+            );
+            let result = parse(&q)
+                .unwrap()
+                .unwrap()
+                .verify("GET", &h, "/b/k", &q, SECRET, now);
+            match result {
+                Ok(()) => assert!(allowed, "{expires}"),
+                Err(e) => {
+                    assert!(!allowed, "{expires}: {e:?}");
+                    assert_eq!(e.code, ErrorCode::AccessDenied);
+                }
+            }
+        }
     }
 
     #[test]

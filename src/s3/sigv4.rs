@@ -17,6 +17,7 @@ use time::macros::format_description;
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use super::error::{ErrorCode, S3Error};
+use super::router::decode_query;
 
 /// The `x-amz-content-sha256` value (and presigned payload line) of a body that is not hashed.
 pub const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
@@ -561,7 +562,8 @@ pub fn canonical_uri(raw_path: &str) -> String {
 
 /// The canonical query string of a query as received: names and values decoded and
 /// re-encoded, sorted by name then value, a parameter without `=` given an empty value, and
-/// `X-Amz-Signature` left out. `+` in a query is a space, as in HTML forms and on AWS.
+/// `X-Amz-Signature` left out. Decoded by the router's own [`decode_query`], so the values
+/// signed are the values served: a `+` is a plus here as there.
 pub fn canonical_query(raw_query: &str) -> String {
     let mut pairs: Vec<(String, String)> = decode_query(raw_query)
         .into_iter()
@@ -582,25 +584,6 @@ pub fn canonical_query(raw_query: &str) -> String {
 }
 
 type QueryPair = (Vec<u8>, Vec<u8>);
-
-fn decode_query(raw_query: &str) -> Vec<QueryPair> {
-    raw_query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode_query_component(name), decode_query_component(value))
-        })
-        .collect()
-}
-
-fn decode_query_component(s: &str) -> Vec<u8> {
-    let spaced: Vec<u8> = s
-        .bytes()
-        .map(|b| if b == b'+' { b' ' } else { b })
-        .collect();
-    percent_decode(&spaced).collect()
-}
 
 /// `name:value\n` for each signed header: values trimmed with inner runs of spaces collapsed,
 /// repeated headers joined with `,`. `None` when a value is not UTF-8, since the bytes the
@@ -1515,9 +1498,13 @@ mod tests {
         assert_eq!(canonical_query(""), "");
         assert_eq!(canonical_query("lifecycle"), "lifecycle=");
         assert_eq!(
-            canonical_query("b=2&a=x+y&a=%2B&c=&&uploads"),
-            "a=%2B&a=x%20y&b=2&c=&uploads="
+            canonical_query("b=2&a=x+y&a=%20&c=&&uploads"),
+            "a=%20&a=x%2By&b=2&c=&uploads="
         );
+        // A raw '+' is the plus the router reads, never a space: "a b" signed as `a%20b`
+        // cannot be sent as `a+b`.
+        assert_eq!(canonical_query("v=a+b"), canonical_query("v=a%2Bb"));
+        assert_ne!(canonical_query("v=a+b"), canonical_query("v=a%20b"));
         assert_eq!(
             canonical_query("prefix=%c3%a9%2F!&X-Amz-Signature=abc"),
             "prefix=%C3%A9%2F%21"
