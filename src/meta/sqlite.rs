@@ -13,14 +13,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
     OBJECT_COLUMNS, ObjectJson, chunk_col, ms, object_row, row_limit, take_prefixed, u64_col,
 };
-use super::sql::{Dialect, SqlMeta, listing_page};
+use super::sql::{Dialect, SqlMeta, listing_page, out_of_space};
 use super::{
     ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError, MetaResult, ObjectMeta, Part,
     WriteCondition,
@@ -86,8 +86,19 @@ impl Job {
         }
     }
 
-    fn failed(&self, why: &str) -> Outcome {
-        let e = || MetaError::CommitFailed(why.to_owned());
+    /// Every job of a batch whose transaction failed gets the batch's error; a full disk stays
+    /// recognizable as one, so the client is told there is no room rather than a bare failure.
+    fn failed(&self, why: &str, full: bool) -> Outcome {
+        let e = || {
+            if full {
+                MetaError::Database(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    why,
+                )))
+            } else {
+                MetaError::CommitFailed(why.to_owned())
+            }
+        };
         match self {
             Job::Put { .. } => Outcome::Put(Err(e())),
             Job::Delete { .. } => Outcome::Delete(Err(e())),
@@ -133,6 +144,7 @@ impl SqliteMeta {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_release(|conn, _| Box::pin(still_usable(conn)))
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
@@ -154,6 +166,18 @@ impl SqliteMeta {
             .map_err(|_| committer_gone())?;
         answer.await.map_err(|_| committer_gone())?
     }
+}
+
+/// Whether a connection handed back to the pool may serve again. A COMMIT that fails with
+/// SQLITE_FULL (or an I/O error) may roll the transaction back inside SQLite, after which the
+/// ROLLBACK sqlx queues on drop fails too and its count of open transactions stays at one:
+/// every later `BEGIN IMMEDIATE` on that connection is refused ("begin_with at non-zero
+/// transaction depth") until the process restarts. The ping waits for that queued ROLLBACK to
+/// run; a connection still counted inside a transaction is closed, and the pool opens a clean
+/// one for the next writer.
+async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
 }
 
 /// Group commit: SQLite has one writer and every commit waits for an fsync, so object commits
@@ -178,9 +202,10 @@ async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
 }
 
 async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
-    let failed = |e: &dyn std::fmt::Display| {
+    let failed = |e: &sqlx::Error| {
+        let full = out_of_space(e);
         let why = e.to_string();
-        jobs.iter().map(|j| j.failed(&why)).collect()
+        jobs.iter().map(|j| j.failed(&why, full)).collect()
     };
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
