@@ -5,7 +5,7 @@
 //! shared SQL store (`sql.rs`): that write lock, the group commit of object writes, and the
 //! loops that stand in for PostgreSQL's array statements.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -91,10 +91,7 @@ impl Job {
     fn failed(&self, why: &str, full: bool) -> Outcome {
         let e = || {
             if full {
-                MetaError::Database(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    why,
-                )))
+                storage_full(why)
             } else {
                 MetaError::CommitFailed(why.to_owned())
             }
@@ -142,6 +139,11 @@ impl SqliteMeta {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let dir = options
+            .get_filename()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .after_release(|conn, _| Box::pin(still_usable(conn)))
@@ -149,7 +151,7 @@ impl SqliteMeta {
             .await?;
         MIGRATOR.run(&pool).await?;
         let (queue, jobs) = mpsc::channel(MAX_COMMIT_BATCH * 4);
-        tokio::spawn(run_committer(pool.clone(), jobs));
+        tokio::spawn(run_committer(pool.clone(), dir, jobs));
         Ok(SqlMeta {
             pool,
             writer: Committer { queue },
@@ -185,7 +187,7 @@ async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> 
 /// savepoint, so one that fails (a precondition, a vanished bucket) leaves the others intact,
 /// exactly as if they had committed one after another in arrival order. Nobody is answered
 /// before the transaction is durable.
-async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn run_committer(pool: SqlitePool, dir: PathBuf, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_COMMIT_BATCH {
@@ -194,14 +196,41 @@ async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let outcomes = commit_batch(&pool, &jobs).await;
+        let outcomes = commit_batch(&pool, &jobs, low_on_space(&dir)).await;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             job.answer(outcome);
         }
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
+/// Free space under which object writes are refused, while deletes still commit. A delete
+/// needs a little room too (WAL frames, rows for the garbage-collection queue): were the last
+/// byte given to a write, nothing could be deleted to free space. MinIO keeps a free-space
+/// threshold for the same reason.
+const DELETE_HEADROOM: u64 = 2 << 20;
+
+/// Whether the filesystem holding the database has less than [`DELETE_HEADROOM`] free. A
+/// filesystem that cannot be asked (an in-memory database) is taken to have room.
+fn low_on_space(dir: &Path) -> bool {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) < DELETE_HEADROOM)
+}
+
+/// A full disk, as the committer reports it for every job it could not commit for want of
+/// space.
+fn storage_full(why: &str) -> MetaError {
+    MetaError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        why,
+    )))
+}
+
+async fn commit_batch(pool: &SqlitePool, jobs: &[Job], low_on_space: bool) -> Vec<Outcome> {
     let failed = |e: &sqlx::Error| {
         let full = out_of_space(e);
         let why = e.to_string();
@@ -216,7 +245,12 @@ async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
         if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
             return failed(&e);
         }
-        let outcome = job.run(&mut tx).await;
+        let outcome = match job {
+            Job::Put { .. } if low_on_space => Outcome::Put(Err(storage_full(
+                "less free space than deletes need is left on the metadata store's filesystem",
+            ))),
+            _ => job.run(&mut tx).await,
+        };
         let ok = matches!(outcome, Outcome::Put(Ok(_)) | Outcome::Delete(Ok(_)));
         let end = if ok {
             "RELEASE job"
