@@ -516,3 +516,26 @@ impl Dialect for Sqlite {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state a COMMIT refused with SQLITE_FULL leaves: SQLite has ended the transaction,
+    /// sqlx still counts it open, and the ROLLBACK it queues on drop fails. The pool must not
+    /// hand that connection to the next writer.
+    #[tokio::test]
+    async fn a_connection_left_inside_a_failed_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMeta::open_path(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        for _ in 0..2 * MAX_CONNECTIONS {
+            let tx = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+}
