@@ -270,7 +270,8 @@ async fn bootstrap_env_key(
 async fn run_server(args: ServerArgs) -> CliResult {
     let tls = args.tls.acceptor()?;
     let _lock = crate::net::lock_data_dir(&args.data)?;
-    let meta = Arc::new(open_meta(&args.data).await?);
+    reserve::release_if_full(&args.data)?;
+    let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
     if let Err(e) = reserve::refill(&args.data) {
         tracing::warn!(error = %e, "could not keep a reserve for a full disk");
     }
@@ -325,20 +326,6 @@ async fn run_server(args: ServerArgs) -> CliResult {
     gc.abort();
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Opens the server's metadata store; if it cannot (a full filesystem leaves SQLite no room
-/// for its WAL index), gives back the full-disk reserve and tries once more.
-async fn open_meta(data: &Path) -> Result<SqliteMeta, Box<dyn std::error::Error>> {
-    let path = data.join("meta.db");
-    match SqliteMeta::open_path(&path).await {
-        Ok(meta) => Ok(meta),
-        Err(e) if reserve::release(data)? => {
-            tracing::warn!(error = %e, "metadata store did not open; gave back the full-disk reserve");
-            Ok(SqliteMeta::open_path(&path).await?)
-        }
-        Err(e) => Err(e.into()),
-    }
 }
 
 /// The chunk size for new writes: `--chunk-size` if given (and then recorded), else the one

@@ -2,7 +2,7 @@
 //! the filesystem is full. Opening SQLite in WAL mode creates its shared-memory index and, on
 //! the first write, its WAL; on a full filesystem both fail (SQLITE_IOERR_SHMSIZE, SQLITE_FULL)
 //! and the server could not start to let anyone delete objects. The reserve file is given back
-//! when the metadata store cannot open, and made again at a start that finds room to spare.
+//! at a start that finds the filesystem full, and made again at one that finds room to spare.
 
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -16,11 +16,23 @@ fn path(data: &Path) -> PathBuf {
     data.join(RESERVE_FILE)
 }
 
-/// Removes the reserve; returns whether there was one to give back.
-pub fn release(data: &Path) -> io::Result<bool> {
+fn free_bytes(data: &Path) -> io::Result<u64> {
+    let fs = rustix::fs::statvfs(data)?;
+    Ok(fs.f_bavail.saturating_mul(fs.f_frsize))
+}
+
+/// Gives the reserve back if the filesystem has less free than the reserve holds: SQLite may
+/// need that room to open (its WAL index) and to commit the first deletes.
+pub fn release_if_full(data: &Path) -> io::Result<()> {
+    if free_bytes(data)? >= RESERVE_BYTES {
+        return Ok(());
+    }
     match std::fs::remove_file(path(data)) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Ok(()) => {
+            tracing::warn!("the filesystem is full: gave back the full-disk reserve");
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -37,8 +49,7 @@ pub fn refill(data: &Path) -> io::Result<()> {
     if have >= RESERVE_BYTES {
         return Ok(());
     }
-    let fs = rustix::fs::statvfs(data)?;
-    let free = fs.f_bavail.saturating_mul(fs.f_frsize);
+    let free = free_bytes(data)?;
     if free < 2 * RESERVE_BYTES {
         tracing::warn!(
             free,
