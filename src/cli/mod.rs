@@ -4,6 +4,7 @@
 
 mod admin;
 mod cluster;
+mod reserve;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -269,7 +270,11 @@ async fn bootstrap_env_key(
 async fn run_server(args: ServerArgs) -> CliResult {
     let tls = args.tls.acceptor()?;
     let _lock = crate::net::lock_data_dir(&args.data)?;
+    reserve::release_if_full(&args.data)?;
     let meta = Arc::new(SqliteMeta::open_path(&args.data.join("meta.db")).await?);
+    if let Err(e) = reserve::refill(&args.data) {
+        tracing::warn!(error = %e, "could not keep a reserve for a full disk");
+    }
     let chunk_size = resolve_chunk_size(meta.as_ref(), args.chunk_size).await?;
     let (key, fresh) = bootstrap_key(meta.as_ref(), &args.data).await?;
 
@@ -329,7 +334,8 @@ async fn resolve_chunk_size(
     meta: &dyn MetaStore,
     flag: Option<ByteSize>,
 ) -> Result<u64, Box<dyn std::error::Error>> {
-    let size = match (flag, meta.setting(CHUNK_SIZE_SETTING).await?) {
+    let stored = meta.setting(CHUNK_SIZE_SETTING).await?;
+    let size = match (flag, &stored) {
         (Some(size), _) => size.0,
         (None, Some(stored)) => stored
             .parse()
@@ -339,8 +345,11 @@ async fn resolve_chunk_size(
     if size < MIN_CHUNK_SIZE {
         return Err(format!("--chunk-size must be at least {}", ByteSize(MIN_CHUNK_SIZE)).into());
     }
-    meta.set_setting(CHUNK_SIZE_SETTING, &size.to_string())
-        .await?;
+    // Written only when it changes, so a start on a full filesystem need not write.
+    let recorded = size.to_string();
+    if stored.as_deref() != Some(recorded.as_str()) {
+        meta.set_setting(CHUNK_SIZE_SETTING, &recorded).await?;
+    }
     Ok(size)
 }
 

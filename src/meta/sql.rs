@@ -164,6 +164,37 @@ pub(super) fn listing_page<'a>(prefix: &'a str, start: &ListStart<'a>) -> Listin
     }
 }
 
+/// SQLite's primary result code for "database or disk is full" (the low byte of its extended
+/// codes).
+const SQLITE_FULL: i32 = 13;
+/// PostgreSQL's SQLSTATE `disk_full`.
+const POSTGRES_DISK_FULL: &str = "53100";
+
+impl MetaError {
+    /// Whether the store refused the write for want of space: a full disk, which frees up
+    /// when objects are deleted, unlike other database failures.
+    pub fn is_storage_full(&self) -> bool {
+        matches!(self, MetaError::Database(e) if out_of_space(e))
+    }
+}
+
+/// Whether the database refused a statement for want of space.
+pub(super) fn out_of_space(e: &sqlx::Error) -> bool {
+    if let sqlx::Error::Io(io) = e {
+        return io.kind() == std::io::ErrorKind::StorageFull;
+    }
+    let Some(db) = e.as_database_error() else {
+        return false;
+    };
+    let code = db.code();
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        code.and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_FULL)
+    } else {
+        code.as_deref() == Some(POSTGRES_DISK_FULL)
+    }
+}
+
 // Rust does not carry a trait's where-clauses to its users (rust-lang/rust#20671), so the
 // bounds that let generic code bind values and run statements are spelled out on each impl.
 impl<D> SqlMeta<D>

@@ -6,7 +6,7 @@
 //! loops that stand in for PostgreSQL's array statements.
 
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -14,14 +14,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Connection, Sqlite, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
     OBJECT_COLUMNS, ObjectJson, chunk_col, ms, object_row, row_limit, take_prefixed, u64_col,
 };
-use super::sql::{Dialect, SqlMeta, listing_page};
+use super::sql::{Dialect, SqlMeta, listing_page, out_of_space};
 use super::{
     ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError, MetaResult, ObjectMeta, Part,
     WriteCondition,
@@ -88,8 +88,16 @@ impl Job {
         }
     }
 
-    fn failed(&self, why: &str) -> Outcome {
-        let e = || MetaError::CommitFailed(why.to_owned());
+    /// Every job of a batch whose transaction failed gets the batch's error; a full disk stays
+    /// recognizable as one, so the client is told there is no room rather than a bare failure.
+    fn failed(&self, why: &str, full: bool) -> Outcome {
+        let e = || {
+            if full {
+                storage_full(why)
+            } else {
+                MetaError::CommitFailed(why.to_owned())
+            }
+        };
         match self {
             Job::Put { .. } => Outcome::Put(Err(e())),
             Job::Delete { .. } => Outcome::Delete(Err(e())),
@@ -167,13 +175,19 @@ impl SqliteMeta {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        let dir = options
+            .get_filename()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let pool = SqlitePoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .after_release(|conn, _| Box::pin(still_usable(conn)))
             .connect_with(options)
             .await?;
         MIGRATOR.run(&pool).await?;
         let (queue, jobs) = mpsc::channel(MAX_COMMIT_BATCH * 4);
-        tokio::spawn(run_committer(pool.clone(), jobs));
+        tokio::spawn(run_committer(pool.clone(), dir, jobs));
         Ok(SqlMeta {
             pool,
             writer: Committer { queue },
@@ -192,12 +206,24 @@ impl SqliteMeta {
     }
 }
 
+/// Whether a connection handed back to the pool may serve again. A COMMIT that fails with
+/// SQLITE_FULL (or an I/O error) may roll the transaction back inside SQLite, after which the
+/// ROLLBACK sqlx queues on drop fails too and its count of open transactions stays at one:
+/// every later `BEGIN IMMEDIATE` on that connection is refused ("begin_with at non-zero
+/// transaction depth") until the process restarts. The ping waits for that queued ROLLBACK to
+/// run; a connection still counted inside a transaction is closed, and the pool opens a clean
+/// one for the next writer.
+async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
 /// Group commit: SQLite has one writer and every commit waits for an fsync, so object commits
 /// that arrive together share one transaction (and one fsync). Each runs inside its own
 /// savepoint, so one that fails (a precondition, a vanished bucket) leaves the others intact,
 /// exactly as if they had committed one after another in arrival order. Nobody is answered
 /// before the transaction is durable.
-async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
+async fn run_committer(pool: SqlitePool, dir: PathBuf, mut queue: mpsc::Receiver<Job>) {
     while let Some(first) = queue.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_COMMIT_BATCH {
@@ -206,17 +232,45 @@ async fn run_committer(pool: SqlitePool, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let outcomes = commit_batch(&pool, &jobs).await;
+        let outcomes = commit_batch(&pool, &jobs, low_on_space(&dir)).await;
         for (job, outcome) in jobs.into_iter().zip(outcomes) {
             job.answer(outcome);
         }
     }
 }
 
-async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
-    let failed = |e: &dyn std::fmt::Display| {
+/// Free space under which object writes are refused, while deletes still commit. A delete
+/// needs a little room too (WAL frames, rows for the garbage-collection queue): were the last
+/// byte given to a write, nothing could be deleted to free space. MinIO keeps a free-space
+/// threshold for the same reason.
+const DELETE_HEADROOM: u64 = 2 << 20;
+
+/// Whether the filesystem holding the database has less than [`DELETE_HEADROOM`] free. A
+/// filesystem that cannot be asked (an in-memory database) is taken to have room.
+fn low_on_space(dir: &Path) -> bool {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    rustix::fs::statvfs(dir)
+        .is_ok_and(|fs| fs.f_bavail.saturating_mul(fs.f_frsize) < DELETE_HEADROOM)
+}
+
+/// A full disk, as the committer reports it for every job it could not commit for want of
+/// space.
+fn storage_full(why: &str) -> MetaError {
+    MetaError::Database(sqlx::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        why,
+    )))
+}
+
+async fn commit_batch(pool: &SqlitePool, jobs: &[Job], low_on_space: bool) -> Vec<Outcome> {
+    let failed = |e: &sqlx::Error| {
+        let full = out_of_space(e);
         let why = e.to_string();
-        jobs.iter().map(|j| j.failed(&why)).collect()
+        jobs.iter().map(|j| j.failed(&why, full)).collect()
     };
     let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
         Ok(tx) => tx,
@@ -227,7 +281,12 @@ async fn commit_batch(pool: &SqlitePool, jobs: &[Job]) -> Vec<Outcome> {
         if let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut *tx).await {
             return failed(&e);
         }
-        let outcome = job.run(&mut tx).await;
+        let outcome = match job {
+            Job::Put { .. } if low_on_space => Outcome::Put(Err(storage_full(
+                "less free space than deletes need is left on the metadata store's filesystem",
+            ))),
+            _ => job.run(&mut tx).await,
+        };
         let ok = matches!(outcome, Outcome::Put(Ok(_)) | Outcome::Delete(Ok(_)));
         let end = if ok {
             "RELEASE job"
@@ -491,5 +550,28 @@ impl Dialect for Sqlite {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The state a COMMIT refused with SQLITE_FULL leaves: SQLite has ended the transaction,
+    /// sqlx still counts it open, and the ROLLBACK it queues on drop fails. The pool must not
+    /// hand that connection to the next writer.
+    #[tokio::test]
+    async fn a_connection_left_inside_a_failed_transaction_is_not_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMeta::open_path(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+        sqlx::raw_sql("ROLLBACK").execute(&mut *tx).await.unwrap();
+        drop(tx);
+        for _ in 0..2 * MAX_CONNECTIONS {
+            let tx = store.pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
+            tx.commit().await.unwrap();
+        }
     }
 }

@@ -60,6 +60,12 @@ pub enum ErrorCode {
     SignatureDoesNotMatch,
     SlowDown,
     XAmzContentSHA256Mismatch,
+    /// No room left for a write, in the chunk store or the metadata store. AWS has no such code
+    /// (its storage never fills); this is MinIO's, with 507 Insufficient Storage, so clients
+    /// and tools that know MinIO recognize it. A 507 is also outside what botocore and the AWS
+    /// SDKs retry (500, 502, 503, 504 and the throttling codes), so a client stops at once
+    /// instead of resending a body that cannot fit; reads and deletes keep working to free space.
+    XMinioStorageFull,
 }
 
 impl ErrorCode {
@@ -108,6 +114,7 @@ impl ErrorCode {
             InternalError => StatusCode::INTERNAL_SERVER_ERROR,
             NotImplemented => StatusCode::NOT_IMPLEMENTED,
             ServiceUnavailable | SlowDown => StatusCode::SERVICE_UNAVAILABLE,
+            XMinioStorageFull => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -160,6 +167,7 @@ impl ErrorCode {
             SignatureDoesNotMatch => "SignatureDoesNotMatch",
             SlowDown => "SlowDown",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
+            XMinioStorageFull => "XMinioStorageFull",
         }
     }
 
@@ -257,6 +265,10 @@ impl ErrorCode {
             SlowDown => "Please reduce your request rate.",
             XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
+            }
+            XMinioStorageFull => {
+                "The store has no room left for this write. Delete objects to free space, \
+                 then retry."
             }
         }
     }
@@ -428,6 +440,7 @@ mod tests {
             (SignatureDoesNotMatch, 403),
             (SlowDown, 503),
             (XAmzContentSHA256Mismatch, 400),
+            (XMinioStorageFull, 507),
         ];
         for (code, status) in table {
             assert_eq!(code.status().as_u16(), status, "{code}");

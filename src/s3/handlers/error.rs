@@ -1,6 +1,7 @@
 //! The one mapping from the object service's errors to what an S3 client sees. Causes inside the
 //! service (metadata store, chunk storage) are logged here with their detail and answered as
-//! `InternalError`, or `ServiceUnavailable` when storage is out of reach; never echoed.
+//! `InternalError`, or `ServiceUnavailable` when storage is out of reach, or
+//! `XMinioStorageFull` when it has no room left; never echoed.
 
 use crate::datanode::ChunkError;
 use crate::gateway::GatewayError;
@@ -49,6 +50,18 @@ impl From<GatewayError> for S3Error {
                     S3Error::new(ErrorCode::IncompleteBody)
                 }
             },
+            G::Meta(e) if e.is_storage_full() => {
+                tracing::warn!(error = %e, "metadata store is full");
+                S3Error::new(ErrorCode::XMinioStorageFull)
+            }
+            G::Chunk(ChunkError::Full(why)) => {
+                tracing::warn!(%why, "chunk storage is full");
+                S3Error::new(ErrorCode::XMinioStorageFull)
+            }
+            G::Chunk(ChunkError::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(error = %e, "chunk storage is full");
+                S3Error::new(ErrorCode::XMinioStorageFull)
+            }
             G::Meta(e) => {
                 tracing::error!(error = %e, "metadata store failed");
                 S3Error::new(ErrorCode::InternalError)

@@ -60,6 +60,12 @@ impl TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), true, &[]).await
     }
 
+    /// As [`TestServer::start`], on a data directory the test made (e.g. on a small
+    /// filesystem it mounted); the log stays in a temporary directory.
+    pub async fn start_on(data: PathBuf) -> TestServer {
+        Self::start_at(tempfile::tempdir().expect("temp dir"), data, true, &[]).await
+    }
+
     /// As [`TestServer::start`], with more `cairn server` arguments (e.g. `--domain`).
     pub async fn start_with_args(args: &[&str]) -> TestServer {
         Self::start_in(tempfile::tempdir().expect("temp dir"), true, args).await
@@ -72,6 +78,15 @@ impl TestServer {
 
     async fn start_in(root: TempDir, env_credentials: bool, extra_args: &[&str]) -> TestServer {
         let data = root.path().join("data");
+        Self::start_at(root, data, env_credentials, extra_args).await
+    }
+
+    async fn start_at(
+        root: TempDir,
+        data: PathBuf,
+        env_credentials: bool,
+        extra_args: &[&str],
+    ) -> TestServer {
         let log = root.path().join("server.log");
         let mut server = TestServer {
             proc: None,
