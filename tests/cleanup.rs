@@ -179,11 +179,7 @@ async fn delete_reclaims_chunks() {
     // DeleteObjects reclaims too.
     let body = b"<Delete><Object><Key>other</Key></Object></Delete>".to_vec();
     client
-        .request(Method::POST, &format!("/{BUCKET}"))
-        .query("delete")
-        .header("content-md5", &content_md5(&body))
-        .body(body)
-        .send()
+        .delete_objects(BUCKET, body)
         .await
         .assert_status(StatusCode::OK);
     server.wait_for_chunk_files(0).await;

@@ -376,11 +376,7 @@ async fn request_errors() {
     // DeleteObjects with broken XML.
     let body = b"<Delete><Object><Key>a</Key></Object".to_vec();
     client
-        .request(Method::POST, &format!("/{BUCKET}"))
-        .query("delete")
-        .header("content-md5", &content_md5(&body))
-        .body(body)
-        .send()
+        .delete_objects(BUCKET, body)
         .await
         .assert_error(StatusCode::BAD_REQUEST, "MalformedXML");
 }

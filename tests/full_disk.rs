@@ -78,14 +78,7 @@ async fn delete_objects(client: &S3Client, keys: &[String]) -> Resp {
         body.push_str(&format!("<Object><Key>{key}</Key></Object>"));
     }
     body.push_str("</Delete>");
-    let body = body.into_bytes();
-    client
-        .request(Method::POST, &format!("/{BUCKET}"))
-        .query("delete")
-        .header("content-md5", &content_md5(&body))
-        .body(body)
-        .send()
-        .await
+    client.delete_objects(BUCKET, body.into_bytes()).await
 }
 
 /// Retries a PUT until the freed space is back (the collector deletes chunk files every 2 s).

@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use time::OffsetDateTime;
 
 use crate::REGION;
-use crate::data::sha256_hex;
+use crate::data::{content_md5, sha256_hex};
 
 /// The largest body a test reads whole (objects up to a few hundred MiB).
 const MAX_BODY: usize = 1 << 30;
@@ -271,6 +271,16 @@ impl S3Client {
             .await;
         resp.assert_status(StatusCode::OK);
         resp.xml_value("UploadId").expect("UploadId")
+    }
+
+    /// DeleteObjects with `body` as the request's XML, sent with its Content-MD5 as S3 requires.
+    pub async fn delete_objects(&self, bucket: &str, body: Vec<u8>) -> Resp {
+        self.request(Method::POST, &format!("/{bucket}"))
+            .query("delete")
+            .header("content-md5", &content_md5(&body))
+            .body(body)
+            .send()
+            .await
     }
 
     pub async fn upload_part(
