@@ -139,7 +139,9 @@ impl ChunkCursor {
                 return Err(MetaError::Corrupt(why).into());
             }
             self.pos = chunk.offset + slice.end;
-            return Ok(Some(self.store.read(chunk.chunk, slice).await?));
+            return Ok(Some(
+                self.store.read(chunk.chunk, slice, chunk.digest).await?,
+            ));
         }
         Ok(None)
     }

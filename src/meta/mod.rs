@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::checksum::{Checksum, ChecksumType};
-use crate::chunk::{ChunkId, ChunkRef};
+use crate::chunk::{ChunkDigest, ChunkId, ChunkRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -367,11 +367,13 @@ impl NodeState {
     }
 }
 
-/// A chunk that the coordinator looks at: its size and where its copies are.
+/// A chunk that the coordinator looks at: its size, its recorded digest (`None` for chunks
+/// written before digests were recorded) and where its copies are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkReplicas {
     pub chunk: ChunkId,
     pub size: u64,
+    pub digest: Option<ChunkDigest>,
     pub nodes: Vec<Uuid>,
 }
 

@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::rows::{
-    chunk_col, ms, object_row, parse_chunk, parse_uuid, row_limit, take_prefixed, u32_col, u64_col,
-    uuid_col,
+    chunk_col, digest_col, ms, object_row, parse_chunk, parse_uuid, row_limit, take_prefixed,
+    u32_col, u64_col, uuid_col,
 };
 use super::sql::{Dialect, SqlMeta, listing_page};
 use super::{
@@ -107,6 +107,10 @@ impl Dialect for Postgres {
         let offsets: Vec<i64> = chunks.iter().map(|c| c.offset as i64).collect();
         let sizes: Vec<i64> = chunks.iter().map(|c| c.size as i64).collect();
         let ids: Vec<String> = chunks.iter().map(|c| c.chunk.to_string()).collect();
+        let digests: Vec<Option<Vec<u8>>> = chunks
+            .iter()
+            .map(|c| c.digest.map(|d| d.0.to_vec()))
+            .collect();
         let queued: Option<String> =
             sqlx::query_scalar("SELECT chunk_id FROM gc_queue WHERE chunk_id = ANY($1) LIMIT 1")
                 .bind(&ids)
@@ -116,13 +120,15 @@ impl Dialect for Postgres {
             return Err(MetaError::ChunkCollected(parse_chunk(&id)?));
         }
         sqlx::query(
-            "INSERT INTO chunks (owner, byte_offset, size, chunk_id) \
-             SELECT $1, o, s, c FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]) AS t (o, s, c)",
+            "INSERT INTO chunks (owner, byte_offset, size, chunk_id, digest) \
+             SELECT $1, o, s, c, d FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], \
+             $5::bytea[]) AS t (o, s, c, d)",
         )
         .bind(owner)
         .bind(offsets)
         .bind(sizes)
         .bind(ids)
+        .bind(digests)
         .execute(conn)
         .await?;
         Ok(())
@@ -308,7 +314,7 @@ impl Dialect for Postgres {
     ) -> MetaResult<Vec<ChunkReplicas>> {
         // One round trip per page rather than one per chunk: the replicas come as an array.
         let rows = sqlx::query(
-            "SELECT c.chunk_id, c.size, ARRAY(SELECT r.node_id FROM replicas r \
+            "SELECT c.chunk_id, c.size, c.digest, ARRAY(SELECT r.node_id FROM replicas r \
              WHERE r.chunk_id = c.chunk_id ORDER BY r.node_id) AS nodes \
              FROM chunks c WHERE c.chunk_id > $1 ORDER BY c.chunk_id LIMIT $2",
         )
@@ -322,6 +328,7 @@ impl Dialect for Postgres {
                 Ok(ChunkReplicas {
                     chunk: chunk_col(row, "chunk_id")?,
                     size: u64_col(row, "size")?,
+                    digest: digest_col(row)?,
                     nodes: nodes
                         .iter()
                         .map(|n| parse_uuid("node_id", n))

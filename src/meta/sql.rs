@@ -507,7 +507,8 @@ where
         // The first chunk is the last one starting at or before range.start; the rest follow.
         // Both lookups walk the (owner, byte_offset) primary key.
         let rows = sqlx::query(
-            "SELECT byte_offset, size, chunk_id FROM chunks WHERE owner = $1 AND byte_offset < $3 \
+            "SELECT byte_offset, size, chunk_id, digest FROM chunks WHERE owner = $1 \
+             AND byte_offset < $3 \
              AND byte_offset >= COALESCE((SELECT MAX(byte_offset) FROM chunks \
              WHERE owner = $1 AND byte_offset <= $2), 0) \
              ORDER BY byte_offset LIMIT $4",

@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
-    OBJECT_COLUMNS, ObjectJson, chunk_col, ms, object_row, row_limit, take_prefixed, u64_col,
+    OBJECT_COLUMNS, ObjectJson, chunk_col, digest_col, ms, object_row, row_limit, take_prefixed,
+    u64_col,
 };
 use super::sql::{Dialect, SqlMeta, listing_page, out_of_space};
 use super::{
@@ -362,12 +363,14 @@ impl Dialect for Sqlite {
                 return Err(MetaError::ChunkCollected(c.chunk));
             }
             sqlx::query(
-                "INSERT INTO chunks (owner, byte_offset, size, chunk_id) VALUES (?, ?, ?, ?)",
+                "INSERT INTO chunks (owner, byte_offset, size, chunk_id, digest) \
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(owner)
             .bind(c.offset as i64)
             .bind(c.size as i64)
             .bind(c.chunk.to_string())
+            .bind(c.digest.as_ref().map(|d| d.0.as_slice()))
             .execute(&mut *conn)
             .await?;
         }
@@ -534,7 +537,8 @@ impl Dialect for Sqlite {
         limit: usize,
     ) -> MetaResult<Vec<ChunkReplicas>> {
         let rows = sqlx::query(
-            "SELECT chunk_id, size FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+            "SELECT chunk_id, size, digest FROM chunks WHERE chunk_id > ? ORDER BY chunk_id \
+             LIMIT ?",
         )
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(row_limit(limit))
@@ -546,6 +550,7 @@ impl Dialect for Sqlite {
             out.push(ChunkReplicas {
                 chunk,
                 size: u64_col(row, "size")?,
+                digest: digest_col(row)?,
                 nodes: store.replicas(chunk).await?,
             });
         }
