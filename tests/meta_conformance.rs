@@ -1798,44 +1798,38 @@ async fn referenced_and_abandoned_chunks(store: Store, cluster: Cluster) {
         .add_replica(object_chunks[0].chunk, n1, at(T0))
         .await
         .unwrap();
-    let due = at(T0 + 90_000);
     let before_gc = queued(&store).await;
     assert_eq!(
-        cluster
-            .queue_abandoned_chunks(at(T0 + 500), due)
-            .await
-            .unwrap(),
-        1
+        cluster.forget_abandoned_chunks(at(T0 + 500)).await.unwrap(),
+        2,
+        "both rows of the abandoned chunk; not those of a referenced or a queued one"
     );
-    let mut want_queue = before_gc.clone();
-    want_queue.insert(abandoned);
-    assert_eq!(queued(&store).await, want_queue);
-    assert!(
-        store
-            .gc_due(due - Duration::milliseconds(1), 100)
-            .await
-            .unwrap()
-            .len()
-            < want_queue.len()
-    );
-    assert!(store.gc_due(due, 100).await.unwrap().contains(&abandoned));
+    assert!(cluster.replicas(abandoned).await.unwrap().is_empty());
+    assert_eq!(cluster.replicas(recent).await.unwrap(), vec![n1]);
     assert_eq!(
-        cluster
-            .queue_abandoned_chunks(at(T0 + 500), due)
-            .await
-            .unwrap(),
+        cluster.replicas(gone_chunks[0].chunk).await.unwrap(),
+        vec![n1],
+        "a queued chunk's copies stay for GC to delete after its grace period"
+    );
+    assert_eq!(
+        cluster.replicas(object_chunks[0].chunk).await.unwrap(),
+        vec![n1]
+    );
+    assert_eq!(queued(&store).await, before_gc, "nothing queued");
+    assert_eq!(
+        cluster.forget_abandoned_chunks(at(T0 + 500)).await.unwrap(),
         0,
-        "already queued"
+        "already forgotten"
     );
     assert_eq!(
         cluster
-            .queue_abandoned_chunks(at(T0 + 2000), due)
+            .forget_abandoned_chunks(at(T0 + 2000))
             .await
             .unwrap(),
         1,
         "the recent one, once old enough"
     );
-    assert!(queued(&store).await.contains(&recent));
+    assert!(cluster.replicas(recent).await.unwrap().is_empty());
 }
 
 async fn leases(_store: Store, cluster: Cluster) {

@@ -32,8 +32,7 @@ const MIN_CHUNK_SIZE: u64 = 4 << 10;
 /// How often the garbage collector looks for chunks whose grace period is over.
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 const CHUNK_SIZE_SETTING: &str = "chunk_size";
-/// The replica count gateways write with, recorded for fsck.
-pub const REPLICAS_SETTING: &str = "replicas";
+pub use crate::meta::REPLICAS_SETTING;
 const CREDENTIALS_FILE: &str = "credentials";
 
 #[derive(Parser, Debug)]

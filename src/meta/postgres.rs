@@ -85,9 +85,13 @@ impl Dialect for Postgres {
             return Ok(());
         }
         sqlx::query(
-            "WITH gone AS (DELETE FROM chunks WHERE owner = ANY($1) RETURNING chunk_id) \
-             INSERT INTO gc_queue (chunk_id, due_ms) SELECT chunk_id, $2 FROM gone \
-             ON CONFLICT (chunk_id) DO UPDATE SET due_ms = EXCLUDED.due_ms",
+            "WITH gone AS (DELETE FROM chunks WHERE owner = ANY($1) \
+             RETURNING chunk_id, owner, byte_offset, size, digest) \
+             INSERT INTO gc_queue (chunk_id, due_ms, owner, byte_offset, size, digest) \
+             SELECT chunk_id, $2, owner, byte_offset, size, digest FROM gone \
+             ON CONFLICT (chunk_id) DO UPDATE SET due_ms = EXCLUDED.due_ms, \
+             owner = EXCLUDED.owner, byte_offset = EXCLUDED.byte_offset, size = EXCLUDED.size, \
+             digest = EXCLUDED.digest",
         )
         .bind(owners)
         .bind(ms(gc_due))
@@ -132,6 +136,31 @@ impl Dialect for Postgres {
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    async fn claim_replicas(
+        conn: &mut PgConnection,
+        chunks: &[ChunkRef],
+        at: OffsetDateTime,
+    ) -> MetaResult<()> {
+        let ids: Vec<String> = chunks.iter().map(|c| c.chunk.to_string()).collect();
+        // A row the coordinator is forgetting is locked by its delete: this waits for it and
+        // then skips the row, gone.
+        let rows = sqlx::query(
+            "UPDATE replicas SET created_ms = $1 WHERE chunk_id = ANY($2) RETURNING chunk_id",
+        )
+        .bind(ms(at))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut claimed = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            claimed.insert(chunk_col(row, "chunk_id")?);
+        }
+        match chunks.iter().find(|c| !claimed.contains(&c.chunk)) {
+            Some(c) => Err(MetaError::ChunkCollected(c.chunk)),
+            None => Ok(()),
+        }
     }
 
     async fn move_parts(

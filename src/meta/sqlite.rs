@@ -334,7 +334,8 @@ impl Dialect for Sqlite {
     ) -> MetaResult<()> {
         for owner in owners {
             sqlx::query(
-                "INSERT OR REPLACE INTO gc_queue (chunk_id, due_ms) SELECT chunk_id, ? FROM chunks WHERE owner = ?",
+                "INSERT OR REPLACE INTO gc_queue (chunk_id, due_ms, owner, byte_offset, size, digest) \
+                 SELECT chunk_id, ?, owner, byte_offset, size, digest FROM chunks WHERE owner = ?",
             )
             .bind(ms(gc_due))
             .bind(owner)
@@ -373,6 +374,24 @@ impl Dialect for Sqlite {
             .bind(c.digest.as_ref().map(|d| d.0.as_slice()))
             .execute(&mut *conn)
             .await?;
+        }
+        Ok(())
+    }
+
+    async fn claim_replicas(
+        conn: &mut SqliteConnection,
+        chunks: &[ChunkRef],
+        at: OffsetDateTime,
+    ) -> MetaResult<()> {
+        for c in chunks {
+            let done = sqlx::query("UPDATE replicas SET created_ms = ? WHERE chunk_id = ?")
+                .bind(ms(at))
+                .bind(c.chunk.to_string())
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(MetaError::ChunkCollected(c.chunk));
+            }
         }
         Ok(())
     }
