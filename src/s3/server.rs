@@ -251,7 +251,8 @@ async fn handle(
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    let mut close_after = expects_continue && empty_body;
+    // A refused connection is closed after its one answer.
+    let mut close_after = (expects_continue && empty_body) || peer.refused;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // A panic is a bug, but it must cost one request an error, not the connection a reply.
