@@ -467,3 +467,47 @@ async fn a_flood_of_failed_authentications_leaves_a_bounded_log() {
     // The server still serves its real key.
     client.put_ok(BUCKET, "k", b"v").await;
 }
+
+#[test]
+fn limits_that_cannot_work_are_refused_at_start() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let meta = format!("sqlite://{}", root.path().join("meta.db").display());
+    let data = root.path().join("data");
+    let data = data.to_str().expect("UTF-8 path");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["server", "--data", data, "--max-connections", "0"],
+            "--max-connections must be at least 1",
+        ),
+        (
+            &["server", "--data", data, "--max-inflight-bytes", "1MiB"],
+            "--max-inflight-bytes must be at least 8MiB",
+        ),
+        (
+            &["server", "--data", data, "--body-timeout", "0s"],
+            "--body-timeout must be more than 0s",
+        ),
+        (
+            &[
+                "gateway",
+                "--listen",
+                "127.0.0.1:0",
+                "--meta",
+                &meta,
+                "--header-timeout",
+                "0s",
+            ],
+            "--header-timeout must be more than 0s",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = std::process::Command::new(cairn_binary())
+            .args(args)
+            .output()
+            .expect("run cairn");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} started");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(!root.path().join("meta.db").exists() && !root.path().join("data").exists());
+}
