@@ -204,10 +204,10 @@ async fn replaced_replicas_are_read_around_reported_and_repaired(backend: Backen
     }
     let gateway = &cluster.gateways[0];
 
-    for node in 0..2 {
+    for (node, held) in files.iter().enumerate() {
         after_next_scrub(gateway).await;
         let mut originals = Vec::new();
-        for path in files[node].values() {
+        for path in held.values() {
             originals.push((path, replace_chunk_file(path).await));
         }
         let fsck = cluster.fsck().await;

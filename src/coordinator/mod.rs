@@ -302,6 +302,7 @@ impl Coordinator {
             after = Some(last.chunk);
             for chunk in page {
                 let mut bad = Vec::new();
+                let mut good = 0;
                 for id in &chunk.nodes {
                     let Some(node) = self.store.node(*id).await? else {
                         continue;
@@ -309,15 +310,19 @@ impl Coordinator {
                     if node.info.state == NodeState::Down {
                         continue;
                     }
-                    let verified = verify_replica(&node, chunk.chunk, chunk.digest).await;
-                    if let Err(ChunkError::Corrupt { .. }) = verified {
-                        tracing::warn!(chunk = %chunk.chunk, node = %id, "scrub found a corrupt replica");
-                        bad.push(node);
+                    match verify_replica(&node, chunk.chunk, chunk.digest).await {
+                        Ok(_) => good += 1,
+                        Err(ChunkError::Corrupt { .. }) => {
+                            tracing::warn!(chunk = %chunk.chunk, node = %id, "scrub found a corrupt replica");
+                            bad.push(node);
+                        }
+                        Err(_) => {}
                     }
                 }
-                // With no good copy, the damaged ones stay until an operator salvages them: most
-                // of their bytes may still be all there is, and repair has nothing to copy from.
-                if bad.len() == chunk.nodes.len() {
+                // Without a copy just read whole and good, the damaged ones stay until repair
+                // can copy a good one or an operator salvages them: most of their bytes may
+                // still be all there is.
+                if good == 0 {
                     continue;
                 }
                 for node in bad {

@@ -1,7 +1,8 @@
 //! Chunk storage: the `ChunkStore` trait every backend implements: the local disk (`local`), one
 //! data node over HTTP (`remote`, the client of `server`), and R nodes at once (`replicated`). A
 //! chunk is an immutable run of bytes named by a `ChunkId`; it becomes visible only once fully
-//! written, checksummed and fsynced, and every read is verified against a CRC32C kept per block.
+//! written, checksummed and fsynced, and every read is verified against a CRC32C kept per block
+//! and, given the chunk's recorded digest, that block table against the digest.
 
 pub mod auth;
 #[cfg(test)]

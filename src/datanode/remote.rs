@@ -1,7 +1,9 @@
 //! The client of one data node (`server`): a `ChunkStore` whose chunks live on another machine,
 //! which is how a gateway reads and writes replicas. A write streams through a small bounded
 //! channel into one long chunked PUT whose trailer carries the CRC32C of everything sent; a read
-//! is a ranged GET whose bytes the node verified block by block. Connections are pooled per node;
+//! is a ranged GET whose bytes the node verified block by block and, when the chunk's digest is
+//! known, that this client verifies again: the node sends the chunk's CRC table ahead of whole
+//! blocks, the table must match the digest and each block the table. Connections are pooled per node;
 //! connecting and every wait on the node are bounded by timeouts, so a dead or stalled node
 //! surfaces as an error the caller can fail over from.
 
@@ -952,7 +954,8 @@ impl Pool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datanode::conformance::{self, get, pattern, put};
+    use crate::chunk::BlockSums;
+    use crate::datanode::conformance::{self, digest_of, get, get_checked, pattern, put};
     use crate::datanode::local::BLOCK_SIZE;
     use crate::datanode::server::testing::{TestNode, key};
 
@@ -1110,36 +1113,40 @@ mod tests {
         std::fs::write(&path, &file).unwrap();
 
         // Damage in the second block: the first block arrives, then the error, never the bad
-        // block's bytes.
+        // block's bytes; the same when the gateway checks the blocks against the chunk's digest.
         use futures_util::StreamExt;
-        let mut stream = remote.read(id, 0..len, None).await.unwrap();
-        let mut received = Vec::new();
-        let error = loop {
-            match stream.next().await.unwrap() {
-                Ok(bytes) => received.extend_from_slice(&bytes),
-                Err(err) => break err,
-            }
-        };
-        assert!(
-            matches!(error, ChunkError::Corrupt { id: bad, offset } if bad == id && offset == BLOCK),
-            "{error:?}"
-        );
-        assert!(stream.next().await.is_none());
-        assert!(received.len() as u64 <= BLOCK);
-        assert_eq!(received, &data[..received.len()]);
-        assert!(matches!(
-            get(&remote, id, BLOCK + 7..BLOCK + 8).await,
-            Err(ChunkError::Corrupt { .. })
-        ));
-        // Other blocks still read.
-        assert_eq!(
-            get(&remote, id, 0..BLOCK).await.unwrap(),
-            &data[..BLOCK_SIZE]
-        );
-        assert_eq!(
-            get(&remote, id, 2 * BLOCK..len).await.unwrap(),
-            &data[2 * BLOCK_SIZE..]
-        );
+        for expected in [None, Some(digest_of(&data))] {
+            let mut stream = remote.read(id, 0..len, expected).await.unwrap();
+            let mut received = Vec::new();
+            let error = loop {
+                match stream.next().await.unwrap() {
+                    Ok(bytes) => received.extend_from_slice(&bytes),
+                    Err(err) => break err,
+                }
+            };
+            assert!(
+                matches!(error, ChunkError::Corrupt { id: bad, offset } if bad == id && offset == BLOCK),
+                "{error:?}"
+            );
+            assert!(stream.next().await.is_none());
+            assert!(received.len() as u64 <= BLOCK);
+            assert_eq!(received, &data[..received.len()]);
+            assert!(matches!(
+                get_checked(&remote, id, BLOCK + 7..BLOCK + 8, expected).await,
+                Err(ChunkError::Corrupt { .. })
+            ));
+            // Other blocks still read.
+            assert_eq!(
+                get_checked(&remote, id, 0..BLOCK, expected).await.unwrap(),
+                &data[..BLOCK_SIZE]
+            );
+            assert_eq!(
+                get_checked(&remote, id, 2 * BLOCK..len, expected)
+                    .await
+                    .unwrap(),
+                &data[2 * BLOCK_SIZE..]
+            );
+        }
 
         // A damaged footer: the node cannot open the chunk at all.
         let last = file.len() - 1;
@@ -1157,6 +1164,60 @@ mod tests {
         remote.delete(id).await.unwrap();
         assert_eq!(remote.health().await.unwrap().used, 0);
         node.stop().await;
+    }
+
+    /// The gateway's own check of the blocks a node sends, which catches a node that sends bytes
+    /// other than those its table (already judged against the digest) describes.
+    #[test]
+    fn blocks_are_passed_on_only_once_they_match_the_table() {
+        let data = pattern(3 * BLOCK_SIZE + 5);
+        let len = data.len() as u64;
+        let mut sums = BlockSums::new();
+        sums.update(&data);
+        let (crcs, _) = sums.finish();
+        let table = ChunkTable {
+            data_len: len,
+            block_size: BLOCK,
+            crcs: crcs.iter().flat_map(|c| c.to_le_bytes()).collect(),
+        };
+        let id = ChunkId::random();
+        let check = |wanted: Range<u64>, start: u64| BlockCheck {
+            id,
+            table: table.clone(),
+            wanted,
+            pos: start,
+            crc: 0,
+            pending: Vec::new(),
+            ready: VecDeque::new(),
+            first: None,
+            read: None,
+        };
+        for wanted in [0..1, BLOCK - 1..BLOCK + 1, 2 * BLOCK + 3..len, 0..len] {
+            let sent = whole_blocks(&wanted, BLOCK, len);
+            let mut check = check(wanted.clone(), sent.start);
+            for piece in data[sent.start as usize..sent.end as usize].chunks(7_777) {
+                check.take_in(Bytes::copy_from_slice(piece)).unwrap();
+            }
+            let got: Vec<u8> = check.ready.iter().flatten().copied().collect();
+            assert_eq!(got, &data[wanted.start as usize..wanted.end as usize]);
+        }
+        // A byte changed in the second block: the first block passes, nothing of the second.
+        let mut bad = data.clone();
+        bad[BLOCK_SIZE + 9] ^= 0x10;
+        let mut check = check(0..len, 0);
+        let mut result = Ok(());
+        for piece in bad.chunks(10_000) {
+            result = check.take_in(Bytes::copy_from_slice(piece));
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(
+            matches!(result, Err(ChunkError::Corrupt { offset, .. }) if offset == BLOCK),
+            "{result:?}"
+        );
+        let got: Vec<u8> = check.ready.iter().flatten().copied().collect();
+        assert_eq!(got, &data[..BLOCK_SIZE]);
     }
 
     #[tokio::test]

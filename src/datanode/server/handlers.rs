@@ -27,9 +27,10 @@ impl Node {
     ) -> Result<Response, ChunkError> {
         // The table is read first, so that the bytes sent after it are checked against the same
         // table by this node as by the client.
-        let table = match headers.contains_key(WITH_TABLE_HEADER) {
-            true => Some(self.store.table(id).await?),
-            false => None,
+        let table = if headers.contains_key(WITH_TABLE_HEADER) {
+            Some(self.store.table(id).await?)
+        } else {
+            None
         };
         let size = match &table {
             Some(table) => table.data_len,
