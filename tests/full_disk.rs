@@ -4,8 +4,7 @@
 //! writes succeed again, all without a restart. A server then started on the filesystem filled
 //! to the last byte serves reads and deletes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cairn_test_support::*;
@@ -20,16 +19,6 @@ const OBJECT_SIZE: usize = 4 * MIB;
 const INLINE_SIZE: usize = 16 * 1024;
 /// How long freed space may take to come back: the collector runs every 2 s.
 const RECOVERY: Duration = Duration::from_secs(15);
-
-/// Writes filler files until the filesystem refuses one more byte.
-fn fill_to_the_last_byte(dir: &Path) {
-    let mut file = std::fs::File::create(dir.join("filler")).expect("create filler");
-    let block = vec![0xA5u8; 64 * 1024];
-    for size in [block.len(), 4096, 1] {
-        while file.write_all(&block[..size]).is_ok() {}
-    }
-    let _ = file.sync_all();
-}
 
 fn is_full(resp: &Resp) -> bool {
     resp.status == StatusCode::INSUFFICIENT_STORAGE

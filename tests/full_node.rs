@@ -2,7 +2,8 @@
 //! its `--reserve` free, reports no room in its health, and gateways place chunks on the other
 //! nodes, so writes go on while W nodes have room. The full node still serves reads and
 //! deletes; once deletes free space it takes chunks again and repair brings the chunks written
-//! meanwhile back to R copies. One node of three runs on a 16 MiB tmpfs the test mounts.
+//! meanwhile back to R copies. It starts on a filesystem filled to the last byte. One node of
+//! three runs on a 16 MiB tmpfs the test mounts.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -131,14 +132,19 @@ async fn full_node_is_skipped_and_still_serves_reads_and_deletes() {
         "{WHILE_FULL} writes while it was full succeeded on the other two nodes, none tried on it"
     );
 
-    // It serves reads alone: the other nodes are stopped.
+    // Started again on its filesystem filled to the last byte, it serves reads alone: the other
+    // nodes are stopped.
     cluster.nodes[0].kill();
     cluster.nodes[1].kill();
+    let filler = fill_to_the_last_byte(fs.path());
+    cluster.nodes[2].kill();
+    cluster.nodes[2].restart().await;
+    assert_eq!(fs_free(&cluster.nodes[2]), 0, "the filesystem is full");
     for key in &on_small {
         client.assert_object(BUCKET, key, &objects[key].0).await;
     }
     println!(
-        "the full node alone served all {} of its objects",
+        "started on a full filesystem, the node alone served all {} of its objects",
         on_small.len()
     );
 
@@ -165,6 +171,7 @@ async fn full_node_is_skipped_and_still_serves_reads_and_deletes() {
             },
         )
         .await;
+    std::fs::remove_file(filler).expect("remove the filler");
     let free = health.health().await.expect("health").free;
     assert!(
         free.is_some_and(|f| f >= (WHILE_FULL * OBJECT) as u64),

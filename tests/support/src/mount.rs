@@ -1,7 +1,8 @@
 //! A small filesystem for one test: a tmpfs mounted on a temporary directory, unmounted when
 //! dropped, for tests of what happens when a disk fills up.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A tmpfs mounted for one test, unmounted when dropped (declare it before the processes that
@@ -39,4 +40,16 @@ impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
+}
+
+/// Writes a filler file into `dir` until its filesystem refuses one more byte; returns its path.
+pub fn fill_to_the_last_byte(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).expect("create filler");
+    let block = vec![0xA5u8; 64 * 1024];
+    for size in [block.len(), 4096, 1] {
+        while file.write_all(&block[..size]).is_ok() {}
+    }
+    let _ = file.sync_all();
+    path
 }
