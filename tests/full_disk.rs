@@ -4,9 +4,7 @@
 //! writes succeed again, all without a restart. A server then started on the filesystem filled
 //! to the last byte serves reads and deletes.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cairn_test_support::*;
@@ -14,59 +12,13 @@ use http::{Method, StatusCode};
 
 const BUCKET: &str = "full";
 /// Small enough to fill in a second or two, large enough for SQLite and a few objects.
-const FS_SIZE: &str = "size=64m";
+const FS_SIZE: &str = "64m";
 /// Each object spans four 1 MiB chunks.
 const OBJECT_SIZE: usize = 4 * MIB;
 /// Kept in the object's metadata row, no chunk file.
 const INLINE_SIZE: usize = 16 * 1024;
 /// How long freed space may take to come back: the collector runs every 2 s.
 const RECOVERY: Duration = Duration::from_secs(15);
-
-/// A tmpfs mounted for one test, unmounted when dropped (after the server using it, which is
-/// declared later and so dropped first).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a small tmpfs, or says why it cannot.
-    fn mount() -> Result<Tmpfs, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", FS_SIZE, "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
-    }
-}
-
-/// Writes filler files until the filesystem refuses one more byte.
-fn fill_to_the_last_byte(dir: &Path) {
-    let mut file = std::fs::File::create(dir.join("filler")).expect("create filler");
-    let block = vec![0xA5u8; 64 * 1024];
-    for size in [block.len(), 4096, 1] {
-        while file.write_all(&block[..size]).is_ok() {}
-    }
-    let _ = file.sync_all();
-}
 
 fn is_full(resp: &Resp) -> bool {
     resp.status == StatusCode::INSUFFICIENT_STORAGE
@@ -100,7 +52,7 @@ async fn put_once_space_is_back(client: &S3Client, key: &str, body: &[u8]) {
 
 #[tokio::test]
 async fn full_disk_refuses_writes_then_recovers_without_restart() {
-    let fs = match Tmpfs::mount() {
+    let fs = match Tmpfs::mount(FS_SIZE) {
         Ok(fs) => fs,
         Err(why) => {
             println!("SKIPPED full_disk: cannot mount a tmpfs: {why}");

@@ -16,6 +16,7 @@ use cairn::meta::{
 };
 use cairn_test_support::*;
 use http::{Method, StatusCode};
+use sqlx::{Connection, PgConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -243,4 +244,101 @@ fn chunk_ref(chunk: ChunkId) -> ChunkRef {
 
 fn far_future() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::days(1)
+}
+
+/// PostgreSQL, where a commit and the coordinator run at once: whichever takes a chunk's replica
+/// rows first wins, and the other sees it. Another connection holds the first step's row locks
+/// open while the second step waits on them (seen in `pg_stat_activity`), then commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_claim_and_forget_race() {
+    let db = MetaDb::postgres(Collation::Default).await;
+    let opened = meta::open_all(&db.url).await.expect("open the store");
+    let (store, cluster) = (opened.objects, opened.cluster);
+    let created = OffsetDateTime::now_utc();
+    store
+        .create_bucket(&Bucket {
+            name: BUCKET.to_owned(),
+            created,
+        })
+        .await
+        .unwrap();
+    store.set_setting(REPLICAS_SETTING, "2").await.unwrap();
+    let long_ago = created - time::Duration::hours(1);
+    let cut_off = created - time::Duration::minutes(1);
+    let mut other = PgConnection::connect(&db.url).await.expect("connect");
+
+    // The commit first: a transaction claims the rows (as `SqlMeta::claim_chunks` does) and
+    // references the chunk; the coordinator's delete waits, then skips the claimed rows.
+    let claimed = ChunkId::random();
+    cluster
+        .add_replica(claimed, Uuid::new_v4(), long_ago)
+        .await
+        .unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("UPDATE replicas SET created_ms = $1 WHERE chunk_id = $2")
+        .bind((created.unix_timestamp_nanos() / 1_000_000) as i64)
+        .bind(claimed.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let forget = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { cluster.forget_abandoned_chunks(cut_off).await.unwrap() }
+    });
+    wait_for_lock(&db.url).await;
+    sqlx::query("INSERT INTO chunks (owner, byte_offset, size, chunk_id) VALUES ($1, 0, 10, $2)")
+        .bind(Uuid::new_v4().to_string())
+        .bind(claimed.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(forget.await.unwrap(), 0, "a claimed row was forgotten");
+    assert_eq!(cluster.replicas(claimed).await.unwrap().len(), 1);
+
+    // The coordinator first: a transaction deletes the rows (as `forget_abandoned_chunks`
+    // does); the real commit waits, then finds them gone and fails.
+    let forgotten = ChunkId::random();
+    cluster
+        .add_replica(forgotten, Uuid::new_v4(), long_ago)
+        .await
+        .unwrap();
+    let mut tx = other.begin().await.unwrap();
+    sqlx::query("DELETE FROM replicas WHERE chunk_id = $1")
+        .bind(forgotten.to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let commit = tokio::spawn({
+        let store = store.clone();
+        async move { put(&store, "raced", forgotten).await }
+    });
+    wait_for_lock(&db.url).await;
+    tx.commit().await.unwrap();
+    match commit.await.unwrap() {
+        Err(MetaError::ChunkCollected(id)) => assert_eq!(id, forgotten),
+        other => panic!("a commit racing the coordinator answered {other:?}"),
+    }
+    assert!(store.object(BUCKET, "raced").await.unwrap().is_none());
+    println!("claim before forget keeps the chunk; forget before claim fails the commit");
+}
+
+/// Waits until some session of the test's database waits for a row lock.
+async fn wait_for_lock(url: &str) {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing waited for the row lock");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -113,6 +113,7 @@ conformance!(
     put_get_overwrite_delete,
     gc_queue,
     chunk_ranges,
+    queued_chunk_map,
     listing_order_and_prefixes,
     multipart_complete,
     multipart_part_changed_and_abort,
@@ -675,6 +676,72 @@ async fn chunk_ranges(store: Store) {
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+/// A replaced or deleted object's chunk map stays readable from the GC queue, with the same
+/// range and paging answers as when the object was live, until its chunks are collected.
+async fn queued_chunk_map(store: Store) {
+    make_bucket(&store, "b").await;
+    let chunks = layout(&[5, 1, 10, 1, 3, 7]);
+    let size: u64 = chunks.iter().map(|c| c.size).sum();
+    let replaced = object("b", "k", &chunks, "e1");
+    put(&store, &replaced, &chunks).await;
+    assert!(
+        store
+            .queued_chunks(replaced.id, 0..size, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a live object's chunks are not queued"
+    );
+    let next_chunks = layout(&[4]);
+    put(&store, &object("b", "k", &next_chunks, "e2"), &next_chunks).await;
+    assert!(
+        store
+            .chunks(replaced.id, 0..size, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for range in [0..size, 5..6, 6..17, 16..17, size - 1..size] {
+        assert_eq!(
+            store
+                .queued_chunks(replaced.id, range.clone(), 100)
+                .await
+                .unwrap(),
+            overlapping(&chunks, &range),
+            "range {range:?}"
+        );
+    }
+    for page in 1..=2 {
+        let mut got = Vec::new();
+        let mut pos = 4;
+        while pos < size {
+            let batch = store
+                .queued_chunks(replaced.id, pos..size, page)
+                .await
+                .unwrap();
+            assert!(!batch.is_empty() && batch.len() <= page);
+            pos = batch.last().map_or(size, ChunkRef::end);
+            got.extend(batch);
+        }
+        assert_eq!(got, overlapping(&chunks, &(4..size)), "page {page}");
+    }
+
+    // A deleted object's map likewise; a collected chunk is gone from it.
+    let deleted_chunks = layout(&[2, 2]);
+    let deleted = object("b", "d", &deleted_chunks, "e3");
+    put(&store, &deleted, &deleted_chunks).await;
+    assert!(store.delete_object("b", "d", at(T0)).await.unwrap());
+    assert_eq!(
+        store.queued_chunks(deleted.id, 0..4, 100).await.unwrap(),
+        deleted_chunks
+    );
+    store.gc_done(&[deleted_chunks[1].chunk]).await.unwrap();
+    assert_eq!(
+        store.queued_chunks(deleted.id, 0..4, 100).await.unwrap(),
+        deleted_chunks[..1]
     );
 }
 

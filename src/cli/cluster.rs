@@ -30,6 +30,11 @@ pub struct DataNodeArgs {
     /// The most chunk bytes to store (e.g. 500GiB); no limit but the disk's by default.
     #[arg(long)]
     capacity: Option<ByteSize>,
+    /// Free space to keep on the data directory's filesystem: new chunks are refused (507) and
+    /// gateways place them elsewhere rather than fill it. 1% of the filesystem (at most 1GiB)
+    /// by default.
+    #[arg(long)]
+    reserve: Option<ByteSize>,
     /// Failure domain (rack, room, site); replicas of a chunk go to distinct zones first.
     #[arg(long)]
     zone: Option<String>,
@@ -95,6 +100,7 @@ pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
         listen: args.listen,
         data: args.data,
         capacity: args.capacity.map(|c| c.0),
+        reserve: args.reserve.map(|r| r.0),
         zone: args.zone,
         key,
         direct_writes: args.direct.direct_writes,

@@ -365,8 +365,8 @@ impl ChunkWriter for ReplicatedWriter {
 
 impl Drop for ReplicatedWriter {
     fn drop(&mut self) {
-        // Uncommitted copies: their writers abort on drop; their rows become abandoned
-        // replicas that the coordinator collects after the grace period.
+        // Uncommitted copies: their writers abort on drop; their rows are those of an abandoned
+        // write, which the coordinator forgets after `--abandon-after`, its files then orphans.
         if !self.failed.is_empty() {
             let meta = self.meta.clone();
             let chunk = self.chunk;

@@ -39,7 +39,7 @@ use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::local::LocalChunkStore;
 use crate::datanode::{ChunkError, ChunkStore};
 use response::{chunk_error_response, text};
-use usage::{Counts, Usage};
+use usage::{Counts, Disk, Usage};
 
 /// Request (or trailer) and response header with a chunk's CRC32C as 8 lowercase hex digits.
 pub const CRC_HEADER: &str = "x-cairn-crc32c";
@@ -86,6 +86,8 @@ pub struct DataNodeConfig {
     pub data: PathBuf,
     /// The most chunk bytes this node stores; `None` for no limit but the disk's.
     pub capacity: Option<u64>,
+    /// Free space kept on the data directory's filesystem; `None` for the default (see `usage`).
+    pub reserve: Option<u64>,
     pub zone: Option<String>,
     pub key: ClusterKey,
     /// Whether chunks are written past the page cache (see `LocalChunkStore::with_direct_writes`).
@@ -101,8 +103,9 @@ pub struct NodeHealth {
     pub capacity: Option<u64>,
     /// Bytes of committed chunk data.
     pub used: u64,
-    /// Capacity left for new chunks, uploads in flight counted at their reservation; `None`
-    /// without a capacity.
+    /// Room left for new chunks: the capacity left or the filesystem's free space above the
+    /// node's reserve, whichever is less, uploads in flight counted at their reservation.
+    /// Placement skips a node with less than a chunk's room.
     pub free: Option<u64>,
     pub chunk_count: u64,
 }
@@ -154,15 +157,21 @@ impl DataNode {
         let counts = count_stored(&store).await.map_err(io::Error::other)?;
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
-        tracing::info!(node_id = %id, used = counts.used, chunks = counts.chunks, "data node ready");
+        let usage = Arc::new(Usage {
+            capacity: config.capacity,
+            disk: Some(Disk::new(config.data.join(CHUNKS_DIR), config.reserve)?),
+            counts: Mutex::new(counts),
+        });
+        let free = usage.free(&counts);
+        tracing::info!(node_id = %id, used = counts.used, chunks = counts.chunks, free, "data node ready");
+        if free == Some(0) {
+            tracing::warn!("no room for new chunks: this node serves reads and deletes only");
+        }
         let node = Node {
             id,
             zone: config.zone,
             store,
-            usage: Arc::new(Usage {
-                capacity: config.capacity,
-                counts: Mutex::new(counts),
-            }),
+            usage,
             key: config.key,
             id_locks: (0..ID_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };

@@ -29,6 +29,7 @@ impl TestNode {
             listen,
             data: data.to_path_buf(),
             capacity,
+            reserve: None,
             zone: Some("zone-a".to_owned()),
             key: key(),
             // The in-process nodes cover the opt-in path; the binary's tests the default.

@@ -128,6 +128,7 @@ fn parses_inventory_queries() {
 fn reservations_never_overshoot_capacity() {
     let usage = Arc::new(Usage {
         capacity: Some(1000),
+        disk: None,
         counts: Mutex::new(Counts::default()),
     });
     let first = usage.reserve(600).unwrap();
@@ -165,6 +166,7 @@ fn reservations_never_overshoot_capacity() {
 
     let unlimited = Arc::new(Usage {
         capacity: None,
+        disk: None,
         counts: Mutex::new(Counts::default()),
     });
     let mut huge = unlimited.reserve(u64::MAX).unwrap();
@@ -470,6 +472,7 @@ async fn keeps_its_identity_and_usage_across_restarts() {
         listen: "127.0.0.1:0".parse().unwrap(),
         data: dir.path().to_path_buf(),
         capacity: None,
+        reserve: None,
         zone: None,
         key: key(),
         direct_writes: false,

@@ -1,6 +1,9 @@
 //! The node's space accounting: bytes committed and bytes reserved by uploads in flight never
-//! exceed the capacity, so that a node refuses a chunk up front rather than filling its disk.
+//! exceed the capacity, and reservations never eat into the free space the node keeps on its
+//! filesystem (`--reserve`), so that a node refuses a chunk up front (507) rather than filling
+//! its disk, and a full node still starts and serves reads and deletes.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -15,7 +18,47 @@ pub(super) struct Counts {
 #[derive(Debug)]
 pub(super) struct Usage {
     pub(super) capacity: Option<u64>,
+    /// The filesystem chunks are written to, and the free space kept on it.
+    pub(super) disk: Option<Disk>,
     pub(super) counts: Mutex<Counts>,
+}
+
+/// Free space a node leaves on its filesystem, so that a full node stays one that serves.
+#[derive(Debug)]
+pub(super) struct Disk {
+    /// A directory on the filesystem (the chunk directory).
+    pub(super) dir: PathBuf,
+    pub(super) reserve: u64,
+}
+
+/// The reserve of a node started without `--reserve`: 1 % of its filesystem, at most 1 GiB (as
+/// Ceph refuses writes at a full ratio and MinIO keeps a minimum of free space per drive).
+const DEFAULT_RESERVE_SHARE: u64 = 100;
+const DEFAULT_RESERVE_MAX: u64 = 1 << 30;
+
+impl Disk {
+    /// The disk under `dir`, keeping `reserve` free, or the default share of the filesystem.
+    pub(super) fn new(dir: PathBuf, reserve: Option<u64>) -> std::io::Result<Disk> {
+        let reserve = match reserve {
+            Some(bytes) => bytes,
+            None => {
+                let fs = rustix::fs::statvfs(&dir)?;
+                let size = fs.f_blocks.saturating_mul(fs.f_frsize);
+                (size / DEFAULT_RESERVE_SHARE).min(DEFAULT_RESERVE_MAX)
+            }
+        };
+        Ok(Disk { dir, reserve })
+    }
+
+    /// Bytes new chunks may still take: the filesystem's free space above the reserve. A
+    /// filesystem that cannot be asked offers nothing, so that nothing is promised blindly.
+    fn room(&self) -> u64 {
+        rustix::fs::statvfs(&self.dir).map_or(0, |fs| {
+            fs.f_bavail
+                .saturating_mul(fs.f_frsize)
+                .saturating_sub(self.reserve)
+        })
+    }
 }
 
 impl Usage {
@@ -25,13 +68,20 @@ impl Usage {
     }
 
     fn fits(&self, counts: &Counts, extra: u64) -> bool {
-        self.capacity.is_none_or(|capacity| {
+        let under_capacity = self.capacity.is_none_or(|capacity| {
             counts
                 .used
                 .saturating_add(counts.reserved)
                 .saturating_add(extra)
                 <= capacity
-        })
+        });
+        // Uploads in flight count at their whole reservation, though part of it is on disk
+        // already: this errs towards refusing.
+        under_capacity
+            && self
+                .disk
+                .as_ref()
+                .is_none_or(|disk| counts.reserved.saturating_add(extra) <= disk.room())
     }
 
     /// Reserves `bytes` for an upload, or `None` when they do not fit.
@@ -53,12 +103,18 @@ impl Usage {
         counts.chunks = counts.chunks.saturating_sub(1);
     }
 
+    /// Room left for new chunks, what the node reports to placement: the capacity left and the
+    /// filesystem's room above the reserve, whichever is less, uploads in flight deducted.
     pub(super) fn free(&self, counts: &Counts) -> Option<u64> {
-        self.capacity.map(|capacity| {
-            capacity
-                .saturating_sub(counts.used)
-                .saturating_sub(counts.reserved)
-        })
+        let capacity = self
+            .capacity
+            .map(|capacity| capacity.saturating_sub(counts.used));
+        let disk = self.disk.as_ref().map(Disk::room);
+        let room = match (capacity, disk) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        room.map(|room| room.saturating_sub(counts.reserved))
     }
 }
 

@@ -72,20 +72,39 @@ pub struct DataNode {
     /// The node id it printed.
     pub id: String,
     capacity: Option<String>,
+    /// More `cairn datanode` flags.
+    flags: Vec<String>,
     log: PathBuf,
     proc: Option<Proc>,
 }
 
 impl DataNode {
     pub async fn start(root: &Path, index: usize, capacity: Option<&str>) -> DataNode {
-        let dir = root.join(format!("node{index}"));
         let mut node = DataNode {
             index,
             log: root.join(format!("node{index}.log")),
-            dir,
+            dir: root.join(format!("node{index}")),
             addr: "127.0.0.1:0".to_owned(),
             id: String::new(),
             capacity: capacity.map(str::to_owned),
+            flags: Vec::new(),
+            proc: None,
+        };
+        node.launch().await;
+        node
+    }
+
+    /// As [`DataNode::start`], with its data directory at `data` (e.g. on a small filesystem
+    /// the test mounted; the log stays under `root`) and more flags (e.g. `--reserve`).
+    pub async fn start_on(root: &Path, index: usize, data: &Path, flags: &[&str]) -> DataNode {
+        let mut node = DataNode {
+            index,
+            log: root.join(format!("node{index}.log")),
+            dir: data.to_owned(),
+            addr: "127.0.0.1:0".to_owned(),
+            id: String::new(),
+            capacity: None,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
             proc: None,
         };
         node.launch().await;
@@ -99,6 +118,7 @@ impl DataNode {
         if let Some(capacity) = &self.capacity {
             cmd.args(["--capacity", capacity]);
         }
+        cmd.args(&self.flags);
         let name = format!("data node {}", self.index);
         let mut proc = Proc::spawn(&name, cmd, &self.log);
         let line = proc.wait_line("Cairn data node ").await;

@@ -2,10 +2,12 @@
 //! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
 //! gateways around a metadata store from `postgres`, `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
-//! deliberately broken ones alike, and `data` makes and checks test bytes.
+//! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
+//! test a small filesystem.
 
 pub mod cluster;
 pub mod data;
+pub mod mount;
 pub mod postgres;
 pub mod process;
 pub mod s3;
@@ -14,6 +16,7 @@ pub mod server;
 pub use cairn::client::{Auth, PayloadHash};
 pub use cluster::*;
 pub use data::*;
+pub use mount::*;
 pub use postgres::*;
 pub use process::*;
 pub use s3::*;
