@@ -117,6 +117,7 @@ conformance!(
     multipart_complete,
     multipart_part_changed_and_abort,
     list_uploads_and_expiry,
+    completed_uploads_remembered,
     conditional_writes,
     concurrent_conditional_writers,
     concurrent_unconditional_writers,
@@ -1152,6 +1153,89 @@ async fn list_uploads_and_expiry(store: Store) {
             .len(),
         7
     );
+}
+
+/// A completion is remembered with the object it made, for a retried CompleteMultipartUpload:
+/// found while that object is its key's, not once it is replaced or deleted, and forgotten
+/// once older than the cut-off.
+async fn completed_uploads_remembered(store: Store) {
+    make_bucket(&store, "b").await;
+    let gc_due = at(T0 + 60_000);
+    let mut made = Vec::new();
+    for (id, key, completed_ms) in [("up-a", "a", T0 + 10), ("up-b", "b", T0 + 20)] {
+        store
+            .create_upload(&upload(id, "b", key, T0))
+            .await
+            .unwrap();
+        let chunks = layout(&[5]);
+        let p = part(1, &chunks);
+        store_part(&store, id, &p, &chunks).await;
+        let mut o = object("b", key, &[], &format!("etag-{key}-1"));
+        o.size = 5;
+        o.parts_count = Some(1);
+        o.last_modified = at(completed_ms);
+        store
+            .complete_upload(id, &o, &[p], &WriteCondition::Always, gc_due)
+            .await
+            .unwrap();
+        made.push(o);
+    }
+    assert!(store.upload("up-a").await.unwrap().is_none());
+    assert_same_object(
+        &store
+            .completed_upload("up-a")
+            .await
+            .unwrap()
+            .expect("remembered"),
+        &made[0],
+    );
+    assert_same_object(
+        &store
+            .completed_upload("up-b")
+            .await
+            .unwrap()
+            .expect("remembered"),
+        &made[1],
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_none());
+
+    // Once the key holds another object, or none, the completion no longer answers.
+    let other_chunks = layout(&[2]);
+    put(
+        &store,
+        &object("b", "a", &other_chunks, "newer"),
+        &other_chunks,
+    )
+    .await;
+    assert!(store.completed_upload("up-a").await.unwrap().is_none());
+    store.delete_object("b", "b", gc_due).await.unwrap();
+    assert!(store.completed_upload("up-b").await.unwrap().is_none());
+
+    // Forgetting goes by completion time.
+    store
+        .create_upload(&upload("up-c", "b", "c", T0))
+        .await
+        .unwrap();
+    let chunks = layout(&[1]);
+    let p = part(1, &chunks);
+    store_part(&store, "up-c", &p, &chunks).await;
+    let mut c = object("b", "c", &[], "etag-c");
+    c.size = 1;
+    c.last_modified = at(T0 + 30);
+    store
+        .complete_upload("up-c", &c, &[p], &WriteCondition::Always, gc_due)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.forget_completed_uploads(at(T0 + 30)).await.unwrap(),
+        2
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_some());
+    assert_eq!(
+        store.forget_completed_uploads(at(T0 + 31)).await.unwrap(),
+        1
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_none());
 }
 
 async fn conditional_writes(store: Store) {

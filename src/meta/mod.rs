@@ -222,7 +222,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> MetaResult<Vec<Part>>;
     /// Turns the upload into `object` made of `parts` (in order, as validated by the caller),
     /// all in one transaction: fails with `PartChanged` if any of them was replaced meanwhile.
-    /// Parts not listed go to the GC queue.
+    /// Parts not listed go to the GC queue. The completion is remembered for
+    /// [`MetaStore::completed_upload`].
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -231,6 +232,12 @@ pub trait MetaStore: Send + Sync + 'static {
         condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()>;
+    /// The object a completed upload made, while it is still its key's object and the
+    /// completion is remembered (see [`MetaStore::forget_completed_uploads`]): a retried
+    /// CompleteMultipartUpload answers with it.
+    async fn completed_upload(&self, upload_id: &str) -> MetaResult<Option<ObjectMeta>>;
+    /// Forgets uploads completed before `before`; returns how many.
+    async fn forget_completed_uploads(&self, before: OffsetDateTime) -> MetaResult<u64>;
     /// Returns false when there was no such upload.
     async fn abort_upload(&self, upload_id: &str, gc_due: OffsetDateTime) -> MetaResult<bool>;
     /// Uploads of `bucket` whose key starts with `prefix`, ordered by (key, id), after

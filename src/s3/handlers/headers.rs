@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::checksum::ChecksumType;
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
 use crate::s3::error::{ErrorCode, S3Error};
 
@@ -85,6 +85,14 @@ pub fn checksum_header_value(object: &ObjectMeta) -> Option<(&'static str, Strin
         _ => sum.to_base64(),
     };
     Some((sum.algorithm.header_name(), value))
+}
+
+/// A checksum header whose value is not a digest of its algorithm: AWS answers BadDigest.
+pub fn invalid_checksum_value(algorithm: ChecksumAlgorithm) -> S3Error {
+    S3Error::new(ErrorCode::BadDigest).with_message(format!(
+        "The {} you specified did not match the calculated checksum.",
+        algorithm.header_name()
+    ))
 }
 
 /// Builds a header value, dropping characters a header cannot carry.
