@@ -466,6 +466,7 @@ async fn put_get_overwrite_delete(store: Store) {
             ("colour".to_owned(), "bleu é".to_owned()),
             ("a".to_owned(), "1".to_owned()),
         ],
+        storage_class: Some("STANDARD_IA".to_owned()),
     };
     first.checksum = Some(Checksum {
         algorithm: ChecksumAlgorithm::Crc32c,

@@ -262,3 +262,236 @@ async fn malformed_checksum_value_is_bad_digest() {
         .await
         .assert_status(StatusCode::NOT_FOUND);
 }
+
+/// A storage class is stored and reported: on GET and HEAD when it is not STANDARD, in both
+/// listings, in ListParts and ListMultipartUploads; an unknown one is InvalidStorageClass; a
+/// copy takes the class it names (STANDARD by default), and a copy onto itself that only
+/// changes the class is allowed.
+#[tokio::test]
+async fn storage_class_stored_and_returned() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    let ia = [("x-amz-storage-class", "STANDARD_IA")];
+    client
+        .put_with(BUCKET, "ia", b"infrequent", &ia)
+        .await
+        .assert_status(StatusCode::OK);
+    client.put_ok(BUCKET, "plain", b"standard").await;
+    client
+        .put_with(
+            BUCKET,
+            "explicit",
+            b"x",
+            &[("x-amz-storage-class", "STANDARD")],
+        )
+        .await
+        .assert_status(StatusCode::OK);
+
+    for method in [Method::GET, Method::HEAD] {
+        let ia = client
+            .request(method.clone(), &object_path(BUCKET, "ia"))
+            .send()
+            .await;
+        assert_eq!(
+            ia.header("x-amz-storage-class"),
+            Some("STANDARD_IA"),
+            "{method}"
+        );
+        for key in ["plain", "explicit"] {
+            let resp = client
+                .request(method.clone(), &object_path(BUCKET, key))
+                .send()
+                .await;
+            assert_eq!(resp.header("x-amz-storage-class"), None, "{method} {key}");
+        }
+    }
+    for v2 in [false, true] {
+        let list = client.list(BUCKET, v2, &[]).await;
+        assert_eq!(list.xml_values("Key"), ["explicit", "ia", "plain"]);
+        assert_eq!(
+            list.xml_values("StorageClass"),
+            ["STANDARD", "STANDARD_IA", "STANDARD"],
+            "v2 {v2}"
+        );
+    }
+
+    // Unknown names, lowercase ones included, are refused and store nothing.
+    for bad in ["FROZEN", "standard_ia", ""] {
+        client
+            .put_with(BUCKET, "bad", b"x", &[("x-amz-storage-class", bad)])
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "InvalidStorageClass");
+    }
+    client
+        .head(BUCKET, "bad")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+
+    // Multipart: the upload's class shows in both listings and on the completed object.
+    let resp = client
+        .request(Method::POST, &object_path(BUCKET, "mp"))
+        .query("uploads")
+        .header("x-amz-storage-class", "GLACIER_IR")
+        .send()
+        .await;
+    resp.assert_status(StatusCode::OK);
+    let upload = resp.xml_value("UploadId").expect("UploadId");
+    let etag = client
+        .upload_part_ok(BUCKET, "mp", &upload, 1, b"part")
+        .await;
+    let uploads = client
+        .request(Method::GET, &format!("/{BUCKET}"))
+        .query("uploads")
+        .send()
+        .await;
+    assert_eq!(uploads.xml_values("StorageClass"), ["GLACIER_IR"]);
+    let parts = client
+        .request(Method::GET, &object_path(BUCKET, "mp"))
+        .query(&query_string(&[("uploadId", &upload)]))
+        .send()
+        .await;
+    assert_eq!(
+        parts.xml_value("StorageClass").as_deref(),
+        Some("GLACIER_IR")
+    );
+    client
+        .complete(BUCKET, "mp", &upload, &[(1, etag)])
+        .await
+        .assert_status(StatusCode::OK);
+    let head = client.head(BUCKET, "mp").await;
+    assert_eq!(head.header("x-amz-storage-class"), Some("GLACIER_IR"));
+    client
+        .request(Method::POST, &object_path(BUCKET, "mp2"))
+        .query("uploads")
+        .header("x-amz-storage-class", "COLD")
+        .send()
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "InvalidStorageClass");
+
+    // CopyObject: STANDARD unless the request names a class.
+    let copy = |dst: &'static str, class: Option<&'static str>| {
+        let mut req = client
+            .request(Method::PUT, &object_path(BUCKET, dst))
+            .header("x-amz-copy-source", &format!("/{BUCKET}/ia"));
+        if let Some(class) = class {
+            req = req.header("x-amz-storage-class", class);
+        }
+        req.send()
+    };
+    copy("copy-default", None)
+        .await
+        .assert_status(StatusCode::OK);
+    let head = client.head(BUCKET, "copy-default").await;
+    assert_eq!(head.header("x-amz-storage-class"), None);
+    copy("copy-onezone", Some("ONEZONE_IA"))
+        .await
+        .assert_status(StatusCode::OK);
+    let head = client.head(BUCKET, "copy-onezone").await;
+    assert_eq!(head.header("x-amz-storage-class"), Some("ONEZONE_IA"));
+    copy("copy-bad", Some("NOPE"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "InvalidStorageClass");
+
+    // A copy onto itself: refused when nothing changes, allowed when the class changes.
+    let self_copy = |class: Option<&'static str>| {
+        let mut req = client
+            .request(Method::PUT, &object_path(BUCKET, "ia"))
+            .header("x-amz-copy-source", &format!("/{BUCKET}/ia"));
+        if let Some(class) = class {
+            req = req.header("x-amz-storage-class", class);
+        }
+        req.send()
+    };
+    self_copy(None)
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "InvalidRequest");
+    self_copy(Some("STANDARD"))
+        .await
+        .assert_status(StatusCode::OK);
+    let head = client.head(BUCKET, "ia").await;
+    assert_eq!(head.header("x-amz-storage-class"), None);
+    assert_eq!(client.get(BUCKET, "ia").await.body, b"infrequent");
+}
+
+/// Server-side encryption headers, SSE-S3, SSE-KMS and SSE-C alike, are refused with 501
+/// NotImplemented and an XML body naming the header, on writes and reads; nothing is stored.
+#[tokio::test]
+async fn server_side_encryption_refused() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    client.put_ok(BUCKET, "plain", b"data").await;
+    let key = BASE64.encode([7u8; 32]);
+    let key_md5 = content_md5(&[7u8; 32]);
+    let sse_c = [
+        ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+        ("x-amz-server-side-encryption-customer-key", key.as_str()),
+        (
+            "x-amz-server-side-encryption-customer-key-md5",
+            key_md5.as_str(),
+        ),
+    ];
+    let writes: [&[(&str, &str)]; 5] = [
+        &[("x-amz-server-side-encryption", "AES256")],
+        &[("x-amz-server-side-encryption", "aws:kms")],
+        &[
+            ("x-amz-server-side-encryption", "aws:kms"),
+            (
+                "x-amz-server-side-encryption-aws-kms-key-id",
+                "arn:aws:kms:key",
+            ),
+        ],
+        &[("x-amz-server-side-encryption-bucket-key-enabled", "true")],
+        &sse_c,
+    ];
+    for headers in writes {
+        let resp = client.put_with(BUCKET, "secret", b"secret", headers).await;
+        resp.assert_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented");
+        let named = resp.xml_value("Header").expect("Header in the error");
+        assert!(headers.iter().any(|(n, _)| *n == named), "{named}");
+        let mut create = client
+            .request(Method::POST, &object_path(BUCKET, "secret"))
+            .query("uploads");
+        for (name, value) in headers {
+            create = create.header(name, value);
+        }
+        create
+            .send()
+            .await
+            .assert_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented");
+    }
+    client
+        .head(BUCKET, "secret")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    assert!(
+        client
+            .request(Method::GET, &format!("/{BUCKET}"))
+            .query("uploads")
+            .send()
+            .await
+            .xml_values("UploadId")
+            .is_empty()
+    );
+
+    // Reads with an SSE-C key, and copies from an SSE-C source.
+    let mut get = client.request(Method::GET, &object_path(BUCKET, "plain"));
+    for (name, value) in sse_c {
+        get = get.header(name, value);
+    }
+    get.send()
+        .await
+        .assert_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented");
+    client
+        .request(Method::PUT, &object_path(BUCKET, "copy"))
+        .header("x-amz-copy-source", &format!("/{BUCKET}/plain"))
+        .header(
+            "x-amz-copy-source-server-side-encryption-customer-algorithm",
+            "AES256",
+        )
+        .send()
+        .await
+        .assert_error(StatusCode::NOT_IMPLEMENTED, "NotImplemented");
+    client
+        .head(BUCKET, "copy")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    assert_eq!(client.get(BUCKET, "plain").await.body, b"data");
+}

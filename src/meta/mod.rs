@@ -80,6 +80,17 @@ pub struct StoredHeaders {
     /// `x-amz-meta-*` pairs, names lowercased and without the prefix.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub user: Vec<(String, String)>,
+    /// The S3 storage class the client chose (`x-amz-storage-class`); `None` is STANDARD. Cairn
+    /// stores every class alike and only records and reports it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub storage_class: Option<String>,
+}
+
+impl StoredHeaders {
+    /// The storage class as S3 names it in listings.
+    pub fn storage_class(&self) -> &str {
+        self.storage_class.as_deref().unwrap_or("STANDARD")
+    }
 }
 
 /// One visible object.

@@ -45,6 +45,7 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
         })
         .filter(|e| !e.is_empty());
     Ok(StoredHeaders {
+        storage_class: storage_class(headers)?,
         content_type: get(header::CONTENT_TYPE),
         content_encoding,
         content_disposition: get(header::CONTENT_DISPOSITION),
@@ -53,6 +54,39 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
         expires: get(header::EXPIRES),
         user,
     })
+}
+
+/// The storage classes S3 names (`x-amz-storage-class`).
+/// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html#AmazonS3-PutObject-request-header-StorageClass>
+const STORAGE_CLASSES: [&str; 12] = [
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_OPENZFS",
+];
+
+/// The storage class a write asks for: `None` for STANDARD (also when the header is absent),
+/// InvalidStorageClass for a name S3 does not know.
+pub fn storage_class(headers: &HeaderMap) -> Result<Option<String>, S3Error> {
+    let Some(value) = headers.get("x-amz-storage-class") else {
+        return Ok(None);
+    };
+    match value.to_str().ok().filter(|v| STORAGE_CLASSES.contains(v)) {
+        Some("STANDARD") => Ok(None),
+        Some(class) => Ok(Some(class.to_owned())),
+        None => Err(S3Error::new(ErrorCode::InvalidStorageClass).with_extra(
+            "StorageClassRequested",
+            String::from_utf8_lossy(value.as_bytes()),
+        )),
+    }
 }
 
 /// The precondition of a conditional write (PutObject, CompleteMultipartUpload):

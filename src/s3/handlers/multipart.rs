@@ -309,7 +309,7 @@ pub async fn list_parts(gw: &Gateway, req: Request) -> S3Result {
     x.element("UploadId", &upload.id);
     owner(&mut x, "Initiator");
     owner(&mut x, "Owner");
-    x.element("StorageClass", "STANDARD");
+    x.element("StorageClass", upload.headers.storage_class());
     x.element("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
         x.element("NextPartNumberMarker", &last.number.to_string());
@@ -379,7 +379,7 @@ pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
         x.element("UploadId", &u.id);
         owner(&mut x, "Initiator");
         owner(&mut x, "Owner");
-        x.element("StorageClass", "STANDARD");
+        x.element("StorageClass", u.headers.storage_class());
         x.element("Initiated", &iso8601(u.initiated));
         if let Some(a) = u.checksum_algorithm {
             x.element("ChecksumAlgorithm", a.as_str());
