@@ -463,8 +463,9 @@ async fn put_get_overwrite_delete(store: Store) {
         cache_control: Some("no-cache".to_owned()),
         expires: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_owned()),
         user: vec![
-            ("colour".to_owned(), "bleu é".to_owned()),
-            ("a".to_owned(), "1".to_owned()),
+            ("colour".to_owned(), "bleu é".as_bytes().to_vec()),
+            ("a".to_owned(), b"1".to_vec()),
+            ("latin-1".to_owned(), b"caf\xe9".to_vec()),
         ],
         storage_class: Some("STANDARD_IA".to_owned()),
     };
@@ -779,7 +780,7 @@ async fn multipart_complete(store: Store) {
 
     let mut up = upload("upload-1", "b", "big", T0);
     up.headers.content_type = Some("video/mp4".to_owned());
-    up.headers.user = vec![("k".to_owned(), "v".to_owned())];
+    up.headers.user = vec![("k".to_owned(), b"v".to_vec())];
     up.checksum_algorithm = Some(ChecksumAlgorithm::Crc32);
     up.checksum_type = ChecksumType::Composite;
     store.create_upload(&up).await.unwrap();
@@ -1264,6 +1265,23 @@ async fn conditional_writes(store: Store) {
     );
     assert!(known(&store, &ids(&c2)).await.is_empty(), "no trace of it");
     assert!(queued(&store).await.is_empty());
+
+    // If-None-Match: ETAG fails on the current ETag and changes nothing.
+    assert!(matches!(
+        store
+            .put_object(
+                &o2,
+                &c2,
+                &WriteCondition::IfNoneMatch("etag1".to_owned()),
+                due
+            )
+            .await,
+        Err(MetaError::PreconditionFailed)
+    ));
+    assert_eq!(
+        store.object("b", "k").await.unwrap().expect("kept").id,
+        o1.id
+    );
 
     // If-Match with another ETag fails; with the current one or `*` it succeeds.
     assert!(matches!(

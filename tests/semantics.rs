@@ -495,3 +495,258 @@ async fn server_side_encryption_refused() {
         .assert_status(StatusCode::NOT_FOUND);
     assert_eq!(client.get(BUCKET, "plain").await.body, b"data");
 }
+
+/// `?partNumber=N` past the last part is 400 InvalidPartNumber, on GET and HEAD, for a
+/// multipart object and for one stored in one piece (its only part is 1).
+#[tokio::test]
+async fn part_number_past_the_last_part() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    let first = random_bytes(5, PART);
+    client
+        .multipart_put(
+            BUCKET,
+            "two-parts",
+            &[first.as_slice(), b"tail"].concat(),
+            PART,
+        )
+        .await;
+    client.put_ok(BUCKET, "single", b"one piece").await;
+    for (key, past) in [("two-parts", 3), ("single", 2)] {
+        let get = client
+            .request(Method::GET, &object_path(BUCKET, key))
+            .query(&format!("partNumber={past}"))
+            .send()
+            .await;
+        get.assert_error(StatusCode::BAD_REQUEST, "InvalidPartNumber");
+        let head = client
+            .request(Method::HEAD, &object_path(BUCKET, key))
+            .query(&format!("partNumber={past}"))
+            .send()
+            .await;
+        head.assert_status(StatusCode::BAD_REQUEST);
+        let last = client
+            .request(Method::GET, &object_path(BUCKET, key))
+            .query(&format!("partNumber={}", past - 1))
+            .send()
+            .await;
+        assert!(last.status.is_success(), "{key}: {}", last.status);
+    }
+}
+
+/// An `x-amz-copy-source-range` that does not fit the source is InvalidRange (416); a
+/// malformed one is InvalidArgument.
+#[tokio::test]
+async fn copy_source_range_outside_the_source() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    client
+        .put_ok(BUCKET, "source", &random_bytes(6, 1000))
+        .await;
+    let upload = client.create_upload(BUCKET, "dest").await;
+    let copy = |range: &'static str| {
+        client
+            .request(Method::PUT, &object_path(BUCKET, "dest"))
+            .query(&query_string(&[("partNumber", "1"), ("uploadId", &upload)]))
+            .header("x-amz-copy-source", &format!("/{BUCKET}/source"))
+            .header("x-amz-copy-source-range", range)
+            .send()
+    };
+    for range in ["bytes=0-1000", "bytes=1000-1000", "bytes=500-5000"] {
+        let resp = copy(range).await;
+        resp.assert_error(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange");
+    }
+    for range in ["bytes=5-1", "bytes=-5", "0-5", "bytes=a-b"] {
+        copy(range)
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "InvalidArgument");
+    }
+    copy("bytes=0-999").await.assert_status(StatusCode::OK);
+}
+
+/// A SigV4 request with a `Date` header beside `X-Amz-Date`, signed or not, or with an empty
+/// `Date`: X-Amz-Date is the request time and the request is served.
+#[tokio::test]
+async fn date_header_beside_x_amz_date() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    client.put_ok(BUCKET, "dated", b"when").await;
+    for date in ["Mon, 01 Jan 2001 00:00:00 GMT", "", "not a date"] {
+        let resp = client
+            .request(Method::GET, &object_path(BUCKET, "dated"))
+            .header("date", date)
+            .send()
+            .await;
+        resp.assert_status(StatusCode::OK);
+        assert_eq!(resp.body, b"when", "Date: {date:?}");
+        let put = client
+            .request(Method::PUT, &object_path(BUCKET, "dated2"))
+            .header("date", date)
+            .body(b"x".to_vec())
+            .send()
+            .await;
+        put.assert_status(StatusCode::OK);
+    }
+}
+
+/// Presigned URLs that are not valid now (expired, a negative X-Amz-Expires, one past seven
+/// days) are 403 AccessDenied, for GET and PUT alike; nothing is written.
+#[tokio::test]
+async fn presigned_expiry_is_access_denied() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    client.put_ok(BUCKET, "k", b"data").await;
+    let now = time::OffsetDateTime::now_utc();
+    let path = object_path(BUCKET, "k");
+    let put_path = object_path(BUCKET, "put");
+    for method in [Method::GET, Method::PUT] {
+        let target = if method == Method::GET {
+            &path
+        } else {
+            &put_path
+        };
+        let body = if method == Method::PUT {
+            b"written".to_vec()
+        } else {
+            Vec::new()
+        };
+        let expired = client.presigned_url(&method, target, "", 60, now - time::Duration::hours(2));
+        let week = client.presigned_url(&method, target, "", 604_801, now);
+        let negative = client
+            .presigned_url(&method, target, "", 300, now)
+            .replace("X-Amz-Expires=300", "X-Amz-Expires=-300");
+        for (what, url) in [("expired", expired), ("week", week), ("negative", negative)] {
+            let resp = client.send_url(method.clone(), &url, body.clone()).await;
+            assert_eq!(
+                resp.status,
+                StatusCode::FORBIDDEN,
+                "{method} {what}: {}",
+                resp.text()
+            );
+            assert_eq!(
+                resp.code().as_deref(),
+                Some("AccessDenied"),
+                "{method} {what}"
+            );
+        }
+    }
+    client
+        .head(BUCKET, "put")
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+}
+
+/// A key that is not UTF-8 once percent-decoded is 400 InvalidURI, for reads and writes.
+#[tokio::test]
+async fn key_not_utf8_is_invalid_uri() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    for path in [
+        format!("/{BUCKET}/%FF"),
+        format!("/{BUCKET}/a%C3"),
+        format!("/{BUCKET}/%C3%28"),
+    ] {
+        for method in [Method::GET, Method::PUT, Method::DELETE] {
+            let resp = client.request(method.clone(), &path).send().await;
+            resp.assert_error(StatusCode::BAD_REQUEST, "InvalidURI");
+        }
+        let head = client.request(Method::HEAD, &path).send().await;
+        head.assert_status(StatusCode::BAD_REQUEST);
+    }
+}
+
+/// `If-None-Match: "ETAG"` on a write, as Ceph reads it: 412 when the key's current ETag is
+/// that one, the write goes ahead otherwise (another ETag, or no object).
+#[tokio::test]
+async fn if_none_match_etag_on_write() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    let etag = client.put_ok(BUCKET, "k", b"first").await;
+    client
+        .put_with(BUCKET, "k", b"second", &[("if-none-match", &etag)])
+        .await
+        .assert_error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
+    assert_eq!(client.get(BUCKET, "k").await.body, b"first");
+    client
+        .put_with(BUCKET, "k", b"third", &[("if-none-match", "\"0123\"")])
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(client.get(BUCKET, "k").await.body, b"third");
+    client
+        .put_with(BUCKET, "new", b"x", &[("if-none-match", &etag)])
+        .await
+        .assert_status(StatusCode::OK);
+
+    // The same on CompleteMultipartUpload.
+    let current = client.put_ok(BUCKET, "mp", b"current").await;
+    let upload = client.create_upload(BUCKET, "mp").await;
+    let part = client
+        .upload_part_ok(BUCKET, "mp", &upload, 1, b"part")
+        .await;
+    let parts = [(1, part)];
+    complete_with(
+        &client,
+        "mp",
+        &upload,
+        &parts,
+        &[("if-none-match", &current)],
+    )
+    .await
+    .assert_error(StatusCode::PRECONDITION_FAILED, "PreconditionFailed");
+    assert_eq!(client.get(BUCKET, "mp").await.body, b"current");
+    complete_with(
+        &client,
+        "mp",
+        &upload,
+        &parts,
+        &[("if-none-match", "\"other\"")],
+    )
+    .await
+    .assert_status(StatusCode::OK);
+    assert_eq!(client.get(BUCKET, "mp").await.body, b"part");
+}
+
+/// User metadata comes back as the exact bytes received: latin-1 as botocore sends it, UTF-8
+/// as other clients do.
+#[tokio::test]
+async fn user_metadata_bytes_returned_exactly() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    let put = client
+        .request(Method::PUT, &object_path(BUCKET, "meta"))
+        .header_bytes("x-amz-meta-latin", b"caf\xe9")
+        .header_bytes("x-amz-meta-utf8", "café".as_bytes())
+        .body(b"x".to_vec())
+        .send()
+        .await;
+    put.assert_status(StatusCode::OK);
+    for method in [Method::GET, Method::HEAD] {
+        let resp = client
+            .request(method.clone(), &object_path(BUCKET, "meta"))
+            .send()
+            .await;
+        resp.assert_status(StatusCode::OK);
+        let bytes = |name: &str| resp.headers.get(name).map(|v| v.as_bytes().to_vec());
+        assert_eq!(
+            bytes("x-amz-meta-latin"),
+            Some(b"caf\xe9".to_vec()),
+            "{method}"
+        );
+        assert_eq!(
+            bytes("x-amz-meta-utf8"),
+            Some("café".as_bytes().to_vec()),
+            "{method}"
+        );
+    }
+}
+
+/// `Content-Encoding` comes back as written, spaces after commas included.
+#[tokio::test]
+async fn content_encoding_returned_verbatim() {
+    let (_server, client) = server_with_bucket(BUCKET).await;
+    for (key, encoding) in [
+        ("two", "deflate, gzip"),
+        ("tight", "deflate,gzip"),
+        ("one", "br"),
+    ] {
+        client
+            .put_with(BUCKET, key, b"x", &[("content-encoding", encoding)])
+            .await
+            .assert_status(StatusCode::OK);
+        let head = client.head(BUCKET, key).await;
+        assert_eq!(head.header("content-encoding"), Some(encoding));
+    }
+}

@@ -23,7 +23,7 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
     let mut user_bytes = 0;
     for (name, value) in headers {
         if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = value.as_bytes().to_vec();
             user_bytes += meta.len() + value.len();
             user.push((meta.to_owned(), value));
         }
@@ -34,14 +34,19 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
             .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
     }
     user.sort();
-    // aws-chunked describes how this request's body was framed, not the object.
+    // aws-chunked describes how this request's body was framed, not the object; the other
+    // codings are kept as written, spaces included, as S3 returns them.
     let content_encoding = get(header::CONTENT_ENCODING)
         .map(|e| {
             e.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked"))
+                .filter(|p| {
+                    let p = p.trim();
+                    !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked")
+                })
                 .collect::<Vec<_>>()
                 .join(",")
+                .trim()
+                .to_owned()
         })
         .filter(|e| !e.is_empty());
     Ok(StoredHeaders {
@@ -90,8 +95,9 @@ pub fn storage_class(headers: &HeaderMap) -> Result<Option<String>, S3Error> {
 }
 
 /// The precondition of a conditional write (PutObject, CompleteMultipartUpload):
-/// `If-None-Match: *` or `If-Match: ETAG`.
-/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>
+/// `If-None-Match: *` or `If-Match: ETAG`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>), and, as
+/// Ceph accepts it, `If-None-Match: ETAG`: 412 when the key's current ETag is that one.
 pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     let get = |name| {
         headers
@@ -105,8 +111,9 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     match get(header::IF_NONE_MATCH) {
         None => Ok(WriteCondition::Always),
         Some("*") => Ok(WriteCondition::IfAbsent),
-        Some(_) => Err(S3Error::new(ErrorCode::NotImplemented)
-            .with_message("If-None-Match on a write only supports the value *")),
+        Some(etag) => Ok(WriteCondition::IfNoneMatch(
+            etag.trim_matches('"').to_owned(),
+        )),
     }
 }
 

@@ -149,8 +149,15 @@ fn copy_source_range(value: Option<&str>, size: u64) -> Result<std::ops::Range<u
         .ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
     let last: u64 = last.parse().map_err(|_| invalid())?;
-    if first > last || last >= size {
+    if first > last {
         return Err(invalid());
+    }
+    // A well-formed range that does not fit the source is InvalidRange, as S3 answers it (and
+    // as ceph's s3-tests expect); a malformed one stays InvalidArgument.
+    if last >= size {
+        return Err(S3Error::new(ErrorCode::InvalidRange)
+            .with_extra("RangeRequested", value)
+            .with_extra("ActualObjectSize", size.to_string()));
     }
     Ok(first..last + 1)
 }

@@ -1,7 +1,7 @@
 //! Object operations: PutObject, GetObject/HeadObject (ranges, conditions, partNumber),
 //! DeleteObject, DeleteObjects and CopyObject.
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::body::{drain, object_body, read_xml_body};
@@ -89,8 +89,12 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
             Some(r) if object.parts_count.is_some() && !r.is_empty() => range = Some(r),
             Some(r) => empty_part = object.parts_count.is_some() && r.is_empty(),
             None => {
-                return Err(S3Error::new(ErrorCode::InvalidRange)
-                    .with_message("The requested partnumber is not satisfiable"));
+                return Err(S3Error::new(ErrorCode::InvalidPartNumber)
+                    .with_extra("PartNumberRequested", n.to_string())
+                    .with_extra(
+                        "ActualPartCount",
+                        object.parts_count.unwrap_or(1).to_string(),
+                    ));
             }
         }
     } else if let Some(spec) = range_header.as_deref().and_then(parse_range) {
@@ -188,9 +192,11 @@ fn object_headers(h: &mut HeaderMap, object: &ObjectMeta, etag: &str) {
     if let Some(class) = &s.storage_class {
         h.insert("x-amz-storage-class", header_value(class));
     }
+    // The exact bytes received, which need not be UTF-8 (see `StoredHeaders::user`).
     for (name, value) in &s.user {
-        if let Ok(name) = header::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes()) {
-            h.append(name, header_value(value));
+        let name = header::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_bytes(value)) {
+            h.append(name, value);
         }
     }
 }
