@@ -93,3 +93,46 @@ start_server() {
     # shellcheck disable=SC2034  # read by the sourcing script
     endpoint="${line#Cairn S3 endpoint: }"
 }
+
+# Starts a loopback cluster under DIR: 3 `$cairn datanode`s and one `$cairn gateway --replicas 2
+# --write-quorum 2` over a SQLite metadata store, with random credentials and cluster secret
+# (through the environment); sets gateway_pid, node_pids, endpoint, key and secret.
+# shellcheck disable=SC2034  # read by the scripts that source this file
+gateway_pid=""
+node_pids=()
+start_cluster() {
+    local dir="$1" meta line pid i node_urls=()
+    mkdir -p "$dir"
+    node_pids=()
+    key="CAIRNBENCH$(random_key | cut -c1-10)"
+    secret="$(random_key)"
+    meta="sqlite://$dir/meta.db"
+    export CAIRN_CLUSTER_SECRET
+    CAIRN_CLUSTER_SECRET="$(head -c 32 /dev/urandom | base64)"
+    for i in 1 2 3; do
+        "$cairn" datanode --listen 127.0.0.1:0 --data "$dir/node$i" >"$dir/node$i.log" 2>&1 &
+        pid=$!
+        node_pids+=("$pid")
+        started_pids+=("$pid")
+        line="$(wait_for_line "$dir/node$i.log" '^Cairn data node .* listening on http' "$pid")"
+        node_urls+=("${line##* listening on }")
+    done
+    CAIRN_ACCESS_KEY_ID="$key" CAIRN_SECRET_ACCESS_KEY="$secret" \
+        "$cairn" gateway --listen 127.0.0.1:0 --meta "$meta" --replicas 2 --write-quorum 2 \
+        >"$dir/gateway.log" 2>&1 &
+    gateway_pid=$!
+    started_pids+=("$gateway_pid")
+    line="$(wait_for_line "$dir/gateway.log" '^Cairn S3 endpoint: http' "$gateway_pid")"
+    endpoint="${line#Cairn S3 endpoint: }"
+    for i in 0 1 2; do
+        "$cairn" admin --meta "$meta" node add "${node_urls[$i]}" >/dev/null
+    done
+}
+
+# Stops what start_cluster started.
+stop_cluster() {
+    local pid
+    stop_pid "$gateway_pid"
+    for pid in "${node_pids[@]}"; do stop_pid "$pid"; done
+    unset CAIRN_CLUSTER_SECRET
+}

@@ -97,8 +97,6 @@ run_bench() {
     fi
 }
 
-random_key() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
-
 measure_dd() {
     local run="$1" file="$work/dd.bin" t0 t1 write read twice
     echo "== run $run: dd, $dd_mib MiB"
@@ -154,41 +152,15 @@ measure_server() {
 
 measure_cluster() {
     local run="$1"
-    local dir="$work/cluster-$run" key secret meta line endpoint gateway pid i
-    local node_pids=() node_urls=()
+    local dir="$work/cluster-$run"
     echo "== run $run: cairn cluster (3 data nodes, gateway R=2 W=2)"
-    mkdir -p "$dir"
-    key="CAIRNBENCH$(random_key | cut -c1-10)"
-    secret="$(random_key)"
-    meta="sqlite://$dir/meta.db"
-    export CAIRN_CLUSTER_SECRET
-    CAIRN_CLUSTER_SECRET="$(head -c 32 /dev/urandom | base64)"
-    for i in 1 2 3; do
-        "$cairn" datanode --listen 127.0.0.1:0 --data "$dir/node$i" >"$dir/node$i.log" 2>&1 &
-        pid=$!
-        node_pids+=("$pid")
-        started_pids+=("$pid")
-        line="$(wait_for_line "$dir/node$i.log" '^Cairn data node .* listening on http://' "$pid")"
-        node_urls+=("${line##* listening on }")
-    done
-    CAIRN_ACCESS_KEY_ID="$key" CAIRN_SECRET_ACCESS_KEY="$secret" \
-        "$cairn" gateway --listen 127.0.0.1:0 --meta "$meta" --replicas 2 --write-quorum 2 \
-        >"$dir/gateway.log" 2>&1 &
-    gateway=$!
-    started_pids+=("$gateway")
-    line="$(wait_for_line "$dir/gateway.log" '^Cairn S3 endpoint: http://' "$gateway")"
-    endpoint="${line#Cairn S3 endpoint: }"
-    for i in 0 1 2; do
-        "$cairn" admin --meta "$meta" node add "${node_urls[$i]}" >/dev/null
-    done
+    start_cluster "$dir"
     run_bench "$endpoint" "$key" "$secret" "$results/cluster-$run.jsonl"
     printf '{"workload":"rss","gateway_mib":%s,"datanode1_mib":%s,"datanode2_mib":%s,"datanode3_mib":%s}\n' \
-        "$(peak_rss_mib "$gateway")" "$(peak_rss_mib "${node_pids[0]}")" \
+        "$(peak_rss_mib "$gateway_pid")" "$(peak_rss_mib "${node_pids[0]}")" \
         "$(peak_rss_mib "${node_pids[1]}")" "$(peak_rss_mib "${node_pids[2]}")" \
         >>"$results/cluster-$run.jsonl"
-    stop_pid "$gateway"
-    for i in 0 1 2; do stop_pid "${node_pids[$i]}"; done
-    unset CAIRN_CLUSTER_SECRET
+    stop_cluster
     rm -rf "$dir"
 }
 

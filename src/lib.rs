@@ -11,6 +11,7 @@
 //!   file with a CRC32C per 64 KiB block; objects and parts are cut into chunks as they stream in;
 //! - *owner*: the object or part a chunk belongs to, at a byte offset within it.
 
+pub mod audit;
 pub mod bench;
 pub mod checksum;
 pub mod chunk;

@@ -1,7 +1,7 @@
 //! Secrets and bytes are the owner's alone: the data directories of `cairn server` and
 //! `cairn datanode` and their chunk directories are 0700; `meta.db` (every secret key), its WAL
-//! and shared memory, `credentials` and every chunk file are 0600. A store made with looser
-//! modes is tightened when the server starts on it.
+//! and shared memory, `credentials` and every chunk file are 0600, as is a `meta.db` named by a
+//! `sqlite://` URL. A store made with looser modes is tightened when the server starts on it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -156,5 +156,41 @@ async fn a_data_node_keeps_its_store_private() {
     assert_mode(&node.dir, 0o700);
     assert_eq!(node.chunk_files().len(), 3, "committed chunk files");
     assert_eq!(assert_chunks_private(&node.dir.join("chunks")), 3, "files");
+    client.assert_object(BUCKET, "object", &data).await;
+}
+
+/// `meta.db` named by `--meta sqlite://PATH` (a cluster's gateways, `cairn admin`) holds the
+/// same secret keys as `cairn server`'s, and gets the same modes.
+#[tokio::test]
+async fn a_metadata_file_named_by_url_is_private() {
+    let spec = Spec {
+        replicas: 1,
+        write_quorum: 1,
+        ..Spec::new(Backend::Sqlite, 1)
+    };
+    let cluster = Cluster::start(spec).await;
+    let client = cluster.client();
+    client.create_bucket(BUCKET).await;
+    let data = random_bytes(4, CHUNK + 1);
+    client.put_ok(BUCKET, "object", &data).await;
+    // The gateway holds the database open, so its WAL and shared memory exist.
+    for file in meta_files(&cluster.dir) {
+        assert_mode(&file, 0o600);
+    }
+
+    // `cairn admin` on a store that does not exist yet creates its directory private too.
+    let root = tempfile::tempdir().expect("temp dir");
+    let dir = root.path().join("new-store");
+    let output = std::process::Command::new(cairn_binary())
+        .args(["admin", "--meta"])
+        .arg(format!("sqlite://{}", dir.join("meta.db").display()))
+        .args(["key", "list"])
+        .env_remove("CAIRN_ACCESS_KEY_ID")
+        .env_remove("CAIRN_SECRET_ACCESS_KEY")
+        .output()
+        .expect("run cairn admin");
+    assert!(output.status.success(), "{output:?}");
+    assert_mode(&dir, 0o700);
+    assert_mode(&dir.join("meta.db"), 0o600);
     client.assert_object(BUCKET, "object", &data).await;
 }

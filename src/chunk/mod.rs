@@ -1,5 +1,7 @@
-//! Pure chunk arithmetic: cutting a byte stream at chunk boundaries as it arrives, and mapping a
-//! byte range of an object onto the chunks that hold it. Ranges are half-open everywhere here.
+//! Pure chunk arithmetic: cutting a byte stream at chunk boundaries as it arrives, mapping a byte
+//! range of an object onto the chunks that hold it, and the chunk's digest: what the gateway
+//! records of the bytes it received, against which every replica is judged. Ranges are half-open
+//! everywhere here.
 
 pub mod placement;
 
@@ -8,6 +10,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 
 /// The identity of one chunk: a random UUID, written as 32 lowercase hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,11 +41,188 @@ pub struct ChunkRef {
     pub offset: u64,
     pub size: u64,
     pub chunk: ChunkId,
+    /// What the gateway computed of the bytes it wrote; `None` for chunks written before digests
+    /// were recorded, which are verified only against their replica's own block CRCs.
+    pub digest: Option<ChunkDigest>,
 }
 
 impl ChunkRef {
     pub fn end(&self) -> u64 {
         self.offset + self.size
+    }
+}
+
+/// Bytes covered by one CRC32C in a chunk: the unit of verification. Small enough that a short
+/// range read verifies at most two blocks (128 KiB); large enough that the table is 1/16384 of
+/// the data (4 KiB for a 64 MiB chunk).
+pub const BLOCK_SIZE: usize = 64 * 1024;
+
+/// The running CRC32C table of a chunk's bytes, one entry per `BLOCK_SIZE` block: what a chunk
+/// file stores beside its data, and what its digest is computed from.
+pub struct BlockSums {
+    table: Vec<u32>,
+    current: u32,
+    filled: usize,
+    len: u64,
+}
+
+impl BlockSums {
+    pub fn new() -> Self {
+        BlockSums {
+            table: Vec::new(),
+            current: 0,
+            filled: 0,
+            len: 0,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        while !data.is_empty() {
+            let take = (BLOCK_SIZE - self.filled).min(data.len());
+            let (head, rest) = data.split_at(take);
+            self.current = crc32c::crc32c_append(self.current, head);
+            self.filled += take;
+            if self.filled == BLOCK_SIZE {
+                self.table.push(self.current);
+                self.current = 0;
+                self.filled = 0;
+            }
+            data = rest;
+        }
+    }
+
+    /// The table (the last block may be short) and the data length.
+    pub fn finish(mut self) -> (Vec<u32>, u64) {
+        if self.filled > 0 {
+            self.table.push(self.current);
+        }
+        (self.table, self.len)
+    }
+
+    /// The digest of the bytes seen.
+    pub fn digest(self) -> ChunkDigest {
+        let (table, len) = self.finish();
+        let raw: Vec<u8> = table.iter().flat_map(|crc| crc.to_le_bytes()).collect();
+        ChunkDigest::of_table(len, BLOCK_SIZE as u64, &raw)
+    }
+}
+
+impl Default for BlockSums {
+    fn default() -> Self {
+        BlockSums::new()
+    }
+}
+
+/// SHA-256 of a chunk's length (u64), block size (u32) and CRC32C table (one u32 per block), all
+/// little-endian: 32 bytes of metadata per chunk however long it is, yet any sub-range stays
+/// verifiable block by block, since a reader that has the table checks it against the digest and
+/// then each block it reads against the table. The table is hashed in the byte order chunk files
+/// store it, so a replica's table is checked as it lies on disk or on the wire.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChunkDigest(pub [u8; 32]);
+
+impl ChunkDigest {
+    /// The digest of a chunk of `data_len` bytes whose table (little-endian u32s) is `table`.
+    pub fn of_table(data_len: u64, block_size: u64, table: &[u8]) -> ChunkDigest {
+        let mut hasher = Sha256::new();
+        hasher.update(data_len.to_le_bytes());
+        // Block sizes are at most 16 MiB (the chunk file format's bound), so this never wraps.
+        hasher.update((block_size as u32).to_le_bytes());
+        hasher.update(table);
+        ChunkDigest(hasher.finalize().into())
+    }
+
+    pub fn from_slice(raw: &[u8]) -> Option<ChunkDigest> {
+        raw.try_into().ok().map(ChunkDigest)
+    }
+}
+
+impl fmt::Display for ChunkDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ChunkDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ChunkDigest({self})")
+    }
+}
+
+/// A chunk's CRC32C table as a replica holds it: one little-endian u32 per block of
+/// `block_size` bytes, the last block possibly short.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkTable {
+    pub data_len: u64,
+    pub block_size: u64,
+    pub crcs: Bytes,
+}
+
+impl ChunkTable {
+    pub fn digest(&self) -> ChunkDigest {
+        ChunkDigest::of_table(self.data_len, self.block_size, &self.crcs)
+    }
+
+    /// How many blocks a chunk of `data_len` bytes has, hence the table's length / 4.
+    pub fn blocks(data_len: u64, block_size: u64) -> u64 {
+        data_len.div_ceil(block_size)
+    }
+
+    /// The CRC of block `index`, if the table has it.
+    pub fn crc(&self, index: u64) -> Option<u32> {
+        let at = usize::try_from(index.checked_mul(4)?).ok()?;
+        let raw = self.crcs.get(at..at.checked_add(4)?)?;
+        Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+    }
+}
+
+/// The digest of each chunk of a stream cut as a `Chunker` with the same size cuts it, computed
+/// as the bytes pass (beside the body's other digests, on the hashing thread for large bodies).
+pub struct ChunkDigests {
+    chunk_size: u64,
+    current: BlockSums,
+    done: Vec<ChunkDigest>,
+}
+
+impl ChunkDigests {
+    pub fn new(chunk_size: u64) -> Self {
+        assert!(chunk_size > 0, "chunk size is validated at startup");
+        ChunkDigests {
+            chunk_size,
+            current: BlockSums::new(),
+            done: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = self.chunk_size - self.current.len();
+            let take = room.min(data.len() as u64) as usize;
+            let (head, rest) = data.split_at(take);
+            self.current.update(head);
+            if self.current.len() == self.chunk_size {
+                let full = std::mem::take(&mut self.current);
+                self.done.push(full.digest());
+            }
+            data = rest;
+        }
+    }
+
+    /// One digest per chunk, in order; none for an empty stream.
+    pub fn finish(mut self) -> Vec<ChunkDigest> {
+        if !self.current.is_empty() {
+            self.done.push(self.current.digest());
+        }
+        self.done
     }
 }
 
@@ -99,6 +279,21 @@ pub fn slice_in_chunk(chunk: &ChunkRef, range: &Range<u64>) -> Option<Range<u64>
     (start < end).then(|| start - chunk.offset..end - chunk.offset)
 }
 
+/// `range` widened to the blocks of `block_size` it touches, within a chunk of `size` bytes:
+/// what a reader that checks each block's CRC itself must receive.
+pub fn whole_blocks(range: &Range<u64>, block_size: u64, size: u64) -> Range<u64> {
+    if range.is_empty() {
+        return range.clone();
+    }
+    let start = range.start / block_size * block_size;
+    let end = range
+        .end
+        .div_ceil(block_size)
+        .saturating_mul(block_size)
+        .min(size);
+    start..end
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +322,7 @@ mod tests {
                 offset,
                 size,
                 chunk: ChunkId::random(),
+                digest: None,
             })
             .collect()
     }
@@ -163,6 +359,58 @@ mod tests {
                 assert_eq!(chunks, expect, "total {total} step {step}");
             }
         }
+    }
+
+    #[test]
+    fn chunk_digests_cover_what_the_chunker_cuts() {
+        const C: u64 = 3 * BLOCK_SIZE as u64 + 5;
+        let data: Vec<u8> = (0..2 * C + 7).map(|i| (i * 31 % 251) as u8).collect();
+        let whole = |bytes: &[u8]| {
+            let mut sums = BlockSums::new();
+            sums.update(bytes);
+            sums.digest()
+        };
+        let want: Vec<ChunkDigest> = data.chunks(C as usize).map(whole).collect();
+        for step in [1000usize, BLOCK_SIZE, BLOCK_SIZE + 1, data.len()] {
+            let mut digests = ChunkDigests::new(C);
+            data.chunks(step).for_each(|piece| digests.update(piece));
+            assert_eq!(digests.finish(), want, "step {step}");
+        }
+        assert_eq!(ChunkDigests::new(C).finish(), vec![]);
+        // The length, the table and each byte are all covered.
+        let first = &data[..C as usize];
+        let mut changed = first.to_vec();
+        changed[BLOCK_SIZE + 1] ^= 1;
+        assert_ne!(whole(&changed), want[0]);
+        assert_ne!(whole(&first[..first.len() - 1]), want[0]);
+        let raw_table = |bytes: &[u8]| -> Vec<u8> {
+            let mut sums = BlockSums::new();
+            sums.update(bytes);
+            sums.finish()
+                .0
+                .iter()
+                .flat_map(|c| c.to_le_bytes())
+                .collect()
+        };
+        assert_eq!(
+            ChunkDigest::of_table(C, BLOCK_SIZE as u64, &raw_table(first)),
+            want[0]
+        );
+        assert_ne!(
+            ChunkDigest::of_table(C, 2 * BLOCK_SIZE as u64, &raw_table(first)),
+            want[0]
+        );
+    }
+
+    #[test]
+    fn whole_blocks_widen_to_block_boundaries() {
+        assert_eq!(whole_blocks(&(0..1), 4, 10), 0..4);
+        assert_eq!(whole_blocks(&(3..4), 4, 10), 0..4);
+        assert_eq!(whole_blocks(&(3..5), 4, 10), 0..8);
+        assert_eq!(whole_blocks(&(4..8), 4, 10), 4..8);
+        assert_eq!(whole_blocks(&(9..10), 4, 10), 8..10);
+        assert_eq!(whole_blocks(&(0..10), 4, 10), 0..10);
+        assert_eq!(whole_blocks(&(5..5), 4, 10), 5..5);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::{
-    CliResult, GC_INTERVAL, REPLICAS_SETTING, TlsArgs, bootstrap_env_key, shutdown_signal,
+    CliResult, GC_INTERVAL, LimitArgs, REPLICAS_SETTING, TlsArgs, bootstrap_env_key,
+    shutdown_signal,
 };
 use crate::config::{ByteSize, HumanDuration};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
@@ -84,6 +85,8 @@ pub struct GatewayArgs {
     repair_concurrency: usize,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
@@ -104,6 +107,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     if args.replicas == 0 || args.write_quorum == 0 || args.write_quorum > args.replicas {
         return Err("need 1 <= --write-quorum <= --replicas".into());
     }
+    let limits = args.limits.limits()?;
     let tls = args.tls.acceptor()?;
     let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
     let meta = crate::meta::open_all(&args.meta).await?;
@@ -160,12 +164,12 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     if let Some(id) = bootstrap {
         println!("Access key id:     {id}");
     }
-    let service = Arc::new(S3Service {
+    let service = S3Service {
         gateway,
         domain: args.domain,
         coordinator: Some(leader),
-    });
-    serve(listener, tls, service, shutdown_signal()).await?;
+    };
+    serve(listener, tls, service, limits, shutdown_signal()).await?;
     coordinator.abort();
     tracing::info!("stopped");
     Ok(())

@@ -23,7 +23,7 @@ use crate::datanode::local::LocalChunkStore;
 use crate::gateway::{Gateway, GatewayConfig, now};
 use crate::meta::sqlite::SqliteMeta;
 use crate::meta::{AccessKey, MetaStore};
-use crate::s3::server::{S3Service, serve};
+use crate::s3::server::{Limits, S3Service, WRITE_MEMORY, serve};
 
 /// The chunk size a new store gets when none is given.
 pub const DEFAULT_CHUNK_SIZE: ByteSize = ByteSize(64 << 20);
@@ -32,8 +32,7 @@ const MIN_CHUNK_SIZE: u64 = 4 << 10;
 /// How often the garbage collector looks for chunks whose grace period is over.
 const GC_INTERVAL: Duration = Duration::from_secs(2);
 const CHUNK_SIZE_SETTING: &str = "chunk_size";
-/// The replica count gateways write with, recorded for fsck.
-pub const REPLICAS_SETTING: &str = "replicas";
+pub use crate::meta::REPLICAS_SETTING;
 const CREDENTIALS_FILE: &str = "credentials";
 
 #[derive(Parser, Debug)]
@@ -86,6 +85,8 @@ struct ServerArgs {
     direct: DirectWritesArg,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// How chunk files are written.
@@ -107,6 +108,56 @@ struct TlsArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+}
+
+/// What an S3 listener lets its clients hold at once and how long it waits for them.
+#[derive(clap::Args, Debug)]
+struct LimitArgs {
+    /// Connections served at once; one more is answered 503 SlowDown and closed (keep it below
+    /// the open-file limit, `ulimit -n`).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Request body bytes buffered or being processed at once; each request counts its
+    /// Content-Length, at most 8MiB (what one write holds in memory). A request past the limit
+    /// is answered 503 SlowDown, which S3 clients retry after a pause.
+    #[arg(long, default_value = "1GiB")]
+    max_inflight_bytes: ByteSize,
+    /// How long a client has to send a request's headers after connecting or after the
+    /// previous response; also how long an idle keep-alive connection stays open.
+    #[arg(long, default_value = "60s")]
+    header_timeout: HumanDuration,
+    /// How long an XML request body (CompleteMultipartUpload, DeleteObjects, CreateBucket) may
+    /// send nothing before the request fails with 400 RequestTimeout.
+    #[arg(long, default_value = "60s")]
+    body_timeout: HumanDuration,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits, String> {
+        if self.max_connections == 0 {
+            return Err("--max-connections must be at least 1".to_owned());
+        }
+        if self.max_inflight_bytes.0 < WRITE_MEMORY {
+            return Err(format!(
+                "--max-inflight-bytes must be at least {}, what one write holds",
+                ByteSize(WRITE_MEMORY)
+            ));
+        }
+        for (flag, value) in [
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+        ] {
+            if value.0.is_zero() {
+                return Err(format!("{flag} must be more than 0s"));
+            }
+        }
+        Ok(Limits {
+            max_connections: self.max_connections,
+            max_inflight_bytes: self.max_inflight_bytes.0,
+            header_timeout: self.header_timeout.0,
+            body_timeout: self.body_timeout.0,
+        })
+    }
 }
 
 impl TlsArgs {
@@ -268,6 +319,7 @@ async fn bootstrap_env_key(
 }
 
 async fn run_server(args: ServerArgs) -> CliResult {
+    let limits = args.limits.limits()?;
     let tls = args.tls.acceptor()?;
     let _lock = crate::net::lock_data_dir(&args.data)?;
     reserve::release_if_full(&args.data)?;
@@ -317,12 +369,12 @@ async fn run_server(args: ServerArgs) -> CliResult {
             .clone()
             .run_collector(GC_INTERVAL, args.upload_expiry.0),
     );
-    let service = Arc::new(S3Service {
+    let service = S3Service {
         gateway,
         domain: args.domain,
         coordinator: None,
-    });
-    serve(listener, tls, service, shutdown_signal()).await?;
+    };
+    serve(listener, tls, service, limits, shutdown_signal()).await?;
     gc.abort();
     tracing::info!("stopped");
     Ok(())

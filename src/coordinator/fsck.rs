@@ -1,5 +1,6 @@
 //! `cairn admin fsck`: a full check of the cluster against the metadata store. Every replica of
-//! every referenced chunk is read in full (which verifies its CRC32C blocks on the node), every
+//! every referenced chunk is read in full (its CRC table judged against the digest the gateway
+//! recorded for the chunk, then every block against its CRC32C), every
 //! node's inventory is compared with the replica rows, and objects with a chunk that no replica
 //! can serve are named.
 
@@ -20,7 +21,7 @@ pub struct FsckReport {
     pub under_replicated: u64,
     /// Replica rows whose node does not have the chunk.
     pub missing: u64,
-    /// Replicas whose bytes fail their checksums.
+    /// Replicas whose bytes fail their checksums or whose CRC table is not the chunk's.
     pub corrupt: u64,
     /// Chunk files on nodes that no replica row places there.
     pub orphans: u64,
@@ -62,7 +63,7 @@ pub async fn fsck(
                 if node.info.state == NodeState::Down {
                     continue;
                 }
-                match verify_replica(&node, chunk.chunk).await {
+                match verify_replica(&node, chunk.chunk, chunk.digest).await {
                     Ok(_) => {
                         readable += 1;
                         if node.info.state == NodeState::Up {

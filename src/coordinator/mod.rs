@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use uuid::Uuid;
 
-use crate::chunk::ChunkId;
 use crate::chunk::placement::{Candidate, place};
+use crate::chunk::{ChunkDigest, ChunkId};
 use crate::datanode::replicated::{Node, ReplicatedStore, caching_for};
 use crate::datanode::{Caching, ChunkError, ChunkStore};
 use crate::gateway::{Gateway, gc, now};
@@ -241,14 +241,7 @@ impl Coordinator {
             for target in targets {
                 let caching =
                     caching_for(chunk.chunk, target.info.id, live.iter().map(|n| n.info.id));
-                let copied = copy_chunk(
-                    &self.cluster,
-                    chunk.chunk,
-                    chunk.size,
-                    &sources,
-                    &target,
-                    caching,
-                );
+                let copied = copy_chunk(&self.cluster, &chunk, &sources, &target, caching);
                 if copied.await? {
                     changed += 1;
                     live.push(target);
@@ -291,46 +284,52 @@ impl Coordinator {
             .map_err(|e| ChunkError::Io(std::io::Error::other(e)))
     }
 
-    /// Reads every replica on every live node in full; corrupt copies are forgotten and
-    /// deleted, so the next repair replaces them. Returns how many were corrupt.
+    /// Reads every replica of every referenced chunk on the nodes that are not down, in full
+    /// and judged against the chunk's recorded digest; corrupt copies are forgotten and deleted,
+    /// so the next repair replaces them. Returns how many were corrupt.
     async fn scrub(&self) -> Result<usize, ChunkError> {
         let mut corrupt = 0;
-        for info in self.cluster.nodes().await.map_err(meta)? {
-            if info.state == NodeState::Down {
-                continue;
-            }
-            let Some(node) = self.store.node(info.id).await? else {
-                continue;
+        let mut after = None;
+        loop {
+            let page = self
+                .cluster
+                .referenced_chunks(after, PAGE)
+                .await
+                .map_err(meta)?;
+            let Some(last) = page.last() else {
+                return Ok(corrupt);
             };
-            let mut after = None;
-            loop {
-                let page = self
-                    .cluster
-                    .node_chunks(info.id, after, PAGE)
-                    .await
-                    .map_err(meta)?;
-                let Some(last) = page.last() else { break };
-                after = Some(*last);
-                for id in page {
-                    if let Err(ChunkError::Corrupt { .. }) = verify_replica(&node, id).await {
-                        tracing::warn!(chunk = %id, node = %info.id, "scrub found a corrupt replica");
-                        // The last copy stays, damaged blocks and all, until repair has made a
-                        // good one: most of its bytes may still be all there is.
-                        let others = self.cluster.replicas(id).await.map_err(meta)?;
-                        if !others.iter().any(|n| *n != info.id) {
-                            continue;
-                        }
-                        self.cluster
-                            .remove_replica(id, info.id)
-                            .await
-                            .map_err(meta)?;
-                        let _ = node.client.delete(id).await;
-                        corrupt += 1;
+            after = Some(last.chunk);
+            for chunk in page {
+                let mut bad = Vec::new();
+                for id in &chunk.nodes {
+                    let Some(node) = self.store.node(*id).await? else {
+                        continue;
+                    };
+                    if node.info.state == NodeState::Down {
+                        continue;
                     }
+                    let verified = verify_replica(&node, chunk.chunk, chunk.digest).await;
+                    if let Err(ChunkError::Corrupt { .. }) = verified {
+                        tracing::warn!(chunk = %chunk.chunk, node = %id, "scrub found a corrupt replica");
+                        bad.push(node);
+                    }
+                }
+                // With no good copy, the damaged ones stay until an operator salvages them: most
+                // of their bytes may still be all there is, and repair has nothing to copy from.
+                if bad.len() == chunk.nodes.len() {
+                    continue;
+                }
+                for node in bad {
+                    self.cluster
+                        .remove_replica(chunk.chunk, node.info.id)
+                        .await
+                        .map_err(meta)?;
+                    let _ = node.client.delete(chunk.chunk).await;
+                    corrupt += 1;
                 }
             }
         }
-        Ok(corrupt)
     }
 }
 
@@ -338,10 +337,15 @@ fn meta(e: crate::meta::MetaError) -> ChunkError {
     ChunkError::Io(std::io::Error::other(e))
 }
 
-/// Reads a whole replica, which verifies every block's CRC32C on the node.
-pub async fn verify_replica(node: &Node, id: ChunkId) -> Result<u64, ChunkError> {
+/// Reads a whole replica, which verifies every block's CRC32C (and, with the digest the gateway
+/// recorded, that the replica's CRC table is the chunk's, block by block in the gateway).
+pub async fn verify_replica(
+    node: &Node,
+    id: ChunkId,
+    expected: Option<ChunkDigest>,
+) -> Result<u64, ChunkError> {
     let len = node.client.len(id).await?.ok_or(ChunkError::NotFound(id))?;
-    let mut stream = node.client.read(id, 0..len).await?;
+    let mut stream = node.client.read(id, 0..len, expected).await?;
     let mut seen = 0u64;
     while let Some(data) = stream.next().await {
         seen += data?.len() as u64;
@@ -352,23 +356,24 @@ pub async fn verify_replica(node: &Node, id: ChunkId) -> Result<u64, ChunkError>
     Ok(len)
 }
 
-/// Copies `chunk` of `size` bytes from the first source that can serve it to `target`, written
-/// as `caching` says, recording the new replica first; returns whether the copy was made.
+/// Copies `chunk` from the first source that can serve it (matching its recorded digest) to
+/// `target`, written as `caching` says, recording the new replica first; returns whether the
+/// copy was made.
 async fn copy_chunk(
     cluster: &Arc<dyn ClusterMeta>,
-    chunk: ChunkId,
-    size: u64,
+    chunk: &ChunkReplicas,
     sources: &[Arc<Node>],
     target: &Arc<Node>,
     caching: Caching,
 ) -> Result<bool, ChunkError> {
+    let (size, digest, chunk) = (chunk.size, chunk.digest, chunk.chunk);
     cluster
         .add_replica(chunk, target.info.id, now())
         .await
         .map_err(meta)?;
     for source in sources {
         let attempt = async {
-            let mut data = source.client.read(chunk, 0..size).await?;
+            let mut data = source.client.read(chunk, 0..size, digest).await?;
             let mut writer = target.client.create(chunk, caching).await?;
             while let Some(buf) = data.next().await {
                 writer.write(buf?).await?;

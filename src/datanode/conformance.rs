@@ -7,7 +7,7 @@ use std::ops::Range;
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{BlockSums, ChunkDigest, ChunkId};
 use crate::datanode::local::BLOCK_SIZE;
 use crate::datanode::{Caching, ChunkError, ChunkStore};
 
@@ -72,7 +72,17 @@ pub async fn get(
     id: ChunkId,
     range: Range<u64>,
 ) -> Result<Vec<u8>, ChunkError> {
-    let mut stream = store.read(id, range).await?;
+    get_checked(store, id, range, None).await
+}
+
+/// Reads `range` of a chunk into memory, judged against `expected`.
+pub async fn get_checked(
+    store: &dyn ChunkStore,
+    id: ChunkId,
+    range: Range<u64>,
+    expected: Option<ChunkDigest>,
+) -> Result<Vec<u8>, ChunkError> {
+    let mut stream = store.read(id, range, expected).await?;
     let mut out = Vec::new();
     while let Some(item) = stream.next().await {
         out.extend_from_slice(&item?);
@@ -82,8 +92,13 @@ pub async fn get(
 
 /// The error of a read that is to fail, whether the store reports it when the read starts or as
 /// the stream's first item (a replicated store learns it from a replica once streaming began).
-async fn read_error(store: &dyn ChunkStore, id: ChunkId, range: Range<u64>) -> Option<ChunkError> {
-    match store.read(id, range).await {
+async fn read_error(
+    store: &dyn ChunkStore,
+    id: ChunkId,
+    range: Range<u64>,
+    expected: Option<ChunkDigest>,
+) -> Option<ChunkError> {
+    match store.read(id, range, expected).await {
         Err(e) => Some(e),
         Ok(mut stream) => stream.next().await?.err(),
     }
@@ -102,6 +117,7 @@ pub enum Absent {
 pub async fn run_all(store: &dyn ChunkStore, absent: Absent) {
     round_trips_every_boundary_size(store).await;
     reads_every_range_shape(store).await;
+    reads_fail_against_another_digest(store).await;
     nothing_is_visible_before_commit(store).await;
     dropped_writers_leave_nothing(store).await;
     missing_chunks_are_not_found(store, absent).await;
@@ -124,23 +140,27 @@ async fn reads_every_range_shape(store: &dyn ChunkStore) {
     let len = 3 * BLOCK + 5;
     let data = pattern(len as usize);
     let id = put(store, &data, &[9999]).await;
-    for range in [
-        0..1,
-        10..20,
-        BLOCK - 3..BLOCK + 4,
-        BLOCK - 1..BLOCK,
-        BLOCK..BLOCK + 1,
-        2 * BLOCK..3 * BLOCK,
-        len - 1..len,
-        3 * BLOCK..len,
-        0..len,
-    ] {
-        let want = &data[range.start as usize..range.end as usize];
-        assert_eq!(
-            get(store, id, range.clone()).await.unwrap(),
-            want,
-            "{range:?}"
-        );
+    for expected in [None, Some(digest_of(&data))] {
+        for range in [
+            0..1,
+            10..20,
+            BLOCK - 3..BLOCK + 4,
+            BLOCK - 1..BLOCK,
+            BLOCK..BLOCK + 1,
+            2 * BLOCK..3 * BLOCK,
+            len - 1..len,
+            3 * BLOCK..len,
+            0..len,
+        ] {
+            let want = &data[range.start as usize..range.end as usize];
+            assert_eq!(
+                get_checked(store, id, range.clone(), expected)
+                    .await
+                    .unwrap(),
+                want,
+                "{range:?} {expected:?}"
+            );
+        }
     }
     for empty in [0..0, BLOCK..BLOCK, len..len] {
         assert!(
@@ -152,7 +172,7 @@ async fn reads_every_range_shape(store: &dyn ChunkStore) {
     #[allow(clippy::reversed_empty_ranges)]
     let reversed = 20..10;
     for outside in [0..len + 1, len + 1..len + 1, len..len + 7, reversed] {
-        let result = read_error(store, id, outside.clone()).await;
+        let result = read_error(store, id, outside.clone(), None).await;
         assert!(
             matches!(
                 result,
@@ -165,6 +185,42 @@ async fn reads_every_range_shape(store: &dyn ChunkStore) {
     store.delete(id).await.unwrap();
 }
 
+/// The digest the gateway records for a chunk of `data`.
+pub fn digest_of(data: &[u8]) -> ChunkDigest {
+    let mut sums = BlockSums::new();
+    sums.update(data);
+    sums.digest()
+}
+
+/// A copy judged against the digest of other bytes (as when a copy was replaced by same-length
+/// bytes with valid CRCs of their own) is corrupt, whatever range is read, and no byte of it
+/// is yielded.
+async fn reads_fail_against_another_digest(store: &dyn ChunkStore) {
+    let len = 2 * BLOCK + 5;
+    let data = pattern(len as usize);
+    let id = put(store, &data, &[BLOCK_SIZE]).await;
+    let mut other = data.clone();
+    other[(BLOCK + 2) as usize] ^= 0x01;
+    for expected in [digest_of(&other), digest_of(&data[..len as usize - 1])] {
+        for range in [0..1, BLOCK + 2..BLOCK + 3, 2 * BLOCK..len, 0..len] {
+            match store.read(id, range.clone(), Some(expected)).await {
+                Err(e) => assert!(
+                    matches!(e, ChunkError::Corrupt { id: at, .. } if at == id),
+                    "{range:?}: {e}"
+                ),
+                Ok(mut stream) => match stream.next().await {
+                    Some(Err(ChunkError::Corrupt { id: at, .. })) if at == id => {}
+                    other => panic!("{range:?}: {other:?}"),
+                },
+            }
+        }
+    }
+    // The copy itself is intact, and still served against its own digest.
+    let right = Some(digest_of(&data));
+    assert_eq!(get_checked(store, id, 0..len, right).await.unwrap(), data);
+    store.delete(id).await.unwrap();
+}
+
 async fn nothing_is_visible_before_commit(store: &dyn ChunkStore) {
     let id = ChunkId::random();
     let data = pattern(2 * BLOCK_SIZE + 1);
@@ -173,7 +229,7 @@ async fn nothing_is_visible_before_commit(store: &dyn ChunkStore) {
     assert_eq!(store.len(id).await.unwrap(), None);
     assert!(store.list(None, 10).await.unwrap().is_empty());
     assert!(matches!(
-        read_error(store, id, 0..1).await,
+        read_error(store, id, 0..1, None).await,
         Some(ChunkError::NotFound(missing)) if missing == id
     ));
     assert_eq!(writer.commit().await.unwrap(), data.len() as u64);
@@ -201,7 +257,7 @@ async fn missing_chunks_are_not_found(store: &dyn ChunkStore, absent: Absent) {
     store.delete(id).await.unwrap();
     assert_eq!(store.len(id).await.unwrap(), None);
     for range in [0..1, 0..0] {
-        let error = read_error(store, id, range.clone()).await;
+        let error = read_error(store, id, range.clone(), None).await;
         let answered = match absent {
             Absent::NotFound => {
                 matches!(error, Some(ChunkError::NotFound(missing)) if missing == id)

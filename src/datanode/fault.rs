@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::{StreamExt, stream};
 use uuid::Uuid;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{ChunkDigest, ChunkId};
 use crate::datanode::local::LocalChunkStore;
 use crate::datanode::replicated::{ReplicatedStore, ReplicationConfig};
 use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
@@ -129,12 +129,17 @@ impl ChunkStore for FaultyStore {
         }))
     }
 
-    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        expected: Option<ChunkDigest>,
+    ) -> Result<ChunkStream, ChunkError> {
         self.reads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(range.clone());
-        let inner = self.inner.read(id, range.clone()).await?;
+        let inner = self.inner.read(id, range.clone(), expected).await?;
         let Some((at, fault)) = self.faults().into_iter().find_map(|fault| {
             let at = fault.read_offset()?;
             range.contains(&at).then_some((at, fault))

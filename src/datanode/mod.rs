@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{ChunkDigest, ChunkId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
@@ -74,8 +74,15 @@ pub trait ChunkStore: Send + Sync + 'static {
     ) -> Result<Box<dyn ChunkWriter>, ChunkError>;
 
     /// Streams the bytes `range` (half-open, within the chunk), verifying the CRC32C of every
-    /// block it touches.
-    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError>;
+    /// block it touches. With an `expected` digest (what the gateway recorded when it wrote the
+    /// chunk) the copy's CRC table must also match it, so that a copy replaced by other bytes
+    /// with valid CRCs of their own is `Corrupt`, not served.
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        expected: Option<ChunkDigest>,
+    ) -> Result<ChunkStream, ChunkError>;
 
     /// The length in bytes of a stored chunk, or `None` when there is no such chunk.
     async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError>;

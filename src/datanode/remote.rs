@@ -5,6 +5,7 @@
 //! connecting and every wait on the node are bounded by timeouts, so a dead or stalled node
 //! surfaces as an error the caller can fail over from.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -15,7 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{FutureExt, stream};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body::{Body, Frame, SizeHint};
@@ -27,11 +28,11 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{ChunkDigest, ChunkId, ChunkTable, whole_blocks};
 use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
 use crate::datanode::server::{
-    CACHE_HEADER, CORRUPT, CRC_HEADER, ChunkList, DROP_BEHIND, ERROR_HEADER, LENGTH_HEADER,
-    NodeHealth, OFFSET_HEADER, RESERVE_HEADER, parse_chunk_id,
+    BLOCK_SIZE_HEADER, CACHE_HEADER, CORRUPT, CRC_HEADER, ChunkList, DROP_BEHIND, ERROR_HEADER,
+    LENGTH_HEADER, NodeHealth, OFFSET_HEADER, RESERVE_HEADER, WITH_TABLE_HEADER, parse_chunk_id,
 };
 use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
 
@@ -43,6 +44,11 @@ const MAX_IDLE_CONNECTIONS: usize = 8;
 const UPLOAD_QUEUE: usize = 4;
 /// The largest control response read (an inventory page of 10,000 ids is about 350 KB).
 const MAX_CONTROL_BODY: usize = 4 * 1024 * 1024;
+/// The largest block size and CRC table a verified read accepts from a node (the chunk file
+/// format's bound, and the table of a 64 GiB chunk), so that a node's answer cannot make the
+/// gateway allocate without limit before the table is judged.
+const MAX_BLOCK_SIZE: u64 = 16 * 1024 * 1024;
+const MAX_TABLE: u64 = 4 * 1024 * 1024;
 /// How much of an error body goes into an error message.
 const ERROR_PREVIEW: usize = 200;
 
@@ -353,7 +359,12 @@ impl ChunkStore for RemoteNode {
         }))
     }
 
-    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        expected: Option<ChunkDigest>,
+    ) -> Result<ChunkStream, ChunkError> {
         // An empty range has no inclusive spelling, and a reversed one is the caller's error;
         // both only need the length to be answered as a local store would.
         if range.start >= range.end {
@@ -376,6 +387,9 @@ impl ChunkStore for RemoteNode {
             HeaderValue::try_from(value).map_err(|err| ChunkError::Io(io::Error::other(err)))?,
         );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        if expected.is_some() {
+            headers.insert(WITH_TABLE_HEADER, HeaderValue::from_static("1"));
+        }
         let (response, sender) = self
             .exchange(Method::GET, &chunk_target(id), headers)
             .await?;
@@ -395,20 +409,82 @@ impl ChunkStore for RemoteNode {
                 return Err(self.status_error(Some(id), &parts, &body));
             }
         }
-        let expected = format!("bytes {}-{last}/", range.start);
-        if !header_str(response.headers(), header::CONTENT_RANGE.as_str())
-            .is_some_and(|value| value.starts_with(&expected))
-        {
-            return Err(self.invalid_answer("Content-Range does not match the range asked"));
+        let Some(expected) = expected else {
+            let answered = format!("bytes {}-{last}/", range.start);
+            if !header_str(response.headers(), header::CONTENT_RANGE.as_str())
+                .is_some_and(|value| value.starts_with(&answered))
+            {
+                return Err(self.invalid_answer("Content-Range does not match the range asked"));
+            }
+            let read = RemoteRead {
+                node: self.clone(),
+                id,
+                body: response.into_body(),
+                sender: Some(sender),
+                remaining: range.end - range.start,
+            };
+            return Ok(Box::pin(stream::try_unfold(read, RemoteRead::next)));
+        };
+        let size = header_u64(response.headers(), LENGTH_HEADER)
+            .ok_or_else(|| self.invalid_answer("no x-cairn-length"))?;
+        let block_size = header_u64(response.headers(), BLOCK_SIZE_HEADER)
+            .filter(|&n| n > 0 && n <= MAX_BLOCK_SIZE)
+            .ok_or_else(|| self.invalid_answer("no valid x-cairn-block-size"))?;
+        let table_len = ChunkTable::blocks(size, block_size).saturating_mul(4);
+        if range.end > size || table_len > MAX_TABLE {
+            return Err(self.invalid_answer("a chunk length that does not fit the range asked"));
         }
-        let read = RemoteRead {
+        let sent = whole_blocks(&range, block_size, size);
+        let answered = format!("bytes {}-{}/{size}", sent.start, sent.end - 1);
+        if header_str(response.headers(), header::CONTENT_RANGE.as_str()) != Some(&answered) {
+            return Err(self.invalid_answer("Content-Range does not match the blocks asked"));
+        }
+        let mut read = RemoteRead {
             node: self.clone(),
             id,
             body: response.into_body(),
             sender: Some(sender),
-            remaining: range.end - range.start,
+            remaining: table_len + (sent.end - sent.start),
         };
-        Ok(Box::pin(stream::try_unfold(read, RemoteRead::next)))
+        // The table comes first and is judged before any byte is passed on, so that a copy that
+        // is not the chunk the gateway wrote fails here, where the caller can still go elsewhere.
+        let mut crcs = BytesMut::with_capacity(table_len as usize);
+        let mut first = None;
+        while (crcs.len() as u64) < table_len {
+            let Some((mut data, rest)) = read.next().await? else {
+                return Err(self.invalid_answer("the answer ended inside the CRC table"));
+            };
+            read = rest;
+            let take = (table_len - crcs.len() as u64).min(data.len() as u64) as usize;
+            crcs.extend_from_slice(&data.split_to(take));
+            if !data.is_empty() {
+                first = Some(data);
+            }
+        }
+        let table = ChunkTable {
+            data_len: size,
+            block_size,
+            crcs: crcs.freeze(),
+        };
+        if table.digest() != expected {
+            tracing::warn!(%id, node = %self.pool.authority, "replica does not match the chunk's recorded digest");
+            return Err(ChunkError::Corrupt {
+                id,
+                offset: range.start,
+            });
+        }
+        let check = BlockCheck {
+            id,
+            table,
+            wanted: range,
+            pos: sent.start,
+            crc: 0,
+            pending: Vec::new(),
+            ready: VecDeque::new(),
+            first,
+            read: Some(read),
+        };
+        Ok(Box::pin(stream::try_unfold(check, BlockCheck::next)))
     }
 
     async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError> {
@@ -706,6 +782,87 @@ impl RemoteRead {
     }
 }
 
+/// A read whose bytes are checked here, block by block, against a CRC table already judged
+/// against the chunk's digest; a block is passed on only once all of it matched, and only its
+/// part inside the range asked.
+struct BlockCheck {
+    id: ChunkId,
+    table: ChunkTable,
+    wanted: Range<u64>,
+    /// The chunk offset of the next byte to arrive.
+    pos: u64,
+    /// The CRC32C of the current block so far.
+    crc: u32,
+    /// The current block's bytes inside `wanted`, held until the block is verified.
+    pending: Vec<Bytes>,
+    /// Verified bytes to pass on.
+    ready: VecDeque<Bytes>,
+    /// Bytes that arrived with the end of the table.
+    first: Option<Bytes>,
+    /// `None` once the node's answer has ended.
+    read: Option<RemoteRead>,
+}
+
+impl BlockCheck {
+    async fn next(mut self) -> Result<Option<(Bytes, Self)>, ChunkError> {
+        loop {
+            if let Some(data) = self.ready.pop_front() {
+                return Ok(Some((data, self)));
+            }
+            let data = match self.first.take() {
+                Some(data) => data,
+                None => {
+                    let Some(read) = self.read.take() else {
+                        return Ok(None);
+                    };
+                    match read.next().await? {
+                        Some((data, read)) => {
+                            self.read = Some(read);
+                            data
+                        }
+                        None => {
+                            // `RemoteRead` counted every byte of the widened range in, so the
+                            // last block was complete and verified.
+                            debug_assert!(self.pending.is_empty());
+                            return Ok(None);
+                        }
+                    }
+                }
+            };
+            self.take_in(data)?;
+        }
+    }
+
+    fn take_in(&mut self, mut data: Bytes) -> Result<(), ChunkError> {
+        let block_size = self.table.block_size;
+        while !data.is_empty() {
+            let index = self.pos / block_size;
+            let block_end = ((index + 1) * block_size).min(self.table.data_len);
+            let take = (block_end - self.pos).min(data.len() as u64);
+            let piece = data.split_to(take as usize);
+            self.crc = crc32c::crc32c_append(self.crc, &piece);
+            let from = self.wanted.start.max(self.pos);
+            let to = self.wanted.end.min(self.pos + take);
+            if from < to {
+                let at = (from - self.pos) as usize..(to - self.pos) as usize;
+                self.pending.push(piece.slice(at));
+            }
+            self.pos += take;
+            if self.pos == block_end {
+                if self.table.crc(index) != Some(self.crc) {
+                    return Err(ChunkError::Corrupt {
+                        id: self.id,
+                        offset: index * block_size,
+                    });
+                }
+                self.crc = 0;
+                self.ready.extend(self.pending.drain(..));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Idle HTTP/1.1 connections to one node.
 struct Pool {
     /// `host:port`, also sent as the `Host` header.
@@ -858,7 +1015,7 @@ mod tests {
         assert!(remote.pool.idle().len() <= 2);
 
         // A caller that stops reading once it has every byte still leaves the connection usable.
-        let mut stream = remote.read(id, 0..10).await.unwrap();
+        let mut stream = remote.read(id, 0..10, None).await.unwrap();
         use futures_util::StreamExt;
         assert_eq!(stream.next().await.unwrap().unwrap(), &data[..10]);
         drop(stream);
@@ -955,7 +1112,7 @@ mod tests {
         // Damage in the second block: the first block arrives, then the error, never the bad
         // block's bytes.
         use futures_util::StreamExt;
-        let mut stream = remote.read(id, 0..len).await.unwrap();
+        let mut stream = remote.read(id, 0..len, None).await.unwrap();
         let mut received = Vec::new();
         let error = loop {
             match stream.next().await.unwrap() {
@@ -993,7 +1150,7 @@ mod tests {
             Err(ChunkError::Corrupt { .. })
         ));
         assert!(matches!(
-            remote.read(id, 0..1).await.err(),
+            remote.read(id, 0..1, None).await.err(),
             Some(ChunkError::Corrupt { .. })
         ));
         // It can still be deleted, and its bytes stop counting.
@@ -1013,7 +1170,7 @@ mod tests {
         .unwrap();
         let refused = |result: Result<(), ChunkError>| matches!(result, Err(ChunkError::Io(err)) if err.kind() == io::ErrorKind::PermissionDenied);
         assert!(refused(stranger.len(id).await.map(|_| ())));
-        assert!(refused(stranger.read(id, 0..5).await.map(|_| ())));
+        assert!(refused(stranger.read(id, 0..5, None).await.map(|_| ())));
         assert!(refused(stranger.delete(id).await));
         assert!(refused(stranger.list(None, 5).await.map(|_| ())));
         assert!(refused(stranger.health().await.map(|_| ())));

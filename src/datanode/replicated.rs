@@ -22,8 +22,8 @@ use uuid::Uuid;
 use super::auth::ClusterKey;
 use super::remote::{RemoteNode, RemoteTimeouts};
 use super::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
-use crate::chunk::ChunkId;
 use crate::chunk::placement::{Candidate, place, rendezvous_hash};
+use crate::chunk::{ChunkDigest, ChunkId};
 use crate::meta::{ClusterMeta, NodeInfo, NodeState};
 
 /// How stale the cached node list may get before a write reloads it.
@@ -453,7 +453,12 @@ impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
         Ok(Box::new(writer))
     }
 
-    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        expected: Option<ChunkDigest>,
+    ) -> Result<ChunkStream, ChunkError> {
         let replicas = self.readable(id).await?;
         if replicas.is_empty() {
             return Err(ChunkError::Unavailable(format!(
@@ -464,6 +469,7 @@ impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
         let store = FailoverRead {
             stall: self.config.stall_timeout,
             chunk: id,
+            expected,
             replicas,
             corrupt: Vec::new(),
         };
@@ -478,9 +484,17 @@ impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
                 let _ = node.client.delete(id).await;
             }
         });
-        Ok(Box::pin(futures_util::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx)
-        })))
+        // The first piece is awaited here, so that a chunk no replica can serve is an error of
+        // the read itself, which the caller can still answer before it starts a response.
+        let first = match rx.recv().await {
+            None => return Ok(Box::pin(futures_util::stream::empty())),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(data)) => data,
+        };
+        let rest = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        Ok(Box::pin(
+            futures_util::stream::once(std::future::ready(Ok(first))).chain(rest),
+        ))
     }
 
     async fn len(&self, id: ChunkId) -> Result<Option<u64>, ChunkError> {
@@ -532,6 +546,7 @@ impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
 struct FailoverRead<S> {
     stall: Duration,
     chunk: ChunkId,
+    expected: Option<ChunkDigest>,
     replicas: Vec<Arc<Node<S>>>,
     corrupt: Vec<Arc<Node<S>>>,
 }
@@ -580,11 +595,11 @@ impl<S: ChunkStore> FailoverRead<S> {
         pos: &mut u64,
         tx: &mpsc::Sender<Result<Bytes, ChunkError>>,
     ) -> Result<(), Stop> {
-        let mut stream =
-            tokio::time::timeout(self.stall, node.client.read(self.chunk, range.clone()))
-                .await
-                .map_err(|_| Stop::Failed(stalled()))?
-                .map_err(Stop::Failed)?;
+        let read = node.client.read(self.chunk, range.clone(), self.expected);
+        let mut stream = tokio::time::timeout(self.stall, read)
+            .await
+            .map_err(|_| Stop::Failed(stalled()))?
+            .map_err(Stop::Failed)?;
         loop {
             match tokio::time::timeout(self.stall, stream.next()).await {
                 Err(_) => return Err(Stop::Failed(stalled())),

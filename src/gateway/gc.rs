@@ -102,17 +102,25 @@ impl Gateway {
         }
     }
 
-    /// The cluster's collection pass: queues the chunks of writes that died before their commit
-    /// on another gateway (written more than `abandon_after` ago and still in no object or part;
-    /// younger ones may belong to an upload still streaming), then collects everything due.
+    /// The cluster's collection pass: forgets the replica rows of writes that died before their
+    /// commit on another gateway (written more than `abandon_after` ago and still in no object
+    /// or part; younger ones may belong to an upload still streaming), whose files then go with
+    /// the orphans (`remove_node_orphans`), then collects everything due. A write that was only
+    /// slow fails at its commit, which finds its rows gone (`MetaError::ChunkCollected`).
     pub async fn collect_abandoned(
         &self,
         cluster: &dyn ClusterMeta,
         abandon_after: Duration,
     ) -> GatewayResult<usize> {
-        cluster
-            .queue_abandoned_chunks(now() - abandon_after, self.gc_due())
+        let forgotten = cluster
+            .forget_abandoned_chunks(now() - abandon_after)
             .await?;
+        if forgotten > 0 {
+            tracing::info!(
+                replicas = forgotten,
+                "forgot the replicas of writes that never committed"
+            );
+        }
         self.collect_garbage().await
     }
 }

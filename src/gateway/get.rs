@@ -16,10 +16,10 @@ use crate::chunk::{ChunkRef, slice_in_chunk};
 use crate::datanode::{ChunkStore, ChunkStream};
 use crate::meta::{MetaError, MetaStore, ObjectMeta};
 
-/// How many chunk references a read fetches from the metadata store at a time. The first page
-/// is loaded when the read starts, so a read of up to this many chunks (256 GiB at 64 MiB
-/// chunks) holds its whole chunk map and survives an overwrite of the object during the GC
-/// grace period; a few hundred KiB at most, so an object of millions of chunks costs no more.
+/// How many chunk references a read fetches from the metadata store at a time: a few hundred
+/// KiB at most, so an object of millions of chunks costs no more. A page loaded after the
+/// object was deleted or replaced comes from the GC queue, which keeps the chunk map until the
+/// grace period ends (`MetaStore::queued_chunks`).
 const CHUNK_PAGE: usize = 4096;
 /// Chunk reads buffered ahead of the client: the next chunk is being read while one streams.
 const READ_AHEAD_BUFFERS: usize = 4;
@@ -118,10 +118,19 @@ impl ChunkCursor {
     async fn next_chunk(&mut self) -> GatewayResult<Option<ChunkStream>> {
         while self.pos < self.end {
             if self.page.is_empty() {
-                let page = self
+                let range = self.pos..self.end;
+                let mut page = self
                     .meta
-                    .chunks(self.owner, self.pos..self.end, CHUNK_PAGE)
+                    .chunks(self.owner, range.clone(), CHUNK_PAGE)
                     .await?;
+                if page.is_empty() {
+                    // The object was deleted or replaced since the read began; its chunks are
+                    // queued, and readable, until its grace period ends.
+                    page = self
+                        .meta
+                        .queued_chunks(self.owner, range, CHUNK_PAGE)
+                        .await?;
+                }
                 if page.is_empty() {
                     let why = format!("object {} has no chunk at byte {}", self.owner, self.pos);
                     return Err(MetaError::Corrupt(why).into());
@@ -139,7 +148,9 @@ impl ChunkCursor {
                 return Err(MetaError::Corrupt(why).into());
             }
             self.pos = chunk.offset + slice.end;
-            return Ok(Some(self.store.read(chunk.chunk, slice).await?));
+            return Ok(Some(
+                self.store.read(chunk.chunk, slice, chunk.digest).await?,
+            ));
         }
         Ok(None)
     }

@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::{ByteStream, Gateway, GatewayError, GatewayResult, INLINE_MAX, not_found_bucket, now};
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType, Checksummer, Md5};
-use crate::chunk::{ChunkId, ChunkRef, Chunker};
+use crate::chunk::{ChunkDigests, ChunkId, ChunkRef, Chunker};
 use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkWriter};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
 
@@ -96,10 +96,16 @@ struct Digests {
     md5: Md5,
     sha256: Option<Sha256>,
     summer: Option<Checksummer>,
+    /// The digest of each chunk the body is cut into, recorded with the chunk map so that every
+    /// read judges a replica against what this gateway received (none for an inline body).
+    chunks: Option<ChunkDigests>,
 }
 
 impl Digests {
     fn update(&mut self, data: &[u8]) {
+        if let Some(chunks) = self.chunks.as_mut() {
+            chunks.update(data);
+        }
         self.md5.update(data);
         if let Some(h) = self.sha256.as_mut() {
             h.update(data);
@@ -239,6 +245,8 @@ impl ChunkGuard {
             offset,
             size,
             chunk: id,
+            // Filled in once the body's hashing has finished.
+            digest: None,
         });
         Ok(())
     }
@@ -305,10 +313,18 @@ impl Gateway {
             .map(|c| c.algorithm)
             .or(checks.trailing_checksum.as_ref().map(|t| t.algorithm))
             .or(compute);
+        // Bounded by the declared length, which `limit` enforces as the bytes arrive.
+        let mut inline = checks
+            .content_length
+            .filter(|&n| storage == Storage::InlineIfSmall && n > 0 && n <= INLINE_MAX)
+            .map(|n| BytesMut::with_capacity(n as usize));
         let digests = Digests {
             md5: Md5::new(),
             sha256: checks.sha256.map(|_| Sha256::new()),
             summer: algorithm.map(Checksummer::new),
+            chunks: inline
+                .is_none()
+                .then(|| ChunkDigests::new(self.config.chunk_size)),
         };
         let large = checks.content_length.is_none_or(|n| n >= HASH_THREAD_MIN);
         let mut hasher = match large.then(|| self.hash_thread()).flatten() {
@@ -320,11 +336,6 @@ impl Gateway {
             .unwrap_or(checks.max_size)
             .min(checks.max_size);
         let mut size = 0u64;
-        // Bounded by the declared length, which `limit` enforces as the bytes arrive.
-        let mut inline = checks
-            .content_length
-            .filter(|&n| storage == Storage::InlineIfSmall && n > 0 && n <= INLINE_MAX)
-            .map(|n| BytesMut::with_capacity(n as usize));
 
         loop {
             let next = tokio::time::timeout(BODY_IDLE_TIMEOUT, body.next()).await;
@@ -382,7 +393,21 @@ impl Gateway {
             md5,
             sha256,
             summer,
+            chunks: chunk_digests,
         } = hasher.finish().await?;
+        let chunk_digests = chunk_digests.map(ChunkDigests::finish).unwrap_or_default();
+        if chunk_digests.len() != chunks.len() {
+            return Err(GatewayError::Chunk(ChunkError::Io(io::Error::other(
+                format!(
+                    "{} chunks written but {} digested",
+                    chunks.len(),
+                    chunk_digests.len()
+                ),
+            ))));
+        }
+        for (chunk, digest) in chunks.iter_mut().zip(chunk_digests) {
+            chunk.digest = Some(digest);
+        }
         let md5 = md5.finalize();
         if checks.md5.is_some_and(|m| m != md5) {
             return Err(GatewayError::BadDigest);

@@ -173,19 +173,15 @@ where
         row.map(|r| object_path_row(&r)).transpose()
     }
 
-    async fn queue_abandoned_chunks(
-        &self,
-        before: OffsetDateTime,
-        gc_due: OffsetDateTime,
-    ) -> MetaResult<u64> {
-        // The CAST gives PostgreSQL the parameter's type, which a select list cannot.
+    async fn forget_abandoned_chunks(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        // The age test is on the row itself, which the commit's claim rewrites: PostgreSQL
+        // re-checks it when this delete waits for a commit holding the row, whereas the NOT
+        // EXISTS tests keep this statement's snapshot. SQLite runs the two one after the other.
         let done = sqlx::query(
-            "INSERT INTO gc_queue (chunk_id, due_ms) SELECT DISTINCT r.chunk_id, CAST($1 AS BIGINT) \
-             FROM replicas r WHERE r.created_ms < $2 \
-             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = r.chunk_id) \
-             ON CONFLICT (chunk_id) DO NOTHING",
+            "DELETE FROM replicas WHERE created_ms < $1 \
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.chunk_id = replicas.chunk_id) \
+             AND NOT EXISTS (SELECT 1 FROM gc_queue g WHERE g.chunk_id = replicas.chunk_id)",
         )
-        .bind(ms(gc_due))
         .bind(ms(before))
         .execute(&self.pool)
         .await?;

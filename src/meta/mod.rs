@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::checksum::{Checksum, ChecksumType};
-use crate::chunk::{ChunkId, ChunkRef};
+use crate::chunk::{ChunkDigest, ChunkId, ChunkRef};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
@@ -33,8 +33,8 @@ pub enum MetaError {
     #[error("metadata commit failed: {0}")]
     CommitFailed(String),
     /// A chunk of the write was taken for abandoned (its write outlived the coordinator's
-    /// `--abandon-after`) and queued for deletion: the write must be retried.
-    #[error("chunk {0} of this write was queued for garbage collection")]
+    /// `--abandon-after`) and collected, or is queued for collection: the write must be retried.
+    #[error("chunk {0} of this write was collected as abandoned")]
     ChunkCollected(ChunkId),
     #[error("no such key")]
     NoSuchKey,
@@ -47,6 +47,10 @@ pub enum MetaError {
 }
 
 pub type MetaResult<T> = Result<T, MetaError>;
+
+/// The setting holding the replica count cluster gateways write with (for fsck); a store that
+/// has it keeps a replica row for every chunk, which the commit of a write claims.
+pub const REPLICAS_SETTING: &str = "replicas";
 
 #[derive(Clone, Debug)]
 pub struct AccessKey {
@@ -261,6 +265,15 @@ pub trait MetaStore: Send + Sync + 'static {
         range: Range<u64>,
         limit: usize,
     ) -> MetaResult<Vec<ChunkRef>>;
+    /// Like [`chunks`](Self::chunks), for an owner whose chunks went to the GC queue (its object
+    /// was deleted or replaced): the map stays readable there until each chunk is collected,
+    /// so that a read which began before can finish within the grace period.
+    async fn queued_chunks(
+        &self,
+        owner: Uuid,
+        range: Range<u64>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkRef>>;
     async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>>;
 
     async fn create_upload(&self, upload: &Upload) -> MetaResult<()>;
@@ -367,13 +380,13 @@ pub trait ClusterMeta: Send + Sync + 'static {
     ) -> MetaResult<Vec<ChunkReplicas>>;
     /// "bucket/key" of the object a chunk belongs to, if it belongs to an object.
     async fn chunk_object(&self, chunk: ChunkId) -> MetaResult<Option<String>>;
-    /// Queues for GC the chunks that have replica rows older than `before` but belong to no
-    /// object or part: writes that never committed. Returns how many.
-    async fn queue_abandoned_chunks(
-        &self,
-        before: OffsetDateTime,
-        gc_due: OffsetDateTime,
-    ) -> MetaResult<u64>;
+    /// Forgets the replica rows written before `before` of chunks that belong to no object or
+    /// part and are not queued for GC: writes that never committed. Their files are then
+    /// orphans, which the coordinator deletes. A commit claims its chunks' replica rows (see
+    /// `SqlMeta::claim_chunks`), so a row is either forgotten here or claimed there, never
+    /// both: a write that commits afterwards fails with `ChunkCollected` instead of pointing at
+    /// deleted chunks. Returns how many rows were forgotten.
+    async fn forget_abandoned_chunks(&self, before: OffsetDateTime) -> MetaResult<u64>;
 
     /// Takes or renews the lease `name` for `holder` until `until`; false when another holder
     /// has it and it has not expired at `now`.
@@ -430,11 +443,13 @@ impl NodeState {
     }
 }
 
-/// A chunk that the coordinator looks at: its size and where its copies are.
+/// A chunk that the coordinator looks at: its size, its recorded digest (`None` for chunks
+/// written before digests were recorded) and where its copies are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChunkReplicas {
     pub chunk: ChunkId,
     pub size: u64,
+    pub digest: Option<ChunkDigest>,
     pub nodes: Vec<Uuid>,
 }
 

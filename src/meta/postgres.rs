@@ -13,8 +13,8 @@ use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
 use time::OffsetDateTime;
 
 use super::rows::{
-    chunk_col, ms, object_row, parse_chunk, parse_uuid, row_limit, take_prefixed, u32_col, u64_col,
-    uuid_col,
+    chunk_col, digest_col, ms, object_row, parse_chunk, parse_uuid, row_limit, take_prefixed,
+    u32_col, u64_col, uuid_col,
 };
 use super::sql::{Dialect, SqlMeta, listing_page};
 use super::{
@@ -85,9 +85,13 @@ impl Dialect for Postgres {
             return Ok(());
         }
         sqlx::query(
-            "WITH gone AS (DELETE FROM chunks WHERE owner = ANY($1) RETURNING chunk_id) \
-             INSERT INTO gc_queue (chunk_id, due_ms) SELECT chunk_id, $2 FROM gone \
-             ON CONFLICT (chunk_id) DO UPDATE SET due_ms = EXCLUDED.due_ms",
+            "WITH gone AS (DELETE FROM chunks WHERE owner = ANY($1) \
+             RETURNING chunk_id, owner, byte_offset, size, digest) \
+             INSERT INTO gc_queue (chunk_id, due_ms, owner, byte_offset, size, digest) \
+             SELECT chunk_id, $2, owner, byte_offset, size, digest FROM gone \
+             ON CONFLICT (chunk_id) DO UPDATE SET due_ms = EXCLUDED.due_ms, \
+             owner = EXCLUDED.owner, byte_offset = EXCLUDED.byte_offset, size = EXCLUDED.size, \
+             digest = EXCLUDED.digest",
         )
         .bind(owners)
         .bind(ms(gc_due))
@@ -107,6 +111,10 @@ impl Dialect for Postgres {
         let offsets: Vec<i64> = chunks.iter().map(|c| c.offset as i64).collect();
         let sizes: Vec<i64> = chunks.iter().map(|c| c.size as i64).collect();
         let ids: Vec<String> = chunks.iter().map(|c| c.chunk.to_string()).collect();
+        let digests: Vec<Option<Vec<u8>>> = chunks
+            .iter()
+            .map(|c| c.digest.map(|d| d.0.to_vec()))
+            .collect();
         let queued: Option<String> =
             sqlx::query_scalar("SELECT chunk_id FROM gc_queue WHERE chunk_id = ANY($1) LIMIT 1")
                 .bind(&ids)
@@ -116,16 +124,43 @@ impl Dialect for Postgres {
             return Err(MetaError::ChunkCollected(parse_chunk(&id)?));
         }
         sqlx::query(
-            "INSERT INTO chunks (owner, byte_offset, size, chunk_id) \
-             SELECT $1, o, s, c FROM UNNEST($2::bigint[], $3::bigint[], $4::text[]) AS t (o, s, c)",
+            "INSERT INTO chunks (owner, byte_offset, size, chunk_id, digest) \
+             SELECT $1, o, s, c, d FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], \
+             $5::bytea[]) AS t (o, s, c, d)",
         )
         .bind(owner)
         .bind(offsets)
         .bind(sizes)
         .bind(ids)
+        .bind(digests)
         .execute(conn)
         .await?;
         Ok(())
+    }
+
+    async fn claim_replicas(
+        conn: &mut PgConnection,
+        chunks: &[ChunkRef],
+        at: OffsetDateTime,
+    ) -> MetaResult<()> {
+        let ids: Vec<String> = chunks.iter().map(|c| c.chunk.to_string()).collect();
+        // A row the coordinator is forgetting is locked by its delete: this waits for it and
+        // then skips the row, gone.
+        let rows = sqlx::query(
+            "UPDATE replicas SET created_ms = $1 WHERE chunk_id = ANY($2) RETURNING chunk_id",
+        )
+        .bind(ms(at))
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut claimed = HashSet::with_capacity(rows.len());
+        for row in &rows {
+            claimed.insert(chunk_col(row, "chunk_id")?);
+        }
+        match chunks.iter().find(|c| !claimed.contains(&c.chunk)) {
+            Some(c) => Err(MetaError::ChunkCollected(c.chunk)),
+            None => Ok(()),
+        }
     }
 
     async fn move_parts(
@@ -308,7 +343,7 @@ impl Dialect for Postgres {
     ) -> MetaResult<Vec<ChunkReplicas>> {
         // One round trip per page rather than one per chunk: the replicas come as an array.
         let rows = sqlx::query(
-            "SELECT c.chunk_id, c.size, ARRAY(SELECT r.node_id FROM replicas r \
+            "SELECT c.chunk_id, c.size, c.digest, ARRAY(SELECT r.node_id FROM replicas r \
              WHERE r.chunk_id = c.chunk_id ORDER BY r.node_id) AS nodes \
              FROM chunks c WHERE c.chunk_id > $1 ORDER BY c.chunk_id LIMIT $2",
         )
@@ -322,6 +357,7 @@ impl Dialect for Postgres {
                 Ok(ChunkReplicas {
                     chunk: chunk_col(row, "chunk_id")?,
                     size: u64_col(row, "size")?,
+                    digest: digest_col(row)?,
                     nodes: nodes
                         .iter()
                         .map(|n| parse_uuid("node_id", n))

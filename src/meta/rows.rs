@@ -16,7 +16,7 @@ use super::{
     PartRange, StoredHeaders, Upload, WriteCondition,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
-use crate::chunk::{ChunkId, ChunkRef};
+use crate::chunk::{ChunkDigest, ChunkId, ChunkRef};
 
 /// The two column types the stores use, TEXT and BIGINT (SQLite's INTEGER), each maybe NULL.
 pub trait Columns {
@@ -300,13 +300,24 @@ pub(super) fn node_row(row: &impl Columns) -> MetaResult<NodeInfo> {
     })
 }
 
-/// A row of the chunk map: `byte_offset`, `size` and `chunk_id`.
+/// A row of the chunk map: `byte_offset`, `size`, `chunk_id` and `digest`.
 pub(super) fn chunk_ref_row(row: &impl Columns) -> MetaResult<ChunkRef> {
     Ok(ChunkRef {
         offset: u64_col(row, "byte_offset")?,
         size: u64_col(row, "size")?,
         chunk: chunk_col(row, "chunk_id")?,
+        digest: digest_col(row)?,
     })
+}
+
+/// A chunk's `digest`, NULL for chunks written before digests were recorded.
+pub(super) fn digest_col(row: &impl Columns) -> MetaResult<Option<ChunkDigest>> {
+    let Some(raw) = row.opt_blob("digest")? else {
+        return Ok(None);
+    };
+    ChunkDigest::from_slice(&raw)
+        .map(Some)
+        .ok_or_else(|| MetaError::Corrupt(format!("a chunk digest of {} bytes", raw.len())))
 }
 
 /// An `object_parts` row of part `number`.

@@ -20,7 +20,7 @@ use super::rows::{
 };
 use super::{
     AccessKey, Bucket, ChunkReplicas, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
-    ObjectMeta, Part, PartRange, Upload, WriteCondition, prefix_successor,
+    ObjectMeta, Part, PartRange, REPLICAS_SETTING, Upload, WriteCondition, prefix_successor,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::chunk::{ChunkId, ChunkRef};
@@ -59,7 +59,8 @@ pub trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>> {
     ) -> impl Future<Output = MetaResult<()>> + Send;
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
-    /// Moves every chunk of the given owners to the GC queue, due at `gc_due`.
+    /// Moves every chunk of the given owners to the GC queue, due at `gc_due`, each keeping its
+    /// owner and offset (see [`MetaStore::queued_chunks`]).
     fn collect_owners(
         conn: &mut Self::Connection,
         owners: &[String],
@@ -71,6 +72,14 @@ pub trait Dialect: Database<Row: Columns, Arguments: IntoArguments<Self>> {
         conn: &mut Self::Connection,
         owner: &str,
         chunks: &[ChunkRef],
+    ) -> impl Future<Output = MetaResult<()>> + Send;
+    /// Rewrites the time of the replica rows of `chunks` to `at`, so that the coordinator no
+    /// longer takes them for abandoned; fails with `ChunkCollected` for a chunk that has none
+    /// left (see [`ClusterMeta::forget_abandoned_chunks`](super::ClusterMeta)).
+    fn claim_replicas(
+        conn: &mut Self::Connection,
+        chunks: &[ChunkRef],
+        at: OffsetDateTime,
     ) -> impl Future<Output = MetaResult<()>> + Send;
     /// Hands the listed parts' chunks to the object, shifted to each part's place in it, and
     /// records where each part lies. Fails with `PartChanged` for a part that is no longer
@@ -231,6 +240,24 @@ where
         rows.iter().map(decode).collect()
     }
 
+    /// The chunk references `sql` (`chunks` or `queued_chunks`) finds for `owner`'s `range`.
+    async fn chunk_page(
+        &self,
+        sql: &'static str,
+        owner: Uuid,
+        range: Range<u64>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkRef>> {
+        let rows = sqlx::query(sql)
+            .bind(owner.to_string().as_str())
+            .bind(range.start as i64)
+            .bind(range.end as i64)
+            .bind(row_limit(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(chunk_ref_row).collect()
+    }
+
     /// Whether `sql` (`SELECT 1 ... $1`) finds a row for `value`.
     async fn exists(conn: &mut D::Connection, sql: &'static str, value: &str) -> MetaResult<bool> {
         let row = sqlx::query(sql).bind(value).fetch_optional(conn).await?;
@@ -321,7 +348,21 @@ where
         Self::check_condition(&mut *conn, &o.bucket, &o.key, condition).await?;
         Self::remove_object(&mut *conn, &o.bucket, &o.key, gc_due).await?;
         Self::insert_object(&mut *conn, o).await?;
+        Self::claim_chunks(&mut *conn, chunks).await?;
         D::insert_chunks(conn, &o.id.to_string(), chunks).await
+    }
+
+    /// In a cluster's store (one with [`REPLICAS_SETTING`]), claims the replica rows of a
+    /// write's chunks inside its commit, or fails with `ChunkCollected` when the coordinator
+    /// forgot them first as abandoned: a write slower than `--abandon-after` then fails
+    /// cleanly instead of committing chunks whose files are deleted. The stores of `cairn
+    /// server` keep no replica rows and claim nothing.
+    async fn claim_chunks(conn: &mut D::Connection, chunks: &[ChunkRef]) -> MetaResult<()> {
+        let cluster = "SELECT 1 FROM settings WHERE name = $1";
+        if chunks.is_empty() || !Self::exists(&mut *conn, cluster, REPLICAS_SETTING).await? {
+            return Ok(());
+        }
+        D::claim_replicas(conn, chunks, OffsetDateTime::now_utc()).await
     }
 
     /// Deletes an upload and its remaining parts, queueing their chunks; returns whether the
@@ -506,19 +547,25 @@ where
     ) -> MetaResult<Vec<ChunkRef>> {
         // The first chunk is the last one starting at or before range.start; the rest follow.
         // Both lookups walk the (owner, byte_offset) primary key.
-        let rows = sqlx::query(
-            "SELECT byte_offset, size, chunk_id FROM chunks WHERE owner = $1 AND byte_offset < $3 \
-             AND byte_offset >= COALESCE((SELECT MAX(byte_offset) FROM chunks \
-             WHERE owner = $1 AND byte_offset <= $2), 0) \
-             ORDER BY byte_offset LIMIT $4",
-        )
-        .bind(owner.to_string().as_str())
-        .bind(range.start as i64)
-        .bind(range.end as i64)
-        .bind(row_limit(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(chunk_ref_row).collect()
+        let sql = "SELECT byte_offset, size, chunk_id, digest FROM chunks WHERE owner = $1 \
+             AND byte_offset < $3 AND byte_offset >= COALESCE((SELECT MAX(byte_offset) \
+             FROM chunks WHERE owner = $1 AND byte_offset <= $2), 0) \
+             ORDER BY byte_offset LIMIT $4";
+        self.chunk_page(sql, owner, range, limit).await
+    }
+
+    async fn queued_chunks(
+        &self,
+        owner: Uuid,
+        range: Range<u64>,
+        limit: usize,
+    ) -> MetaResult<Vec<ChunkRef>> {
+        // The same walk as `chunks`, over the queue's (owner, byte_offset) index.
+        let sql = "SELECT byte_offset, size, chunk_id, digest FROM gc_queue WHERE owner = $1 \
+             AND byte_offset < $3 AND byte_offset >= COALESCE((SELECT MAX(byte_offset) \
+             FROM gc_queue WHERE owner = $1 AND byte_offset <= $2), 0) \
+             ORDER BY byte_offset LIMIT $4";
+        self.chunk_page(sql, owner, range, limit).await
     }
 
     async fn object_part(&self, object_id: Uuid, number: u32) -> MetaResult<Option<PartRange>> {
@@ -596,6 +643,7 @@ where
         .bind(checksum.as_deref())
         .execute(&mut *tx)
         .await?;
+        Self::claim_chunks(&mut tx, chunks).await?;
         D::insert_chunks(&mut tx, &owner, chunks).await?;
         tx.commit().await?;
         Ok(())

@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::rows::{
-    OBJECT_COLUMNS, ObjectJson, chunk_col, ms, object_row, row_limit, take_prefixed, u64_col,
+    OBJECT_COLUMNS, ObjectJson, chunk_col, digest_col, ms, object_row, row_limit, take_prefixed,
+    u64_col,
 };
 use super::sql::{Dialect, SqlMeta, listing_page, out_of_space};
 use super::{
@@ -27,7 +28,7 @@ use super::{
     WriteCondition,
 };
 use crate::chunk::{ChunkId, ChunkRef};
-use crate::net::{PRIVATE_FILE_MODE, restrict_mode};
+use crate::net::{PRIVATE_FILE_MODE, create_private_dir, restrict_mode};
 
 /// How long a writer waits for another process (e.g. `cairn admin`) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -124,9 +125,17 @@ fn committer_gone() -> MetaError {
 }
 
 impl SqliteMeta {
-    /// Opens (creating it if missing) the database a `sqlite://PATH` URL names and migrates it.
+    /// Opens (creating it if missing) the database a `sqlite://PATH` URL names and migrates it,
+    /// private to the owner as [`SqliteMeta::open_path`] makes it: a cluster's gateways and
+    /// `cairn admin` keep the same secret keys in it. A missing directory is created 0700; an
+    /// existing one is the operator's and left as it is.
     pub async fn open(url: &str) -> MetaResult<Self> {
         let options = SqliteConnectOptions::from_str(url)?;
+        // An in-memory database has no file (sqlx names it `file:sqlx-in-memory-N`).
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        if !in_memory {
+            Self::make_private(options.get_filename().to_owned()).await?;
+        }
         Self::open_with(options).await
     }
 
@@ -135,17 +144,26 @@ impl SqliteMeta {
     /// the database file, so creating that one 0600 first covers all three; those of an older
     /// store are tightened here.
     pub async fn open_path(path: &Path) -> MetaResult<Self> {
-        let owned = path.to_owned();
-        tokio::task::spawn_blocking(move || Self::make_private(&owned))
-            .await
-            .map_err(|err| sqlx::Error::Io(std::io::Error::other(err)))?
-            .map_err(sqlx::Error::Io)?;
+        Self::make_private(path.to_owned()).await?;
         Self::open_with(SqliteConnectOptions::new().filename(path)).await
     }
 
+    /// Runs [`SqliteMeta::make_file_private`] off the runtime's threads.
+    async fn make_private(path: PathBuf) -> MetaResult<()> {
+        tokio::task::spawn_blocking(move || Self::make_file_private(&path))
+            .await
+            .map_err(|err| sqlx::Error::Io(std::io::Error::other(err)))?
+            .map_err(sqlx::Error::Io)?;
+        Ok(())
+    }
+
     /// Creates the database file at `path` with mode 0600 if missing (an empty file is an empty
-    /// database to SQLite), and clears group and other bits from it and its `-wal` and `-shm`.
-    fn make_private(path: &Path) -> std::io::Result<()> {
+    /// database to SQLite), in a directory created 0700 if missing, and clears group and other
+    /// bits from it and its `-wal` and `-shm`.
+    fn make_file_private(path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
         std::fs::OpenOptions::new()
             .write(true)
             .create(true)
@@ -333,7 +351,8 @@ impl Dialect for Sqlite {
     ) -> MetaResult<()> {
         for owner in owners {
             sqlx::query(
-                "INSERT OR REPLACE INTO gc_queue (chunk_id, due_ms) SELECT chunk_id, ? FROM chunks WHERE owner = ?",
+                "INSERT OR REPLACE INTO gc_queue (chunk_id, due_ms, owner, byte_offset, size, digest) \
+                 SELECT chunk_id, ?, owner, byte_offset, size, digest FROM chunks WHERE owner = ?",
             )
             .bind(ms(gc_due))
             .bind(owner)
@@ -362,14 +381,34 @@ impl Dialect for Sqlite {
                 return Err(MetaError::ChunkCollected(c.chunk));
             }
             sqlx::query(
-                "INSERT INTO chunks (owner, byte_offset, size, chunk_id) VALUES (?, ?, ?, ?)",
+                "INSERT INTO chunks (owner, byte_offset, size, chunk_id, digest) \
+                 VALUES (?, ?, ?, ?, ?)",
             )
             .bind(owner)
             .bind(c.offset as i64)
             .bind(c.size as i64)
             .bind(c.chunk.to_string())
+            .bind(c.digest.as_ref().map(|d| d.0.as_slice()))
             .execute(&mut *conn)
             .await?;
+        }
+        Ok(())
+    }
+
+    async fn claim_replicas(
+        conn: &mut SqliteConnection,
+        chunks: &[ChunkRef],
+        at: OffsetDateTime,
+    ) -> MetaResult<()> {
+        for c in chunks {
+            let done = sqlx::query("UPDATE replicas SET created_ms = ? WHERE chunk_id = ?")
+                .bind(ms(at))
+                .bind(c.chunk.to_string())
+                .execute(&mut *conn)
+                .await?;
+            if done.rows_affected() == 0 {
+                return Err(MetaError::ChunkCollected(c.chunk));
+            }
         }
         Ok(())
     }
@@ -534,7 +573,8 @@ impl Dialect for Sqlite {
         limit: usize,
     ) -> MetaResult<Vec<ChunkReplicas>> {
         let rows = sqlx::query(
-            "SELECT chunk_id, size FROM chunks WHERE chunk_id > ? ORDER BY chunk_id LIMIT ?",
+            "SELECT chunk_id, size, digest FROM chunks WHERE chunk_id > ? ORDER BY chunk_id \
+             LIMIT ?",
         )
         .bind(after.map(|a| a.to_string()).unwrap_or_default())
         .bind(row_limit(limit))
@@ -546,6 +586,7 @@ impl Dialect for Sqlite {
             out.push(ChunkReplicas {
                 chunk,
                 size: u64_col(row, "size")?,
+                digest: digest_col(row)?,
                 nodes: store.replicas(chunk).await?,
             });
         }

@@ -6,12 +6,13 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -20,6 +21,7 @@ use hyper_util::server::graceful::Watcher;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_rustls::{TlsAcceptor, rustls};
 
 use super::date::http_date;
@@ -28,9 +30,10 @@ use super::handlers::body::aws_chunked_stats;
 use super::handlers::dispatch;
 use super::handlers::request::Request;
 use super::handlers::response::{Response, S3Result, empty, full};
-use super::router::{parse_query, path_below_bucket, route};
+use super::router::{Route, parse_query, path_below_bucket, query_get, route};
 use super::sigv2;
-use super::sigv4::{Credentials, PayloadHash, RequestParts, parse_credentials};
+use super::sigv4::{Credentials, PayloadHash, RequestParts, Verified, parse_credentials};
+use crate::audit::RateLimitedLog;
 use crate::gateway::{Gateway, GatewayError, now};
 use crate::meta::AccessKey;
 
@@ -47,11 +50,62 @@ pub struct S3Service {
     pub coordinator: Option<Arc<std::sync::atomic::AtomicBool>>,
 }
 
-/// How long a client has to send a request's headers (also how long an idle keep-alive
-/// connection is kept).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// What a gateway lets its clients hold at once and how long it waits for them; validated by
+/// the command line.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; a connection past them is answered 503 SlowDown and closed.
+    pub max_connections: usize,
+    /// Request body bytes buffered or being processed at once, each request counted at most
+    /// [`WRITE_MEMORY`]; a request that would pass it is answered 503 SlowDown.
+    pub max_inflight_bytes: u64,
+    /// How long a client has to send a request's headers, counted from the connection's start
+    /// or the end of the previous response, so also how long an idle keep-alive connection is
+    /// kept.
+    pub header_timeout: Duration,
+    /// How long an XML request body may send nothing before the request fails with 400
+    /// RequestTimeout.
+    pub body_timeout: Duration,
+}
+
+/// What one request with a body holds in memory while it is processed, whatever the body's
+/// length: a write streams through the hashing queue (8 batches of 256 KiB), the chunk
+/// writer's buffers (two chunks' worth while one commits behind the next) and the replication
+/// queue of each replica, a few MiB in all; an XML body is collected whole, up to 4 MiB. So the
+/// bytes in flight are bounded by counting each request at its declared length, at most this.
+pub const WRITE_MEMORY: u64 = 8 << 20;
+
+/// Connections past `max_connections` that are still read and answered 503 SlowDown, so
+/// clients learn to back off; any beyond these are closed at once.
+const REFUSED_CONNECTIONS: usize = 64;
+/// How long a refused connection has to send its request's headers.
+const REFUSED_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Failed authentications logged at once, then per second; the rest are counted.
+const AUDIT_BURST: u32 = 20;
+const AUDIT_PER_SECOND: u32 = 5;
+/// The longest access key id an audit line repeats from a request (real ones are 16 to 128
+/// characters; a forged one could be anything).
+const MAX_LOGGED_KEY_ID: usize = 128;
+
+/// The S3 service with its limits and the state that enforces them.
+struct Server {
+    service: S3Service,
+    limits: Limits,
+    /// Permits are bytes of request bodies in flight.
+    body_bytes: Arc<Semaphore>,
+    audit: RateLimitedLog,
+    refusals: RateLimitedLog,
+}
+
+/// One accepted connection as its requests see it.
+#[derive(Clone, Copy)]
+struct Peer {
+    addr: SocketAddr,
+    /// Past the connection limit: every request is answered 503 SlowDown.
+    refused: bool,
+}
 
 /// Loads a PEM certificate chain and private key into a TLS acceptor for HTTP/1.1.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
@@ -72,36 +126,71 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<TlsAcceptor> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
-/// Serves S3 on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
-/// drains.
+/// Serves S3 on `listener` (over TLS when `tls` is given) within `limits` until `shutdown`
+/// completes, then drains.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    service: Arc<S3Service>,
+    service: S3Service,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
-        let service = service.clone();
+    let server = Arc::new(Server {
+        service,
+        limits,
+        body_bytes: Arc::new(Semaphore::new(
+            usize::try_from(limits.max_inflight_bytes)
+                .unwrap_or(usize::MAX)
+                .min(Semaphore::MAX_PERMITS),
+        )),
+        audit: RateLimitedLog::new("failed authentication", AUDIT_BURST, AUDIT_PER_SECOND),
+        refusals: RateLimitedLog::new("refused connection", AUDIT_BURST, AUDIT_PER_SECOND),
+    });
+    let served = Arc::new(Semaphore::new(limits.max_connections));
+    let refused = Arc::new(Semaphore::new(REFUSED_CONNECTIONS));
+    crate::net::accept_until(listener, shutdown, move |stream, addr, watcher| {
+        // Taken on the accept loop, before the connection's task exists, so the count of
+        // connections served can never pass the limit.
+        let permit = match served.clone().try_acquire_owned() {
+            Ok(permit) => Some((permit, false)),
+            Err(_) => {
+                server.refusals.log(|| {
+                    tracing::warn!(
+                        target: "cairn::audit",
+                        peer = %addr,
+                        max_connections = limits.max_connections,
+                        "connection limit reached: answering 503 SlowDown"
+                    );
+                });
+                refused.clone().try_acquire_owned().ok().map(|p| (p, true))
+            }
+        };
+        let server = server.clone();
         let tls = tls.clone();
         async move {
+            // Past both limits the connection is closed unread.
+            let Some((_permit, refused)) = permit else {
+                return;
+            };
+            let peer = Peer { addr, refused };
             let result = match tls {
-                None => serve_connection(stream, service, watcher).await,
+                None => serve_connection(stream, server, peer, watcher).await,
                 Some(tls) => {
                     match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, service, watcher).await,
+                        Ok(Ok(stream)) => serve_connection(stream, server, peer, watcher).await,
                         Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
                             return;
                         }
                         Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
+                            tracing::debug!(peer = %addr, "TLS handshake timed out");
                             return;
                         }
                     }
                 }
             };
             if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
             }
         }
     })
@@ -110,19 +199,26 @@ pub async fn serve(
 
 async fn serve_connection<IO>(
     io: IO,
-    service: Arc<S3Service>,
+    server: Arc<Server>,
+    peer: Peer,
     watcher: Watcher,
 ) -> hyper::Result<()>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(
-            TokioIo::new(io),
-            service_fn(move |req| handle(service.clone(), req)),
-        );
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    if peer.refused {
+        builder
+            .header_read_timeout(server.limits.header_timeout.min(REFUSED_HEADER_TIMEOUT))
+            .keep_alive(false);
+    } else {
+        builder.header_read_timeout(server.limits.header_timeout);
+    }
+    let conn = builder.serve_connection(
+        TokioIo::new(io),
+        service_fn(move |req| handle(server.clone(), peer, req)),
+    );
     watcher.watch(conn).await
 }
 
@@ -132,7 +228,8 @@ fn request_id() -> String {
 }
 
 async fn handle(
-    service: Arc<S3Service>,
+    server: Arc<Server>,
+    peer: Peer,
     req: http::Request<Incoming>,
 ) -> Result<Response, Infallible> {
     let request_id = request_id();
@@ -154,17 +251,22 @@ async fn handle(
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    let mut close_after = expects_continue && empty_body;
+    // A refused connection is closed after its one answer.
+    let mut close_after = (expects_continue && empty_body) || peer.refused;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // A panic is a bug, but it must cost one request an error, not the connection a reply.
-    let outcome = std::panic::AssertUnwindSafe(respond(&service, req))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!(%method, %path, %request_id, "request handler panicked");
-            Err(S3Error::new(ErrorCode::InternalError))
-        });
+    let outcome = if peer.refused {
+        Err(S3Error::new(ErrorCode::SlowDown))
+    } else {
+        std::panic::AssertUnwindSafe(respond(&server, peer, req))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                tracing::error!(%method, %path, %request_id, "request handler panicked");
+                Err(S3Error::new(ErrorCode::InternalError))
+            })
+    };
     let mut resp = match outcome {
         Ok(r) => r,
         Err(e) => {
@@ -214,7 +316,8 @@ fn error_response(e: &S3Error, request_id: &str, is_head: bool) -> Response {
     })
 }
 
-async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result {
+async fn respond(server: &Server, peer: Peer, req: http::Request<Incoming>) -> S3Result {
+    let service = &server.service;
     let (parts, body) = req.into_parts();
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or_default();
@@ -238,7 +341,84 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
         &parts.headers,
         service.domain.as_deref(),
     )?;
-    let (payload, verified) = if let Some(presigned) = sigv2::parse(raw_query) {
+    let (payload, verified, key_id) = match authenticate(service, &parts, &route).await {
+        Ok(authenticated) => authenticated,
+        Err(e) => {
+            let key_id = claimed_key_id(&parts.headers, &query);
+            server.audit_failure(peer, &parts.method, raw_path, key_id.as_deref(), &e);
+            return Err(e);
+        }
+    };
+    // Held until the handler is done with the body, so the bytes in flight stay bounded.
+    let _body_bytes = match body_weight(&parts.headers, server.limits.max_inflight_bytes) {
+        0 => None,
+        weight => Some(
+            server
+                .body_bytes
+                .clone()
+                .try_acquire_many_owned(weight)
+                .map_err(|_| S3Error::new(ErrorCode::SlowDown))?,
+        ),
+    };
+    let method = parts.method.clone();
+    let request = Request {
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        route,
+        payload,
+        verified,
+        body: Some(body),
+        body_polled: Arc::default(),
+        body_timeout: server.limits.body_timeout,
+    };
+    let result = dispatch(&service.gateway, request).await;
+    // A signed aws-chunked body is authenticated chunk by chunk as the handler reads it.
+    if let Err(e) = &result
+        && e.code == ErrorCode::SignatureDoesNotMatch
+    {
+        server.audit_failure(peer, &method, raw_path, Some(&key_id), e);
+    }
+    result
+}
+
+impl Server {
+    /// Logs a failed authentication at warn (rate-limited): who it claimed to be, from where,
+    /// what it asked and why it failed. Strings from the request are logged escaped (`?`), so
+    /// a forged value cannot write lines of its own.
+    fn audit_failure(
+        &self,
+        peer: Peer,
+        method: &Method,
+        path: &str,
+        key_id: Option<&str>,
+        e: &S3Error,
+    ) {
+        self.audit.log(|| {
+            tracing::warn!(
+                target: "cairn::audit",
+                peer = %peer.addr,
+                key_id = ?key_id.unwrap_or("-"),
+                %method,
+                path = ?path,
+                code = e.code.as_str(),
+                reason = ?e.message,
+                "authentication failed"
+            );
+        });
+    }
+}
+
+/// Checks a request's signature (SigV4 header or presigned URL, or a SigV2 presigned URL)
+/// against the secret of the key it names; returns what the signature covers and the key id.
+async fn authenticate(
+    service: &S3Service,
+    parts: &http::request::Parts,
+    route: &Route,
+) -> Result<(PayloadHash, Option<Verified>, String), S3Error> {
+    let raw_path = parts.uri.path();
+    let raw_query = parts.uri.query().unwrap_or_default();
+    if let Some(presigned) = sigv2::parse(raw_query) {
         let presigned = presigned?;
         let key = access_key(service, &presigned.access_key_id).await?;
         // SigV2 signs the resource as /bucket/key whatever the addressing style; the bucket is
@@ -258,36 +438,62 @@ async fn respond(service: &S3Service, req: http::Request<Incoming>) -> S3Result 
             &key.secret,
             now().unix_timestamp(),
         )?;
-        (PayloadHash::Unsigned, None)
+        return Ok((PayloadHash::Unsigned, None, key.id));
+    }
+    let request_parts = RequestParts {
+        method: &parts.method,
+        raw_path,
+        raw_query,
+        headers: &parts.headers,
+    };
+    let pending = match parse_credentials(&request_parts)? {
+        Credentials::Anonymous => {
+            return Err(S3Error::new(ErrorCode::AccessDenied)
+                .with_message("Anonymous access is not allowed"));
+        }
+        Credentials::Header(p) | Credentials::Presigned(p) => p,
+    };
+    let key = access_key(service, pending.access_key_id()).await?;
+    let verified = pending.verify(&request_parts, &key.secret, now())?;
+    Ok((verified.payload.clone(), Some(verified), key.id))
+}
+
+/// The bytes a request counts against `--max-inflight-bytes`: its declared body length, at
+/// most [`WRITE_MEMORY`] (a copy writes as much as an upload, a body of unknown length may be
+/// as long as any); never more than the whole limit, so one request alone always fits.
+fn body_weight(headers: &HeaderMap, max_inflight_bytes: u64) -> u32 {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let bytes = if headers.contains_key("x-amz-copy-source")
+        || headers.contains_key(header::TRANSFER_ENCODING)
+    {
+        WRITE_MEMORY
     } else {
-        let request_parts = RequestParts {
-            method: &parts.method,
-            raw_path,
-            raw_query,
-            headers: &parts.headers,
-        };
-        let pending = match parse_credentials(&request_parts)? {
-            Credentials::Anonymous => {
-                return Err(S3Error::new(ErrorCode::AccessDenied)
-                    .with_message("Anonymous access is not allowed"));
-            }
-            Credentials::Header(p) | Credentials::Presigned(p) => p,
-        };
-        let key = access_key(service, pending.access_key_id()).await?;
-        let verified = pending.verify(&request_parts, &key.secret, now())?;
-        (verified.payload.clone(), Some(verified))
+        declared.unwrap_or(0).min(WRITE_MEMORY)
     };
-    let request = Request {
-        method: parts.method,
-        headers: parts.headers,
-        query,
-        route,
-        payload,
-        verified,
-        body: Some(body),
-        body_polled: Arc::default(),
-    };
-    dispatch(&service.gateway, request).await
+    // WRITE_MEMORY is far below u32::MAX.
+    u32::try_from(bytes.min(max_inflight_bytes)).unwrap_or(u32::MAX)
+}
+
+/// The access key id a request names, read loosely (the request may be malformed) from the
+/// SigV4 `Credential`, the SigV2 `Authorization: AWS ID:SIGNATURE` or the presigned URL's
+/// parameters, for the audit line of a failed authentication. Never the signature.
+fn claimed_key_id(headers: &HeaderMap, query: &[(String, String)]) -> Option<String> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let id = match authorization {
+        Some(v) if v.starts_with("AWS ") => v[4..].split(':').next(),
+        Some(v) => v
+            .split_once("Credential=")
+            .and_then(|(_, rest)| rest.split(['/', ',']).next()),
+        None => query_get(query, "X-Amz-Credential")
+            .and_then(|c| c.split('/').next())
+            .or_else(|| query_get(query, "AWSAccessKeyId")),
+    }?;
+    Some(id.trim().chars().take(MAX_LOGGED_KEY_ID).collect())
 }
 
 async fn access_key(service: &S3Service, id: &str) -> Result<AccessKey, S3Error> {

@@ -12,12 +12,9 @@ use std::path::Path;
 use bytes::Bytes;
 use rustix::fs::{Advice, fadvise};
 
-use crate::chunk::ChunkId;
+pub use crate::chunk::BLOCK_SIZE;
+use crate::chunk::{ChunkDigest, ChunkId, ChunkTable};
 use crate::datanode::ChunkError;
-
-/// Bytes covered by one CRC32C. Small enough that a short range read verifies at most two blocks
-/// (128 KiB); large enough that the table is 1/16384 of the data (4 KiB for a 64 MiB chunk).
-pub const BLOCK_SIZE: usize = 64 * 1024;
 
 /// Bytes (whole blocks) a reader reads and verifies per stream item: few syscalls and thread hops
 /// per chunk, and little memory per open stream (a GET holds a few of these ahead of the client;
@@ -99,49 +96,6 @@ impl Footer {
     }
 }
 
-/// The running CRC32C table of the bytes written so far.
-pub(super) struct BlockSums {
-    table: Vec<u32>,
-    current: u32,
-    filled: usize,
-    len: u64,
-}
-
-impl BlockSums {
-    pub(super) fn new() -> Self {
-        BlockSums {
-            table: Vec::new(),
-            current: 0,
-            filled: 0,
-            len: 0,
-        }
-    }
-
-    pub(super) fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        while !data.is_empty() {
-            let take = (BLOCK_SIZE - self.filled).min(data.len());
-            let (head, rest) = data.split_at(take);
-            self.current = crc32c::crc32c_append(self.current, head);
-            self.filled += take;
-            if self.filled == BLOCK_SIZE {
-                self.table.push(self.current);
-                self.current = 0;
-                self.filled = 0;
-            }
-            data = rest;
-        }
-    }
-
-    /// The table (the last block may be short) and the data length.
-    pub(super) fn finish(mut self) -> (Vec<u32>, u64) {
-        if self.filled > 0 {
-            self.table.push(self.current);
-        }
-        (self.table, self.len)
-    }
-}
-
 /// An open chunk file positioned by block: the state of one read stream.
 pub(super) struct BlockReader {
     id: ChunkId,
@@ -160,11 +114,14 @@ pub(super) struct BlockReader {
 
 impl BlockReader {
     /// Checks the footer and the range and reads the CRCs of the blocks the range touches; `None`
-    /// for an empty range.
+    /// for an empty range. With an `expected` digest the whole table is read and must match it
+    /// before any block is trusted: a file replaced by other bytes with a valid table of their
+    /// own then fails here, before a byte of it is yielded.
     pub(super) fn open(
         id: ChunkId,
         path: &Path,
         range: Range<u64>,
+        expected: Option<ChunkDigest>,
     ) -> Result<Option<Self>, ChunkError> {
         let mut file = File::open(path).map_err(|err| not_found_or_io(id, err))?;
         let footer = read_footer(id, &mut file)?;
@@ -181,17 +138,35 @@ impl BlockReader {
         }
         let first_block = range.start / footer.block_size;
         let end_block = (range.end - 1) / footer.block_size + 1;
-        let table_at = footer.data_len + first_block * CRC_LEN;
-        let mut raw = vec![0u8; ((end_block - first_block) * CRC_LEN) as usize];
-        file.seek(SeekFrom::Start(table_at))?;
+        let (table_from, table_to) = match expected {
+            Some(_) => (0, footer.blocks()),
+            None => (first_block, end_block),
+        };
+        let mut raw = vec![0u8; ((table_to - table_from) * CRC_LEN) as usize];
+        file.seek(SeekFrom::Start(footer.data_len + table_from * CRC_LEN))?;
         file.read_exact(&mut raw)?;
-        // A damaged entry shows as a mismatch of the block it covers; the table's own CRC is
-        // checked whenever the whole table is read anyway (a read of the whole chunk, as scrub
-        // does), so such damage is also reported where it is.
-        if first_block == 0
+        if let Some(expected) = expected {
+            let table = ChunkTable {
+                data_len: footer.data_len,
+                block_size: footer.block_size,
+                crcs: Bytes::from(raw),
+            };
+            if table.digest() != expected {
+                tracing::warn!(%id, "chunk file does not match the digest recorded for it");
+                return Err(ChunkError::Corrupt {
+                    id,
+                    offset: range.start,
+                });
+            }
+            raw = table.crcs[(first_block * CRC_LEN) as usize..(end_block * CRC_LEN) as usize]
+                .to_vec();
+        } else if first_block == 0
             && end_block == footer.blocks()
             && crc32c::crc32c(&raw) != footer.table_crc
         {
+            // A damaged entry shows as a mismatch of the block it covers; the table's own CRC is
+            // checked whenever the whole table is read anyway (a read of the whole chunk, as scrub
+            // does), so such damage is also reported where it is.
             return Err(ChunkError::Corrupt {
                 id,
                 offset: footer.data_len,
@@ -291,6 +266,27 @@ pub(super) fn read_footer(id: ChunkId, file: &mut File) -> Result<Footer, ChunkE
     }
 }
 
+/// A chunk file's whole CRC table, checked against the footer's CRC of it: what a data node
+/// sends ahead of a read so that the reader can judge the table against the chunk's digest.
+pub(super) fn read_table(id: ChunkId, path: &Path) -> Result<ChunkTable, ChunkError> {
+    let mut file = File::open(path).map_err(|err| not_found_or_io(id, err))?;
+    let footer = read_footer(id, &mut file)?;
+    let mut raw = vec![0u8; (footer.blocks() * CRC_LEN) as usize];
+    file.seek(SeekFrom::Start(footer.data_len))?;
+    file.read_exact(&mut raw)?;
+    if crc32c::crc32c(&raw) != footer.table_crc {
+        return Err(ChunkError::Corrupt {
+            id,
+            offset: footer.data_len,
+        });
+    }
+    Ok(ChunkTable {
+        data_len: footer.data_len,
+        block_size: footer.block_size,
+        crcs: Bytes::from(raw),
+    })
+}
+
 fn not_found_or_io(id: ChunkId, err: io::Error) -> ChunkError {
     if err.kind() == io::ErrorKind::NotFound {
         ChunkError::NotFound(id)
@@ -314,7 +310,9 @@ mod tests {
         let len = 2 * FETCH_AHEAD + 12_345;
         let id = put(&store, &pattern(len as usize), &[DIRECT_BUFFER]).await;
         let path = store.path_of(id);
-        let mut reader = BlockReader::open(id, &path, 100..len).unwrap().unwrap();
+        let mut reader = BlockReader::open(id, &path, 100..len, None)
+            .unwrap()
+            .unwrap();
         let mut asked = Vec::new();
         while !reader.is_done() {
             let at = reader.next_block * BLOCK;
@@ -329,7 +327,7 @@ mod tests {
         assert_eq!(asked.last(), Some(&len));
         assert!((4..=6).contains(&asked.len()), "{asked:?}");
         // A short read asks for nothing.
-        let mut short = BlockReader::open(id, &path, 0..FETCH_AHEAD_MIN - 1)
+        let mut short = BlockReader::open(id, &path, 0..FETCH_AHEAD_MIN - 1, None)
             .unwrap()
             .unwrap();
         short.next_batch(Vec::new()).unwrap();

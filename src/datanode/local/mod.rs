@@ -7,7 +7,7 @@
 mod format;
 mod writer;
 
-use format::{BlockReader, READ_BATCH, read_footer};
+use format::{BlockReader, READ_BATCH, read_footer, read_table};
 use writer::{BufferPool, LocalChunkWriter};
 
 use std::fs::{self, File, OpenOptions};
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures_util::stream;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{ChunkDigest, ChunkId, ChunkTable};
 use crate::datanode::sync_group::SyncGroup;
 use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
 use crate::net::{PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir, restrict_mode};
@@ -124,6 +124,13 @@ impl LocalChunkStore {
     }
 
     /// Where the chunk `id` lives once committed.
+    /// A stored chunk's whole CRC table, which a data node sends ahead of a read so that the
+    /// gateway can check it against the digest it recorded.
+    pub async fn table(&self, id: ChunkId) -> Result<ChunkTable, ChunkError> {
+        let path = self.path_of(id);
+        blocking(move || read_table(id, &path)).await?
+    }
+
     pub fn path_of(&self, id: ChunkId) -> PathBuf {
         prefix_dir(&self.root, prefix_of(id)).join(id.to_string())
     }
@@ -192,7 +199,12 @@ impl ChunkStore for LocalChunkStore {
         )))
     }
 
-    async fn read(&self, id: ChunkId, range: Range<u64>) -> Result<ChunkStream, ChunkError> {
+    async fn read(
+        &self,
+        id: ChunkId,
+        range: Range<u64>,
+        expected: Option<ChunkDigest>,
+    ) -> Result<ChunkStream, ChunkError> {
         let path = self.path_of(id);
         // Allocated here, on a runtime thread, rather than on whichever blocking thread reads:
         // the allocator then keeps these buffers in few per-thread heaps.
@@ -200,7 +212,7 @@ impl ChunkStore for LocalChunkStore {
         // The first batch is read with the open, in one trip to a blocking thread: a small range
         // then costs one hand-off instead of two.
         let opened = blocking(move || {
-            BlockReader::open(id, &path, range).map(|reader| {
+            BlockReader::open(id, &path, range, expected).map(|reader| {
                 reader.map(|mut reader| {
                     let first = reader.next_batch(buf);
                     (reader, first)
@@ -369,7 +381,7 @@ mod tests {
         let data = pattern(len as usize);
         let id = put(&store, &data, &[100_000]).await;
 
-        let mut stream = store.read(id, 1..len).await.unwrap();
+        let mut stream = store.read(id, 1..len, None).await.unwrap();
         let mut items = 0;
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
@@ -384,7 +396,7 @@ mod tests {
         // Damage in the second batch: the first batch still arrives, then the error ends the stream.
         let bad_block = READ_BATCH / BLOCK + 2;
         flip(&store.path_of(id), bad_block * BLOCK + 17);
-        let mut stream = store.read(id, 0..len).await.unwrap();
+        let mut stream = store.read(id, 0..len, None).await.unwrap();
         assert_eq!(
             stream.next().await.unwrap().unwrap().len() as u64,
             READ_BATCH
@@ -397,7 +409,7 @@ mod tests {
 
         // Damage in the first batch, which is read with the open: the error alone, then the end.
         flip(&store.path_of(id), 17);
-        let mut stream = store.read(id, 0..len).await.unwrap();
+        let mut stream = store.read(id, 0..len, None).await.unwrap();
         assert!(is_corrupt_at(stream.next().await.unwrap(), 0));
         assert!(stream.next().await.is_none());
     }
@@ -570,10 +582,10 @@ mod tests {
         store.delete(id).await.unwrap();
         assert_eq!(store.len(id).await.unwrap(), None);
         assert!(
-            matches!(store.read(id, 0..1).await, Err(ChunkError::NotFound(missing)) if missing == id)
+            matches!(store.read(id, 0..1, None).await, Err(ChunkError::NotFound(missing)) if missing == id)
         );
         assert!(matches!(
-            store.read(id, 0..0).await,
+            store.read(id, 0..0, None).await,
             Err(ChunkError::NotFound(_))
         ));
         assert!(store.list(None, 10).await.unwrap().is_empty());
@@ -589,7 +601,7 @@ mod tests {
         assert_eq!(fs::read_dir(&root).unwrap().count(), 256);
 
         let store: Box<dyn ChunkStore> = Box::new(LocalChunkStore::open(root).await.unwrap());
-        let mut stream = store.read(id, 0..data.len() as u64).await.unwrap();
+        let mut stream = store.read(id, 0..data.len() as u64, None).await.unwrap();
         let mut out = Vec::new();
         while let Some(item) = stream.next().await {
             out.extend_from_slice(&item.unwrap());

@@ -18,11 +18,12 @@ use rustix::fs::{Advice, OFlags, fadvise, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 use tokio::task::JoinHandle;
 
+use crate::chunk::BlockSums;
 use crate::datanode::sync_group::SyncGroup;
 use crate::datanode::{Caching, ChunkError, ChunkWriter};
 
 use super::blocking;
-use super::format::{BLOCK_SIZE, BlockSums, CRC_LEN, FOOTER_LEN, Footer};
+use super::format::{BLOCK_SIZE, CRC_LEN, FOOTER_LEN, Footer};
 
 /// Bytes a writer gathers before its first write, so pieces of a few KiB from the network cost
 /// one syscall per 256 KiB instead of one each; most small chunks need no more.

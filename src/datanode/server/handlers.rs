@@ -9,13 +9,14 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
-use crate::chunk::ChunkId;
+use crate::chunk::{ChunkId, whole_blocks};
 use crate::datanode::{ChunkError, ChunkStore, ChunkStream};
 
 use super::response::{empty, insert, json, text};
 use super::{
-    Body, CORRUPT, ChunkList, DEFAULT_LIST_LIMIT, ERROR_HEADER, LENGTH_HEADER, MAX_LIST_LIMIT,
-    Node, NodeHealth, OFFSET_HEADER, Response, parse_chunk_id, stored_size,
+    BLOCK_SIZE_HEADER, Body, CORRUPT, ChunkList, DEFAULT_LIST_LIMIT, ERROR_HEADER, LENGTH_HEADER,
+    MAX_LIST_LIMIT, Node, NodeHealth, OFFSET_HEADER, Response, WITH_TABLE_HEADER, parse_chunk_id,
+    stored_size,
 };
 
 impl Node {
@@ -24,7 +25,16 @@ impl Node {
         id: ChunkId,
         headers: &HeaderMap,
     ) -> Result<Response, ChunkError> {
-        let size = self.store.len(id).await?.ok_or(ChunkError::NotFound(id))?;
+        // The table is read first, so that the bytes sent after it are checked against the same
+        // table by this node as by the client.
+        let table = match headers.contains_key(WITH_TABLE_HEADER) {
+            true => Some(self.store.table(id).await?),
+            false => None,
+        };
+        let size = match &table {
+            Some(table) => table.data_len,
+            None => self.store.len(id).await?.ok_or(ChunkError::NotFound(id))?,
+        };
         let range = match headers.get(header::RANGE) {
             None => None,
             Some(value) => match parse_range(value.to_str().unwrap_or_default(), size) {
@@ -45,7 +55,17 @@ impl Node {
             },
         };
         let wanted = range.clone().unwrap_or(0..size);
-        let stream = self.store.read(id, wanted.clone()).await?;
+        let sent = match &table {
+            Some(table) => whole_blocks(&wanted, table.block_size, size),
+            None => wanted,
+        };
+        let mut stream = self.store.read(id, sent.clone(), None).await?;
+        let mut body_len = sent.end - sent.start;
+        if let Some(table) = &table {
+            body_len += table.crcs.len() as u64;
+            let crcs = stream::once(std::future::ready(Ok(table.crcs.clone())));
+            stream = Box::pin(crcs.chain(stream));
+        }
         // A client that accepts trailers learns of damage found mid-stream as a `corrupt`
         // trailer; for any other the connection is cut, which it cannot take for a whole body.
         let trailers = headers
@@ -56,6 +76,9 @@ impl Node {
             .any(|token| token.trim().eq_ignore_ascii_case("trailers"));
         let mut resp = http::Response::new(chunk_body(id, stream, trailers));
         insert(&mut resp, LENGTH_HEADER, size.to_string());
+        if let Some(table) = &table {
+            insert(&mut resp, BLOCK_SIZE_HEADER, table.block_size.to_string());
+        }
         if trailers {
             insert(
                 &mut resp,
@@ -66,16 +89,16 @@ impl Node {
             insert(
                 &mut resp,
                 header::CONTENT_LENGTH.as_str(),
-                (wanted.end - wanted.start).to_string(),
+                body_len.to_string(),
             );
         }
         if range.is_some() {
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
-            let last = wanted.end - 1;
+            let last = sent.end - 1;
             insert(
                 &mut resp,
                 header::CONTENT_RANGE.as_str(),
-                format!("bytes {}-{last}/{size}", wanted.start),
+                format!("bytes {}-{last}/{size}", sent.start),
             );
         }
         Ok(resp)

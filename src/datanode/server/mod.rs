@@ -56,6 +56,11 @@ pub const LENGTH_HEADER: &str = "x-cairn-length";
 pub const ERROR_HEADER: &str = "x-cairn-error";
 pub const OFFSET_HEADER: &str = "x-cairn-offset";
 pub const CORRUPT: &str = "corrupt";
+/// Request header of a read whose client verifies the bytes itself (its only value is `1`): the
+/// node widens the range to whole blocks and sends the chunk's whole CRC table before them, with
+/// the block size in `x-cairn-block-size`.
+pub const WITH_TABLE_HEADER: &str = "x-cairn-with-table";
+pub const BLOCK_SIZE_HEADER: &str = "x-cairn-block-size";
 /// The most ids one inventory page returns, whatever the client asks: about 350 KB of JSON.
 pub const MAX_LIST_LIMIT: usize = 10_000;
 const DEFAULT_LIST_LIMIT: usize = 1_000;

@@ -1,6 +1,6 @@
 //! Request bodies: the data body of PutObject and UploadPart as a stream for the object service
 //! (decoded when it is aws-chunked, with the digests the client declared), small XML control
-//! bodies collected through a hard size cap and verified, and the draining of what a client
+//! bodies collected through a hard size cap and an idle timeout and verified, and the draining of what a client
 //! still sends after a failed write.
 
 use std::io;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited};
@@ -152,7 +152,7 @@ pub fn object_body(req: &mut Request, max_size: u64) -> Result<(ByteStream, Body
     Ok((body, checks))
 }
 
-/// Reads a small XML control body through a size cap, verifying Content-MD5, x-amz-checksum-*
+/// Reads a small XML control body through a size cap and an idle timeout, verifying Content-MD5, x-amz-checksum-*
 /// and a signed payload hash when the client sent them.
 pub async fn read_xml_body(req: &mut Request) -> Result<Bytes, S3Error> {
     let declared = req
@@ -162,21 +162,30 @@ pub async fn read_xml_body(req: &mut Request) -> Result<Bytes, S3Error> {
     if declared.is_some_and(|n| n > MAX_XML_BODY as u64) {
         return Err(too_big());
     }
-    let data = match req.body.take() {
-        None => Bytes::new(),
-        Some(body) => Limited::new(body, MAX_XML_BODY)
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    too_big()
-                } else {
-                    tracing::debug!(error = %e, "could not read XML body");
-                    S3Error::new(ErrorCode::IncompleteBody)
+    let mut data = BytesMut::new();
+    if let Some(body) = req.body.take() {
+        let mut body = Limited::new(body, MAX_XML_BODY);
+        // The timeout restarts with every frame: it bounds how long the client sends nothing,
+        // as AWS's RequestTimeout does, not how long a slow but steady body may take.
+        loop {
+            let frame = match tokio::time::timeout(req.body_timeout, body.frame()).await {
+                Err(_) => return Err(S3Error::new(ErrorCode::RequestTimeout)),
+                Ok(None) => break,
+                Ok(Some(Err(e))) if e.is::<http_body_util::LengthLimitError>() => {
+                    return Err(too_big());
                 }
-            })?
-            .to_bytes(),
-    };
+                Ok(Some(Err(e))) => {
+                    tracing::debug!(error = %e, "could not read XML body");
+                    return Err(S3Error::new(ErrorCode::IncompleteBody));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            if let Ok(bytes) = frame.into_data() {
+                data.extend_from_slice(&bytes);
+            }
+        }
+    }
+    let data = data.freeze();
     if let PayloadHash::Sha256(expected) = &req.payload {
         let got: [u8; 32] = Sha256::digest(&data).into();
         if &got != expected {

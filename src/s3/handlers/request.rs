@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use http::{HeaderMap, Method};
 use hyper::body::Incoming;
@@ -27,6 +28,8 @@ pub struct Request {
     /// Set once anything asks for the body's bytes: under `Expect: 100-continue` that is
     /// what tells the client to send them, so only then is a body worth draining.
     pub body_polled: Arc<AtomicBool>,
+    /// How long an XML body may send nothing (`--body-timeout`).
+    pub body_timeout: Duration,
 }
 
 impl Request {

@@ -254,6 +254,8 @@ pub struct Spec {
     pub gateways: usize,
     /// `--scrub-interval`; the gateway's default (a week) when `None`.
     pub scrub_interval: Option<&'static str>,
+    /// More gateway flags, e.g. `["--abandon-after", "1s"]`.
+    pub gateway_flags: Vec<&'static str>,
 }
 
 impl Spec {
@@ -268,6 +270,7 @@ impl Spec {
             chunk_size: "1MiB",
             gateways: 1,
             scrub_interval: None,
+            gateway_flags: Vec::new(),
         }
     }
 
@@ -279,21 +282,25 @@ impl Spec {
             &self.write_quorum.to_string(),
             "--chunk-size",
             self.chunk_size,
-            "--gc-grace",
-            "0s",
-            "--coordinator-interval",
-            "1s",
-            "--node-timeout",
-            "3s",
-            "--stall-timeout",
-            "2s",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // Defaults `gateway_flags` may replace (a flag may be given only once).
+        for (flag, value) in [
+            ("--gc-grace", "0s"),
+            ("--coordinator-interval", "1s"),
+            ("--node-timeout", "3s"),
+            ("--stall-timeout", "2s"),
+        ] {
+            if !self.gateway_flags.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         if let Some(every) = self.scrub_interval {
             args.extend(["--scrub-interval".to_owned(), every.to_owned()]);
         }
+        args.extend(self.gateway_flags.iter().map(|s| s.to_string()));
         args
     }
 }

@@ -90,9 +90,10 @@ impl Proc {
         self.lines.lock().expect("stdout lock").clone()
     }
 
-    /// The log (stderr) as written.
+    /// The log (stderr) without terminal colour codes, which would split a field's name from
+    /// its value.
     pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        read_log(&self.log)
     }
 
     /// The first stdout line starting with `prefix`, waiting for it.

@@ -227,8 +227,25 @@ impl S3Client {
 
     /// GET whose body the caller reads as it arrives.
     pub async fn get_streaming(&self, bucket: &str, key: &str) -> Download {
+        self.get_streaming_with(bucket, key, &[]).await
+    }
+
+    /// GET with extra headers (a `range`), whose status and body the caller reads as they
+    /// arrive, unchecked: for reads that are to fail.
+    pub async fn get_streaming_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+    ) -> Download {
         let path = object_path(bucket, key);
-        let request = Request::new(Method::GET, &path);
+        let mut request = Request::new(Method::GET, &path);
+        for (name, value) in headers {
+            request = request.header(
+                http::HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                http::HeaderValue::from_str(value).expect("a header value"),
+            );
+        }
         let (conn, response) = self
             .client
             .stream(request)

@@ -107,9 +107,14 @@ impl TestServer {
     async fn launch(&mut self) {
         let mut cmd = Command::new(cairn_binary());
         cmd.args(["server", "--listen", "127.0.0.1:0", "--data"])
-            .arg(&self.data)
-            .args(["--chunk-size", "1MiB", "--gc-grace", "0s"])
-            .args(&self.extra_args);
+            .arg(&self.data);
+        // Defaults a test's own arguments may replace (a flag may be given only once).
+        for (flag, value) in [("--chunk-size", "1MiB"), ("--gc-grace", "0s")] {
+            if !self.extra_args.iter().any(|a| a == flag) {
+                cmd.args([flag, value]);
+            }
+        }
+        cmd.args(&self.extra_args);
         if self.env_credentials {
             // Secrets go through the environment, never argv.
             cmd.env("CAIRN_ACCESS_KEY_ID", TEST_KEY_ID)
