@@ -118,6 +118,7 @@ conformance!(
     multipart_complete,
     multipart_part_changed_and_abort,
     list_uploads_and_expiry,
+    completed_uploads_remembered,
     conditional_writes,
     concurrent_conditional_writers,
     concurrent_unconditional_writers,
@@ -473,9 +474,11 @@ async fn put_get_overwrite_delete(store: Store) {
         cache_control: Some("no-cache".to_owned()),
         expires: Some("Wed, 21 Oct 2015 07:28:00 GMT".to_owned()),
         user: vec![
-            ("colour".to_owned(), "bleu é".to_owned()),
-            ("a".to_owned(), "1".to_owned()),
+            ("colour".to_owned(), "bleu é".as_bytes().to_vec()),
+            ("a".to_owned(), b"1".to_vec()),
+            ("latin-1".to_owned(), b"caf\xe9".to_vec()),
         ],
+        storage_class: Some("STANDARD_IA".to_owned()),
     };
     first.checksum = Some(Checksum {
         algorithm: ChecksumAlgorithm::Crc32c,
@@ -854,7 +857,7 @@ async fn multipart_complete(store: Store) {
 
     let mut up = upload("upload-1", "b", "big", T0);
     up.headers.content_type = Some("video/mp4".to_owned());
-    up.headers.user = vec![("k".to_owned(), "v".to_owned())];
+    up.headers.user = vec![("k".to_owned(), b"v".to_vec())];
     up.checksum_algorithm = Some(ChecksumAlgorithm::Crc32);
     up.checksum_type = ChecksumType::Composite;
     store.create_upload(&up).await.unwrap();
@@ -1228,6 +1231,89 @@ async fn list_uploads_and_expiry(store: Store) {
     );
 }
 
+/// A completion is remembered with the object it made, for a retried CompleteMultipartUpload:
+/// found while that object is its key's, not once it is replaced or deleted, and forgotten
+/// once older than the cut-off.
+async fn completed_uploads_remembered(store: Store) {
+    make_bucket(&store, "b").await;
+    let gc_due = at(T0 + 60_000);
+    let mut made = Vec::new();
+    for (id, key, completed_ms) in [("up-a", "a", T0 + 10), ("up-b", "b", T0 + 20)] {
+        store
+            .create_upload(&upload(id, "b", key, T0))
+            .await
+            .unwrap();
+        let chunks = layout(&[5]);
+        let p = part(1, &chunks);
+        store_part(&store, id, &p, &chunks).await;
+        let mut o = object("b", key, &[], &format!("etag-{key}-1"));
+        o.size = 5;
+        o.parts_count = Some(1);
+        o.last_modified = at(completed_ms);
+        store
+            .complete_upload(id, &o, &[p], &WriteCondition::Always, gc_due)
+            .await
+            .unwrap();
+        made.push(o);
+    }
+    assert!(store.upload("up-a").await.unwrap().is_none());
+    assert_same_object(
+        &store
+            .completed_upload("up-a")
+            .await
+            .unwrap()
+            .expect("remembered"),
+        &made[0],
+    );
+    assert_same_object(
+        &store
+            .completed_upload("up-b")
+            .await
+            .unwrap()
+            .expect("remembered"),
+        &made[1],
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_none());
+
+    // Once the key holds another object, or none, the completion no longer answers.
+    let other_chunks = layout(&[2]);
+    put(
+        &store,
+        &object("b", "a", &other_chunks, "newer"),
+        &other_chunks,
+    )
+    .await;
+    assert!(store.completed_upload("up-a").await.unwrap().is_none());
+    store.delete_object("b", "b", gc_due).await.unwrap();
+    assert!(store.completed_upload("up-b").await.unwrap().is_none());
+
+    // Forgetting goes by completion time.
+    store
+        .create_upload(&upload("up-c", "b", "c", T0))
+        .await
+        .unwrap();
+    let chunks = layout(&[1]);
+    let p = part(1, &chunks);
+    store_part(&store, "up-c", &p, &chunks).await;
+    let mut c = object("b", "c", &[], "etag-c");
+    c.size = 1;
+    c.last_modified = at(T0 + 30);
+    store
+        .complete_upload("up-c", &c, &[p], &WriteCondition::Always, gc_due)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.forget_completed_uploads(at(T0 + 30)).await.unwrap(),
+        2
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_some());
+    assert_eq!(
+        store.forget_completed_uploads(at(T0 + 31)).await.unwrap(),
+        1
+    );
+    assert!(store.completed_upload("up-c").await.unwrap().is_none());
+}
+
 async fn conditional_writes(store: Store) {
     make_bucket(&store, "b").await;
     let due = at(T0);
@@ -1253,6 +1339,23 @@ async fn conditional_writes(store: Store) {
     );
     assert!(known(&store, &ids(&c2)).await.is_empty(), "no trace of it");
     assert!(queued(&store).await.is_empty());
+
+    // If-None-Match: ETAG fails on the current ETag and changes nothing.
+    assert!(matches!(
+        store
+            .put_object(
+                &o2,
+                &c2,
+                &WriteCondition::IfNoneMatch("etag1".to_owned()),
+                due
+            )
+            .await,
+        Err(MetaError::PreconditionFailed)
+    ));
+    assert_eq!(
+        store.object("b", "k").await.unwrap().expect("kept").id,
+        o1.id
+    );
 
     // If-Match with another ETag fails; with the current one or `*` it succeeds.
     assert!(matches!(

@@ -341,7 +341,7 @@ async fn if_range_and_part_number() {
         .query("partNumber=4")
         .send()
         .await;
-    resp.assert_status(StatusCode::RANGE_NOT_SATISFIABLE);
+    resp.assert_error(StatusCode::BAD_REQUEST, "InvalidPartNumber");
 
     // An object stored by one PUT is its own part 1.
     let resp = client

@@ -33,8 +33,11 @@ impl Gateway {
         }
     }
 
-    /// Aborts multipart uploads initiated longer than `max_age` ago; returns how many.
+    /// Aborts multipart uploads initiated longer than `max_age` ago, and forgets uploads
+    /// completed that long ago (a retried completion no older than that still succeeds);
+    /// returns how many uploads were aborted.
     pub async fn expire_uploads(&self, max_age: Duration) -> GatewayResult<usize> {
+        self.meta.forget_completed_uploads(now() - max_age).await?;
         let mut aborted = 0;
         loop {
             let stale = self

@@ -21,6 +21,15 @@ pub struct RequestedPart {
     pub checksum: Option<String>,
 }
 
+/// The checksum of the whole object that a client declares when it completes an upload (the
+/// `x-amz-checksum-*` header of CompleteMultipartUpload), with the part count of a composite
+/// checksum's `-N` suffix when it carries one.
+#[derive(Clone, Debug)]
+pub struct DeclaredChecksum {
+    pub checksum: Checksum,
+    pub parts: Option<u32>,
+}
+
 /// The checksum of a multipart object from its parts' checksums: the CRCs combined for
 /// FULL_OBJECT, or the checksum of the concatenated part checksums for COMPOSITE. None when a
 /// part lacks a checksum of the upload's algorithm.
@@ -51,6 +60,26 @@ fn object_checksum(upload: &Upload, parts: &[Part]) -> Option<Checksum> {
         }
     };
     Some(Checksum { algorithm, value })
+}
+
+/// Compares the checksum a client declared at completion with the one computed from the parts,
+/// before anything is committed.
+fn check_declared(declared: &DeclaredChecksum, object: &ObjectMeta) -> GatewayResult<()> {
+    let got = declared.checksum.algorithm;
+    let Some(computed) = &object.checksum else {
+        return Err(GatewayError::ChecksumMismatch(got));
+    };
+    if computed.algorithm != got {
+        return Err(GatewayError::ChecksumAlgorithmMismatch {
+            expected: computed.algorithm,
+            got,
+        });
+    }
+    let parts_match = declared.parts.is_none_or(|n| Some(n) == object.parts_count);
+    if computed.value != declared.checksum.value || !parts_match {
+        return Err(GatewayError::ChecksumMismatch(got));
+    }
+    Ok(())
 }
 
 /// S3's smallest part, except the last one of an upload.
@@ -90,6 +119,19 @@ impl Gateway {
                 Err(GatewayError::NoSuchUpload)
             }
         }
+    }
+
+    /// The object that upload `upload_id` of `bucket`/`key` made, when the upload was completed
+    /// recently and its object is still the key's: a CompleteMultipartUpload retried after it
+    /// succeeded answers the same success again, as S3 does, instead of NoSuchUpload.
+    pub async fn completed_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> GatewayResult<Option<ObjectMeta>> {
+        let object = self.meta.completed_upload(upload_id).await?;
+        Ok(object.filter(|o| o.bucket == bucket && o.key == key))
     }
 
     pub async fn upload_part(
@@ -181,6 +223,7 @@ impl Gateway {
         &self,
         upload: &Upload,
         requested: &[RequestedPart],
+        declared: Option<&DeclaredChecksum>,
         condition: &WriteCondition,
     ) -> GatewayResult<ObjectMeta> {
         if requested.is_empty() {
@@ -235,6 +278,9 @@ impl Gateway {
             parts_count: Some(chosen.len() as u32),
             inline: None,
         };
+        if let Some(declared) = declared {
+            check_declared(declared, &object)?;
+        }
         match self
             .meta
             .complete_upload(&upload.id, &object, &chosen, condition, self.gc_due())

@@ -509,6 +509,9 @@ impl Gateway {
             (WriteCondition::IfMatch(want), Some(o)) if want != "*" && *want != o.etag => {
                 Err(GatewayError::PreconditionFailed)
             }
+            (WriteCondition::IfNoneMatch(unwanted), Some(o)) if *unwanted == o.etag => {
+                Err(GatewayError::PreconditionFailed)
+            }
             _ => Ok(()),
         }
     }

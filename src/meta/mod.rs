@@ -81,9 +81,62 @@ pub struct StoredHeaders {
     pub cache_control: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires: Option<String>,
-    /// `x-amz-meta-*` pairs, names lowercased and without the prefix.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub user: Vec<(String, String)>,
+    /// `x-amz-meta-*` pairs, names lowercased and without the prefix, values as the exact bytes
+    /// received: S3 returns them unchanged, and botocore sends non-ASCII text as latin-1, which
+    /// is not UTF-8.
+    #[serde(skip_serializing_if = "Vec::is_empty", default, with = "user_values")]
+    pub user: Vec<(String, Vec<u8>)>,
+    /// The S3 storage class the client chose (`x-amz-storage-class`); `None` is STANDARD. Cairn
+    /// stores every class alike and only records and reports it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub storage_class: Option<String>,
+}
+
+impl StoredHeaders {
+    /// The storage class as S3 names it in listings.
+    pub fn storage_class(&self) -> &str {
+        self.storage_class.as_deref().unwrap_or("STANDARD")
+    }
+}
+
+/// User metadata in the stored headers' JSON: a value that is UTF-8 is kept as a JSON string
+/// (as every value was before values became bytes), any other as an array of its bytes.
+mod user_values {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Text(String),
+        Bytes(Vec<u8>),
+    }
+
+    pub fn serialize<S: Serializer>(pairs: &[(String, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+        let values: Vec<(&str, Value)> = pairs
+            .iter()
+            .map(|(name, bytes)| {
+                let value = match std::str::from_utf8(bytes) {
+                    Ok(text) => Value::Text(text.to_owned()),
+                    Err(_) => Value::Bytes(bytes.clone()),
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        values.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, Vec<u8>)>, D::Error> {
+        let values = Vec::<(String, Value)>::deserialize(d)?;
+        Ok(values
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::Text(text) => (name, text.into_bytes()),
+                Value::Bytes(bytes) => (name, bytes),
+            })
+            .collect())
+    }
 }
 
 /// One visible object.
@@ -148,6 +201,9 @@ pub enum WriteCondition {
     IfAbsent,
     /// `If-Match: ETAG` (without quotes, or `*`): the key must exist with that ETag.
     IfMatch(String),
+    /// `If-None-Match: ETAG` (without quotes): the key must not have that ETag (absent is
+    /// fine). S3 takes only `*`; this is Ceph's reading, which clients that cache an ETag use.
+    IfNoneMatch(String),
 }
 
 /// Keys in one page of a listing, in UTF-8 byte order.
@@ -235,7 +291,8 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn list_parts(&self, upload_id: &str, after: u32, limit: usize) -> MetaResult<Vec<Part>>;
     /// Turns the upload into `object` made of `parts` (in order, as validated by the caller),
     /// all in one transaction: fails with `PartChanged` if any of them was replaced meanwhile.
-    /// Parts not listed go to the GC queue.
+    /// Parts not listed go to the GC queue. The completion is remembered for
+    /// [`MetaStore::completed_upload`].
     async fn complete_upload(
         &self,
         upload_id: &str,
@@ -244,6 +301,12 @@ pub trait MetaStore: Send + Sync + 'static {
         condition: &WriteCondition,
         gc_due: OffsetDateTime,
     ) -> MetaResult<()>;
+    /// The object a completed upload made, while it is still its key's object and the
+    /// completion is remembered (see [`MetaStore::forget_completed_uploads`]): a retried
+    /// CompleteMultipartUpload answers with it.
+    async fn completed_upload(&self, upload_id: &str) -> MetaResult<Option<ObjectMeta>>;
+    /// Forgets uploads completed before `before`; returns how many.
+    async fn forget_completed_uploads(&self, before: OffsetDateTime) -> MetaResult<u64>;
     /// Returns false when there was no such upload.
     async fn abort_upload(&self, upload_id: &str, gc_due: OffsetDateTime) -> MetaResult<bool>;
     /// Uploads of `bucket` whose key starts with `prefix`, ordered by (key, id), after
@@ -453,6 +516,28 @@ pub fn prefix_successor(prefix: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_metadata_keeps_its_bytes_and_reads_older_rows() {
+        let older: StoredHeaders = serde_json::from_str(r#"{"user":[["k","bleu é"]]}"#).unwrap();
+        assert_eq!(older.user, [("k".to_owned(), "bleu é".as_bytes().to_vec())]);
+        let headers = StoredHeaders {
+            user: vec![
+                ("latin".to_owned(), b"caf\xe9".to_vec()),
+                ("text".to_owned(), b"plain".to_vec()),
+            ],
+            ..StoredHeaders::default()
+        };
+        let json = serde_json::to_string(&headers).unwrap();
+        assert_eq!(
+            json,
+            r#"{"user":[["latin",[99,97,102,233]],["text","plain"]]}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<StoredHeaders>(&json).unwrap(),
+            headers
+        );
+    }
 
     #[test]
     fn successor_orders_after_every_extension() {

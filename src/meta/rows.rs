@@ -344,6 +344,9 @@ pub(super) fn check_etag(condition: &WriteCondition, current: Option<&str>) -> M
         (WriteCondition::IfMatch(want), Some(have)) if want != "*" && want != have => {
             Err(MetaError::PreconditionFailed)
         }
+        (WriteCondition::IfNoneMatch(unwanted), Some(have)) if unwanted == have => {
+            Err(MetaError::PreconditionFailed)
+        }
         _ => Ok(()),
     }
 }
@@ -593,6 +596,13 @@ mod tests {
             check_etag(&if_match("x"), None),
             Err(MetaError::NoSuchKey)
         ));
+        let if_none_match = |etag: &str| WriteCondition::IfNoneMatch(etag.to_owned());
+        assert!(matches!(
+            check_etag(&if_none_match("x"), Some("x")),
+            Err(MetaError::PreconditionFailed)
+        ));
+        assert!(check_etag(&if_none_match("y"), Some("x")).is_ok());
+        assert!(check_etag(&if_none_match("x"), None).is_ok());
     }
 
     #[test]

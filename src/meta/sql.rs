@@ -682,12 +682,39 @@ where
         // Completing is metadata only: the parts' chunks change owner, the data stays put.
         D::move_parts(&mut tx, upload_id, &object.id.to_string(), parts).await?;
         Self::drop_upload(&mut tx, upload_id, gc_due).await?;
+        sqlx::query(
+            "INSERT INTO completed_uploads (id, bucket, key, object_id, completed_ms) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(upload_id)
+        .bind(object.bucket.as_str())
+        .bind(object.key.as_str())
+        .bind(object.id.to_string().as_str())
+        .bind(ms(object.last_modified))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn abort_upload(&self, upload_id: &str, gc_due: OffsetDateTime) -> MetaResult<bool> {
         D::abort_upload(self, upload_id, gc_due).await
+    }
+
+    async fn completed_upload(&self, upload_id: &str) -> MetaResult<Option<ObjectMeta>> {
+        // The join finds nothing once the key holds another object (or none): the object id
+        // is unique to one write.
+        let sql = "SELECT o.* FROM completed_uploads c JOIN objects o ON o.id = c.object_id \
+                   AND o.bucket = c.bucket AND o.key = c.key WHERE c.id = $1";
+        self.find(sql, upload_id, object_row).await
+    }
+
+    async fn forget_completed_uploads(&self, before: OffsetDateTime) -> MetaResult<u64> {
+        let done = sqlx::query("DELETE FROM completed_uploads WHERE completed_ms < $1")
+            .bind(ms(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(D::rows_affected(&done))
     }
 
     async fn list_uploads(

@@ -32,6 +32,8 @@ pub enum ErrorCode {
     InvalidObjectState,
     InvalidPart,
     InvalidPartOrder,
+    /// `?partNumber=N` on GET or HEAD past the object's last part.
+    InvalidPartNumber,
     InvalidRange,
     InvalidRequest,
     InvalidStorageClass,
@@ -84,6 +86,7 @@ impl ErrorCode {
             | InvalidDigest
             | InvalidPart
             | InvalidPartOrder
+            | InvalidPartNumber
             | InvalidRequest
             | InvalidStorageClass
             | InvalidURI
@@ -141,6 +144,7 @@ impl ErrorCode {
             InvalidObjectState => "InvalidObjectState",
             InvalidPart => "InvalidPart",
             InvalidPartOrder => "InvalidPartOrder",
+            InvalidPartNumber => "InvalidPartNumber",
             InvalidRange => "InvalidRange",
             InvalidRequest => "InvalidRequest",
             InvalidStorageClass => "InvalidStorageClass",
@@ -218,6 +222,7 @@ impl ErrorCode {
                 "The list of parts was not in ascending order. The parts list must be specified \
                  in order by part number."
             }
+            InvalidPartNumber => "The requested partnumber is not satisfiable",
             InvalidRange => "The requested range is not satisfiable",
             InvalidRequest => "Invalid Request",
             InvalidStorageClass => "The storage class you specified is not valid.",
@@ -414,6 +419,7 @@ mod tests {
             (InvalidObjectState, 403),
             (InvalidPart, 400),
             (InvalidPartOrder, 400),
+            (InvalidPartNumber, 400),
             (InvalidRange, 416),
             (InvalidRequest, 400),
             (InvalidStorageClass, 400),

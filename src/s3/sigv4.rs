@@ -145,6 +145,10 @@ pub enum AuthError {
     TimeTooSkewed,
     #[error("Request has expired")]
     Expired,
+    /// An `X-Amz-Expires` below zero or above a week: answered, as S3 does (and as ceph's
+    /// s3-tests check), with 403 like any URL that is not valid now.
+    #[error("{0}")]
+    ExpiryOutOfRange(&'static str),
     #[error("Request is not valid yet")]
     NotYetValid,
     #[error("There were headers present in the request which were not signed: {0}")]
@@ -170,6 +174,7 @@ impl AuthError {
             }
             AuthError::MissingDate
             | AuthError::Expired
+            | AuthError::ExpiryOutOfRange(_)
             | AuthError::NotYetValid
             | AuthError::HeadersNotSigned(_) => ErrorCode::AccessDenied,
             AuthError::TimeTooSkewed => ErrorCode::RequestTimeTooSkewed,
@@ -224,8 +229,7 @@ impl Pending {
         self.check_time(now)?;
         self.check_all_amz_headers_signed(req.headers)?;
         let names: Vec<&str> = self.signed_headers.iter().map(String::as_str).collect();
-        let canonical_headers =
-            canonical_headers(req.headers, &names).ok_or(AuthError::SignatureMismatch)?;
+        let canonical_headers = canonical_headers(req.headers, &names);
         let request = canonical_request(
             req.method.as_str(),
             &canonical_uri(req.raw_path),
@@ -259,10 +263,9 @@ impl Pending {
             return Ok(());
         };
         if expires_secs > MAX_PRESIGNED_EXPIRY_SECS {
-            return Err(AuthError::QueryMalformed(
+            return Err(AuthError::ExpiryOutOfRange(
                 "X-Amz-Expires must be less than a week (in seconds) that is; the maximum \
-                 expires is 604800 seconds"
-                    .into(),
+                 expires is 604800 seconds",
             ));
         }
         if self.date - now > MAX_CLOCK_SKEW {
@@ -381,11 +384,14 @@ fn parse_presigned(req: &RequestParts<'_>, query: &[QueryPair]) -> Result<Pendin
     check_scope_date(&scope, date).map_err(AuthError::QueryMalformed)?;
     let expires = param("X-Amz-Expires")?;
     let expires_secs = expires.parse::<u64>().map_err(|_| {
-        malformed(if expires.starts_with('-') {
-            "X-Amz-Expires must be non-negative"
+        if expires
+            .strip_prefix('-')
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+        {
+            AuthError::ExpiryOutOfRange("X-Amz-Expires must be non-negative")
         } else {
-            "X-Amz-Expires should be a number"
-        })
+            malformed("X-Amz-Expires should be a number")
+        }
     })?;
     let signed_headers =
         parse_signed_headers(param("X-Amz-SignedHeaders")?).map_err(AuthError::QueryMalformed)?;
@@ -586,21 +592,27 @@ pub fn canonical_query(raw_query: &str) -> String {
 type QueryPair = (Vec<u8>, Vec<u8>);
 
 /// `name:value\n` for each signed header: values trimmed with inner runs of spaces collapsed,
-/// repeated headers joined with `,`. `None` when a value is not UTF-8, since the bytes the
-/// client signed can then not be reproduced without ambiguity.
-fn canonical_headers(headers: &HeaderMap, names: &[&str]) -> Option<String> {
+/// repeated headers joined with `,`. A value that is not UTF-8 is read as ISO-8859-1, as HTTP
+/// defines header bytes and as botocore sends non-ASCII text (`x-amz-meta-*: é` goes out as the
+/// byte 0xE9 but is signed as the character é).
+fn canonical_headers(headers: &HeaderMap, names: &[&str]) -> String {
     let mut out = String::new();
     for name in names {
         let mut values = Vec::new();
         for value in headers.get_all(*name) {
-            values.push(collapse_spaces(std::str::from_utf8(value.as_bytes()).ok()?));
+            let bytes = value.as_bytes();
+            let text = match std::str::from_utf8(bytes) {
+                Ok(text) => std::borrow::Cow::Borrowed(text),
+                Err(_) => std::borrow::Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+            };
+            values.push(collapse_spaces(&text));
         }
         out.push_str(name);
         out.push(':');
         out.push_str(&values.join(","));
         out.push('\n');
     }
-    Some(out)
+    out
 }
 
 fn collapse_spaces(value: &str) -> String {
@@ -696,9 +708,7 @@ pub fn sign_request(
         })
         .collect();
     names.sort_unstable();
-    let Some(canonical_headers) = canonical_headers(headers, &names) else {
-        return;
-    };
+    let canonical_headers = canonical_headers(headers, &names);
     let signed_headers = names.join(";");
     let request = canonical_request(
         method.as_str(),
@@ -843,7 +853,7 @@ mod tests {
                 self.method.as_str(),
                 &canonical_uri(self.path),
                 &canonical_query(self.query),
-                &canonical_headers(&headers, &names).unwrap(),
+                &canonical_headers(&headers, &names),
                 self.signed_headers,
                 payload,
             );
@@ -1109,10 +1119,7 @@ mod tests {
             if ok {
                 assert!(result.is_ok());
             } else {
-                assert_eq!(
-                    result.unwrap_err().code(),
-                    ErrorCode::AuthorizationQueryParametersError
-                );
+                assert_eq!(result.unwrap_err().code(), ErrorCode::AccessDenied);
             }
         }
     }
@@ -1161,7 +1168,6 @@ mod tests {
             PRESIGNED_QUERY.replace("%2Fs3%2F", "%2Fec2%2F"),
             PRESIGNED_QUERY.replace("X-Amz-Date=20130524T000000Z", "X-Amz-Date=2013-05-24"),
             PRESIGNED_QUERY.replace("X-Amz-Date=20130524T000000Z", "X-Amz-Date=20130525T000000Z"),
-            PRESIGNED_QUERY.replace("X-Amz-Expires=86400", "X-Amz-Expires=-1"),
             PRESIGNED_QUERY.replace("X-Amz-Expires=86400", "X-Amz-Expires=day"),
             PRESIGNED_QUERY.replace("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=range"),
         ];
@@ -1174,6 +1180,14 @@ mod tests {
                 "{query}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn negative_expiry_is_access_denied() {
+        let headers = header_map(&[("host", HOST)]);
+        let query = PRESIGNED_QUERY.replace("X-Amz-Expires=86400", "X-Amz-Expires=-1");
+        let req = parts(&Method::GET, "/test.txt", &query, &headers);
+        assert_eq!(parse_error(&req).code(), ErrorCode::AccessDenied);
     }
 
     #[test]
@@ -1297,7 +1311,7 @@ mod tests {
             "GET",
             "/test.txt",
             "",
-            &canonical_headers(&headers, &names).unwrap(),
+            &canonical_headers(&headers, &names),
             &names.join(";"),
             UNSIGNED_PAYLOAD,
         );
@@ -1607,8 +1621,25 @@ mod tests {
             ("x-amz-meta-b", "second"),
         ]);
         assert_eq!(
-            canonical_headers(&headers, &["x-amz-meta-a", "x-amz-meta-b", "x-amz-meta-c"]).unwrap(),
+            canonical_headers(&headers, &["x-amz-meta-a", "x-amz-meta-b", "x-amz-meta-c"]),
             "x-amz-meta-a:one two three\nx-amz-meta-b:first,second\nx-amz-meta-c:\n"
+        );
+    }
+
+    #[test]
+    fn canonical_headers_read_other_bytes_as_latin_1() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-meta-latin",
+            HeaderValue::from_bytes(b"caf\xe9").unwrap(),
+        );
+        headers.insert(
+            "x-amz-meta-utf8",
+            HeaderValue::from_bytes("café".as_bytes()).unwrap(),
+        );
+        assert_eq!(
+            canonical_headers(&headers, &["x-amz-meta-latin", "x-amz-meta-utf8"]),
+            "x-amz-meta-latin:café\nx-amz-meta-utf8:café\n"
         );
     }
 }

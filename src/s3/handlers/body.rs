@@ -14,6 +14,7 @@ use http::{HeaderMap, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited};
 use sha2::{Digest, Sha256};
 
+use super::headers::invalid_checksum_value;
 use super::request::Request;
 use crate::checksum::{Checksum, ChecksumAlgorithm, Checksummer, Md5, parse_content_md5};
 use crate::gateway::{BodyChecks, ByteStream, GatewayError, TrailingChecksum};
@@ -249,12 +250,7 @@ fn body_checks_from(
                 .to_str()
                 .ok()
                 .and_then(|v| Checksum::from_base64(alg, v.trim()))
-                .ok_or_else(|| {
-                    S3Error::new(ErrorCode::InvalidRequest).with_message(format!(
-                        "Value for {} header is invalid.",
-                        alg.header_name()
-                    ))
-                })?;
+                .ok_or_else(|| invalid_checksum_value(alg))?;
             if checksum.replace(value).is_some() {
                 return Err(S3Error::new(ErrorCode::InvalidRequest)
                     .with_message("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));

@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::checksum::ChecksumType;
+use crate::checksum::{ChecksumAlgorithm, ChecksumType};
 use crate::meta::{ObjectMeta, StoredHeaders, WriteCondition};
 use crate::s3::error::{ErrorCode, S3Error};
 
@@ -23,7 +23,7 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
     let mut user_bytes = 0;
     for (name, value) in headers {
         if let Some(meta) = name.as_str().strip_prefix("x-amz-meta-") {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let value = value.as_bytes().to_vec();
             user_bytes += meta.len() + value.len();
             user.push((meta.to_owned(), value));
         }
@@ -34,17 +34,23 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
             .with_extra("MaxSizeAllowed", MAX_USER_METADATA.to_string()));
     }
     user.sort();
-    // aws-chunked describes how this request's body was framed, not the object.
+    // aws-chunked describes how this request's body was framed, not the object; the other
+    // codings are kept as written, spaces included, as S3 returns them.
     let content_encoding = get(header::CONTENT_ENCODING)
         .map(|e| {
             e.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked"))
+                .filter(|p| {
+                    let p = p.trim();
+                    !p.is_empty() && !p.eq_ignore_ascii_case("aws-chunked")
+                })
                 .collect::<Vec<_>>()
                 .join(",")
+                .trim()
+                .to_owned()
         })
         .filter(|e| !e.is_empty());
     Ok(StoredHeaders {
+        storage_class: storage_class(headers)?,
         content_type: get(header::CONTENT_TYPE),
         content_encoding,
         content_disposition: get(header::CONTENT_DISPOSITION),
@@ -55,9 +61,43 @@ pub fn stored_headers(headers: &HeaderMap) -> Result<StoredHeaders, S3Error> {
     })
 }
 
+/// The storage classes S3 names (`x-amz-storage-class`).
+/// <https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutObject.html#AmazonS3-PutObject-request-header-StorageClass>
+const STORAGE_CLASSES: [&str; 12] = [
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "GLACIER_IR",
+    "SNOW",
+    "EXPRESS_ONEZONE",
+    "FSX_OPENZFS",
+];
+
+/// The storage class a write asks for: `None` for STANDARD (also when the header is absent),
+/// InvalidStorageClass for a name S3 does not know.
+pub fn storage_class(headers: &HeaderMap) -> Result<Option<String>, S3Error> {
+    let Some(value) = headers.get("x-amz-storage-class") else {
+        return Ok(None);
+    };
+    match value.to_str().ok().filter(|v| STORAGE_CLASSES.contains(v)) {
+        Some("STANDARD") => Ok(None),
+        Some(class) => Ok(Some(class.to_owned())),
+        None => Err(S3Error::new(ErrorCode::InvalidStorageClass).with_extra(
+            "StorageClassRequested",
+            String::from_utf8_lossy(value.as_bytes()),
+        )),
+    }
+}
+
 /// The precondition of a conditional write (PutObject, CompleteMultipartUpload):
-/// `If-None-Match: *` or `If-Match: ETAG`.
-/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>
+/// `If-None-Match: *` or `If-Match: ETAG`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>), and, as
+/// Ceph accepts it, `If-None-Match: ETAG`: 412 when the key's current ETag is that one.
 pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     let get = |name| {
         headers
@@ -71,8 +111,9 @@ pub fn write_condition(headers: &HeaderMap) -> Result<WriteCondition, S3Error> {
     match get(header::IF_NONE_MATCH) {
         None => Ok(WriteCondition::Always),
         Some("*") => Ok(WriteCondition::IfAbsent),
-        Some(_) => Err(S3Error::new(ErrorCode::NotImplemented)
-            .with_message("If-None-Match on a write only supports the value *")),
+        Some(etag) => Ok(WriteCondition::IfNoneMatch(
+            etag.trim_matches('"').to_owned(),
+        )),
     }
 }
 
@@ -85,6 +126,14 @@ pub fn checksum_header_value(object: &ObjectMeta) -> Option<(&'static str, Strin
         _ => sum.to_base64(),
     };
     Some((sum.algorithm.header_name(), value))
+}
+
+/// A checksum header whose value is not a digest of its algorithm: AWS answers BadDigest.
+pub fn invalid_checksum_value(algorithm: ChecksumAlgorithm) -> S3Error {
+    S3Error::new(ErrorCode::BadDigest).with_message(format!(
+        "The {} you specified did not match the calculated checksum.",
+        algorithm.header_name()
+    ))
 }
 
 /// Builds a header value, dropping characters a header cannot carry.

@@ -110,7 +110,7 @@ pub async fn list_objects(gw: &Gateway, req: Request, v2: bool) -> S3Result {
         x.element("LastModified", &iso8601(o.last_modified));
         x.element("ETag", &format!("\"{}\"", o.etag));
         x.element("Size", &o.size.to_string());
-        x.element("StorageClass", "STANDARD");
+        x.element("StorageClass", o.headers.storage_class());
         if fetch_owner {
             x.open("Owner");
             x.element("ID", OWNER_ID);

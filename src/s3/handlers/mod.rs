@@ -38,6 +38,14 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
         return Err(S3Error::new(ErrorCode::InvalidArgument)
             .with_message("Object keys and list parameters cannot contain the character U+0000"));
     }
+    if let Some(name) = encryption_header(&req) {
+        return Err(S3Error::new(ErrorCode::NotImplemented)
+            .with_message(
+                "Server-side encryption is not implemented: objects are stored unencrypted",
+            )
+            .with_extra("Header", name)
+            .with_resource(req.resource()));
+    }
     let resource = req.resource();
     let result = match req.route.op {
         Operation::ListBuckets => bucket::list_buckets(gw).await,
@@ -67,4 +75,18 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
             e
         }
     })
+}
+
+/// The first server-side encryption header of a request (SSE-S3, SSE-KMS, SSE-C, and SSE-C of a
+/// copy source). Cairn stores objects unencrypted, so it refuses them rather than store in the
+/// clear what a client asked to be encrypted, or serve an SSE-C object without its key.
+fn encryption_header(req: &Request) -> Option<String> {
+    req.headers
+        .keys()
+        .map(|name| name.as_str())
+        .find_map(|name| {
+            let sse = name.starts_with("x-amz-server-side-encryption")
+                || name.starts_with("x-amz-copy-source-server-side-encryption");
+            sse.then(|| name.to_owned())
+        })
 }

@@ -1,12 +1,14 @@
 //! Object operations: PutObject, GetObject/HeadObject (ranges, conditions, partNumber),
 //! DeleteObject, DeleteObjects and CopyObject.
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
 use super::body::{drain, object_body, read_xml_body};
 use super::error::internal;
-use super::headers::{checksum_header_value, header_value, stored_headers, write_condition};
+use super::headers::{
+    checksum_header_value, header_value, storage_class, stored_headers, write_condition,
+};
 use super::request::{Request, query_number};
 use super::response::{S3Result, empty, empty_response, stream_body, xml_response};
 use crate::gateway::{Gateway, GatewayError, MAX_PUT_SIZE, NewObject};
@@ -87,8 +89,12 @@ pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
             Some(r) if object.parts_count.is_some() && !r.is_empty() => range = Some(r),
             Some(r) => empty_part = object.parts_count.is_some() && r.is_empty(),
             None => {
-                return Err(S3Error::new(ErrorCode::InvalidRange)
-                    .with_message("The requested partnumber is not satisfiable"));
+                return Err(S3Error::new(ErrorCode::InvalidPartNumber)
+                    .with_extra("PartNumberRequested", n.to_string())
+                    .with_extra(
+                        "ActualPartCount",
+                        object.parts_count.unwrap_or(1).to_string(),
+                    ));
             }
         }
     } else if let Some(spec) = range_header.as_deref().and_then(parse_range) {
@@ -182,9 +188,15 @@ fn object_headers(h: &mut HeaderMap, object: &ObjectMeta, etag: &str) {
             h.insert(name, header_value(v));
         }
     }
+    // S3 names the storage class on GET and HEAD only when it is not STANDARD.
+    if let Some(class) = &s.storage_class {
+        h.insert("x-amz-storage-class", header_value(class));
+    }
+    // The exact bytes received, which need not be UTF-8 (see `StoredHeaders::user`).
     for (name, value) in &s.user {
-        if let Ok(name) = header::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes()) {
-            h.append(name, header_value(value));
+        let name = header::HeaderName::from_bytes(format!("x-amz-meta-{name}").as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_bytes(value)) {
+            h.append(name, value);
         }
     }
 }
@@ -304,7 +316,10 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
                 .with_extra("ArgumentName", "x-amz-metadata-directive"));
         }
     };
-    if !replace && src_bucket == req.bucket() && src_key == req.key() {
+    // S3 allows a copy onto itself that changes the metadata or the storage class.
+    let storage_class = storage_class(&req.headers)?;
+    let changes_class = req.headers.contains_key("x-amz-storage-class");
+    if !replace && !changes_class && src_bucket == req.bucket() && src_key == req.key() {
         return Err(S3Error::new(ErrorCode::InvalidRequest).with_message(
             "This copy request is illegal because it is trying to copy an object to itself \
              without changing the object's metadata, storage class, website redirect location \
@@ -316,10 +331,15 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
             "The specified copy source is larger than the maximum allowable size for a copy source: {MAX_PUT_SIZE}"
         )));
     }
-    let headers: StoredHeaders = if replace {
-        stored_headers(&req.headers)?
-    } else {
-        src.headers.clone()
+    // The copy takes the storage class the request names, STANDARD by default, whatever the
+    // source's (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html).
+    let headers = StoredHeaders {
+        storage_class,
+        ..if replace {
+            stored_headers(&req.headers)?
+        } else {
+            src.headers.clone()
+        }
     };
     let new = NewObject {
         bucket: req.bucket().to_owned(),

@@ -427,6 +427,14 @@ impl RequestBuilder<'_> {
         self
     }
 
+    /// A header whose value is raw bytes, e.g. latin-1 text as botocore sends it.
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+        let value = HeaderValue::from_bytes(value).expect("header value");
+        self.request = self.request.header(name, value);
+        self
+    }
+
     pub fn body(mut self, body: Vec<u8>) -> Self {
         self.request = self.request.body(body);
         self
