@@ -509,16 +509,13 @@ mod tests {
         }
         assert_eq!(guard.remember(at(NOW + 30), NOW), Ok(()));
         // Full: a new nonce is refused rather than an old one forgotten.
-        let fifth = Signed {
-            seconds: NOW,
-            nonce: 3,
-        };
-        assert_eq!(guard.remember(fifth, NOW), Err(AuthError::Busy));
+        let fifth = |seconds| Signed { seconds, nonce: 3 };
+        assert_eq!(guard.remember(fifth(NOW), NOW), Err(AuthError::Busy));
         assert_eq!(guard.remember(first, NOW), Err(AuthError::Replayed));
         // Once NOW's bucket is out of the window it is dropped, and the room is back; the
         // request at NOW + 30 is still remembered.
         let later = NOW + 10 + MAX_CLOCK_SKEW_SECS;
-        assert_eq!(guard.remember(fifth, later), Ok(()));
+        assert_eq!(guard.remember(fifth(later), later), Ok(()));
         assert_eq!(guard.remember(at(NOW + 30), later), Err(AuthError::Replayed));
         assert_eq!(guard.seen.lock().unwrap().count, 2);
     }

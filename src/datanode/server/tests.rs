@@ -411,8 +411,9 @@ async fn cuts_a_read_short_at_damage_found_mid_stream() {
     let damaged_block = (damaged_at / block * block).to_string();
 
     // Without trailers: the body stops before its Content-Length, with none of the bad bytes.
-    let get = signed("GET", &format!("/chunks/{id}"));
-    let response = raw_bytes(node.addr, &get, b"").await;
+    // Signed anew for each request: a node accepts a signature once.
+    let get = || signed("GET", &format!("/chunks/{id}"));
+    let response = raw_bytes(node.addr, &get(), b"").await;
     let end_of_head = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&response[..end_of_head]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -425,7 +426,7 @@ async fn cuts_a_read_short_at_damage_found_mid_stream() {
     assert_eq!(body, &data[..body.len()]);
 
     // With trailers: a chunked body that ends with the damage's place.
-    let (status, rest) = raw(node.addr, &format!("{get}\r\nTE: trailers"), b"").await;
+    let (status, rest) = raw(node.addr, &format!("{}\r\nTE: trailers", get()), b"").await;
     assert_eq!(status, 200);
     assert!(
         rest.contains("transfer-encoding: chunked"),
