@@ -153,14 +153,21 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
                 "signed ten minutes ahead",
                 Some(sign(&key, &call, at(now.seconds + 600))),
             ),
-            ("signed for another request", Some(sign(&key, &elsewhere, now))),
+            (
+                "signed for another request",
+                Some(sign(&key, &elsewhere, now)),
+            ),
             ("signed for another method", Some(sign(&key, &other, now))),
         ];
         // A request that reads, accepted once (those that write are replayed below).
         if call.method == Method::GET || call.method == Method::HEAD {
             let used = sign(&key, &call, Signed::now());
             let (status, text) = send(&client, &call, Some(&used)).await;
-            assert!(status.is_success(), "{method} {} signed: {text}", call.target);
+            assert!(
+                status.is_success(),
+                "{method} {} signed: {text}",
+                call.target
+            );
             attempts.push(("sent a second time", Some(used)));
         }
         for (what, auth) in attempts {

@@ -89,9 +89,7 @@ pub async fn run_admin(args: AdminArgs) -> CliResult {
             }
             println!("deleted {id}");
         }
-        AdminCommand::Node(command) => {
-            run_node(&args.meta, args.node_ca.load()?, command).await?
-        }
+        AdminCommand::Node(command) => run_node(&args.meta, args.node_ca.load()?, command).await?,
         AdminCommand::Fsck => run_fsck(&args.meta, args.node_ca.load()?).await?,
     }
     Ok(())

@@ -354,7 +354,10 @@ mod tests {
             hex::encode(hmac_sha256(&key().0, message.as_bytes()))
         );
         let body = key().sign_body("PUT", TARGET, at(NOW), 5, 0xdead_beef);
-        let message = format!("cairn-body\nPUT\n{TARGET}\n{NOW}\n{}\n5\ndeadbeef", fields[1]);
+        let message = format!(
+            "cairn-body\nPUT\n{TARGET}\n{NOW}\n{}\n5\ndeadbeef",
+            fields[1]
+        );
         assert_eq!(body, hex::encode(hmac_sha256(&key().0, message.as_bytes())));
         // Fresh requests get different nonces.
         assert_ne!(Signed::now().nonce, Signed::now().nonce);
@@ -428,19 +431,31 @@ mod tests {
         let check = |key: &ClusterKey, target, signed, length, crc, given: Option<&str>| {
             key.verify_body("PUT", target, signed, length, crc, given)
         };
-        assert_eq!(check(&key(), TARGET, at(NOW), 1000, 7, Some(&given)), Ok(()));
+        assert_eq!(
+            check(&key(), TARGET, at(NOW), 1000, 7, Some(&given)),
+            Ok(())
+        );
         let bad = Err(AuthError::BadBodySignature);
         assert_eq!(check(&key(), TARGET, at(NOW), 1001, 7, Some(&given)), bad);
         assert_eq!(check(&key(), TARGET, at(NOW), 1000, 8, Some(&given)), bad);
-        assert_eq!(check(&key(), TARGET, at(NOW + 1), 1000, 7, Some(&given)), bad);
+        assert_eq!(
+            check(&key(), TARGET, at(NOW + 1), 1000, 7, Some(&given)),
+            bad
+        );
         let other = Signed {
             seconds: NOW,
             nonce: NONCE ^ 1,
         };
         assert_eq!(check(&key(), TARGET, other, 1000, 7, Some(&given)), bad);
-        assert_eq!(check(&key(), "/chunks/x", at(NOW), 1000, 7, Some(&given)), bad);
+        assert_eq!(
+            check(&key(), "/chunks/x", at(NOW), 1000, 7, Some(&given)),
+            bad
+        );
         let stranger = ClusterKey::from_secret("another secret of enough length");
-        assert_eq!(check(&stranger, TARGET, at(NOW), 1000, 7, Some(&given)), bad);
+        assert_eq!(
+            check(&stranger, TARGET, at(NOW), 1000, 7, Some(&given)),
+            bad
+        );
         assert_eq!(check(&key(), TARGET, at(NOW), 1000, 7, Some("zz")), bad);
         // The request's own signature is not a body signature.
         let request = key().sign("PUT", TARGET, at(NOW));
@@ -516,7 +531,10 @@ mod tests {
         // request at NOW + 30 is still remembered.
         let later = NOW + 10 + MAX_CLOCK_SKEW_SECS;
         assert_eq!(guard.remember(fifth(later), later), Ok(()));
-        assert_eq!(guard.remember(at(NOW + 30), later), Err(AuthError::Replayed));
+        assert_eq!(
+            guard.remember(at(NOW + 30), later),
+            Err(AuthError::Replayed)
+        );
         assert_eq!(guard.seen.lock().unwrap().count, 2);
     }
 

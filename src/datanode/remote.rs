@@ -889,17 +889,20 @@ impl Pool {
                 )));
             }
             Some((name, Some(connector))) => {
-                let stream = timeout(self.connect_timeout, connector.connect(name.clone(), stream))
-                    .await
-                    .map_err(|_| {
-                        io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            format!("TLS handshake with data node {node} timed out"),
-                        )
-                    })?
-                    .map_err(|err| {
-                        io::Error::new(err.kind(), format!("data node https://{node}: {err}"))
-                    })?;
+                let stream = timeout(
+                    self.connect_timeout,
+                    connector.connect(name.clone(), stream),
+                )
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("TLS handshake with data node {node} timed out"),
+                    )
+                })?
+                .map_err(|err| {
+                    io::Error::new(err.kind(), format!("data node https://{node}: {err}"))
+                })?;
                 handshake(stream, node).await?
             }
         };

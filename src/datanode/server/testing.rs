@@ -137,7 +137,13 @@ pub fn signed_as(method: &str, target: &str, signed: Signed) -> String {
 /// The header line (with its leading CRLF) that signs an upload's body, for a request signed as
 /// `signed`.
 pub fn body_auth(target: &str, signed: Signed, data: &[u8]) -> String {
-    let mac = key().sign_body("PUT", target, signed, data.len() as u64, crc32c::crc32c(data));
+    let mac = key().sign_body(
+        "PUT",
+        target,
+        signed,
+        data.len() as u64,
+        crc32c::crc32c(data),
+    );
     format!("\r\n{BODY_AUTH_HEADER}: {mac}")
 }
 

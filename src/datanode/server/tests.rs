@@ -193,11 +193,23 @@ fn all_routes() -> Vec<(&'static str, String, &'static [u8])> {
 
 /// What a well-formed request to a route needs besides `x-cairn-auth`: for an upload, its
 /// length, checksum and body signature (made with `key` for the request signed as `signed`).
-fn upload_headers(method: &str, target: &str, body: &[u8], key: &ClusterKey, signed: Signed) -> String {
+fn upload_headers(
+    method: &str,
+    target: &str,
+    body: &[u8],
+    key: &ClusterKey,
+    signed: Signed,
+) -> String {
     if method != "PUT" {
         return String::new();
     }
-    let mac = key.sign_body(method, target, signed, body.len() as u64, crc32c::crc32c(body));
+    let mac = key.sign_body(
+        method,
+        target,
+        signed,
+        body.len() as u64,
+        crc32c::crc32c(body),
+    );
     format!(
         "\r\nContent-Length: {}\r\n{CRC_HEADER}: {:08x}\r\n{BODY_AUTH_HEADER}: {mac}",
         body.len(),
@@ -218,13 +230,19 @@ async fn refuses_unauthenticated_requests_on_every_route() {
             ..Signed::now()
         };
         let attempts = [
-            (String::new(), upload_headers(method, &target, body, &key(), now)),
+            (
+                String::new(),
+                upload_headers(method, &target, body, &key(), now),
+            ),
             (
                 format!("\r\n{AUTH_HEADER}: garbage"),
                 upload_headers(method, &target, body, &key(), now),
             ),
             (
-                format!("\r\n{AUTH_HEADER}: {}", wrong_key.sign(method, &target, now)),
+                format!(
+                    "\r\n{AUTH_HEADER}: {}",
+                    wrong_key.sign(method, &target, now)
+                ),
                 upload_headers(method, &target, body, &wrong_key, now),
             ),
             (
@@ -233,7 +251,10 @@ async fn refuses_unauthenticated_requests_on_every_route() {
             ),
             // Signed for another target.
             (
-                format!("\r\n{AUTH_HEADER}: {}", key().sign(method, "/elsewhere", now)),
+                format!(
+                    "\r\n{AUTH_HEADER}: {}",
+                    key().sign(method, "/elsewhere", now)
+                ),
                 upload_headers(method, "/elsewhere", body, &key(), now),
             ),
         ];
@@ -345,8 +366,19 @@ async fn answers_bad_requests_with_client_errors() {
 async fn put_with_trailer(node: &TestNode, id: ChunkId, data: &[u8], crc: &str) -> (u16, String) {
     let target = format!("/chunks/{id}");
     let signed = Signed::now();
-    let mac = key().sign_body("PUT", &target, signed, data.len() as u64, crc32c::crc32c(data));
-    let (head, body) = chunked_put(&target, signed, data, &format!("{CRC_HEADER}: {crc}\r\n{BODY_AUTH_HEADER}: {mac}"));
+    let mac = key().sign_body(
+        "PUT",
+        &target,
+        signed,
+        data.len() as u64,
+        crc32c::crc32c(data),
+    );
+    let (head, body) = chunked_put(
+        &target,
+        signed,
+        data,
+        &format!("{CRC_HEADER}: {crc}\r\n{BODY_AUTH_HEADER}: {mac}"),
+    );
     raw(node.addr, &head, &body).await
 }
 
@@ -609,35 +641,17 @@ async fn commits_only_a_body_its_signature_covers() {
         // The trailer's checksum matches the bytes sent, its signature covers other bytes.
         (
             crc(&sent),
-            Some(key().sign_body(
-                "PUT",
-                &target,
-                Signed::now(),
-                5000,
-                crc32c::crc32c(&other),
-            )),
+            Some(key().sign_body("PUT", &target, Signed::now(), 5000, crc32c::crc32c(&other))),
         ),
         // A signature of the right bytes, of another request.
         (
             crc(&sent),
-            Some(key().sign_body(
-                "PUT",
-                &target,
-                Signed::now(),
-                5000,
-                crc32c::crc32c(&sent),
-            )),
+            Some(key().sign_body("PUT", &target, Signed::now(), 5000, crc32c::crc32c(&sent))),
         ),
         // One of the wrong length.
         (
             crc(&sent),
-            Some(key().sign_body(
-                "PUT",
-                &target,
-                Signed::now(),
-                4999,
-                crc32c::crc32c(&sent),
-            )),
+            Some(key().sign_body("PUT", &target, Signed::now(), 4999, crc32c::crc32c(&sent))),
         ),
         // None at all.
         (crc(&sent), None),
@@ -725,7 +739,10 @@ async fn closes_connections_that_stay_idle() {
     // after an answer.
     let mut silent = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let mut partial = tokio::net::TcpStream::connect(node.addr).await.unwrap();
-    partial.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+    partial
+        .write_all(b"GET /health HTTP/1.1\r\n")
+        .await
+        .unwrap();
     let mut kept = tokio::net::TcpStream::connect(node.addr).await.unwrap();
     let head = format!("{}\r\nHost: x\r\n\r\n", signed("GET", "/health"));
     kept.write_all(head.as_bytes()).await.unwrap();
