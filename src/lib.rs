@@ -21,6 +21,7 @@ pub mod config;
 pub mod coordinator;
 pub mod datanode;
 pub mod gateway;
+pub mod limits;
 pub mod meta;
 pub mod net;
 pub mod s3;

@@ -1,12 +1,12 @@
 //! The internal API of a real `cairn datanode` process refuses, with 403, every request that
 //! does not carry a valid HMAC of the cluster secret: none at all, one made with another secret,
-//! a malformed one, an expired one, and a valid one replayed on another method or target. The
-//! same requests signed with the right secret succeed, so it is the signature that is refused;
-//! and a refused PUT or DELETE changes nothing on disk. No metadata store is involved, so this
-//! runs once.
+//! a malformed one, an expired one, a valid one replayed on another method or target, and a
+//! valid one sent a second time. The same requests signed with the right secret succeed, so it
+//! is the signature that is refused; and a refused PUT or DELETE changes nothing on disk. No
+//! metadata store is involved, so this runs once.
 
 use cairn::client::{Auth, Client, Request};
-use cairn::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
+use cairn::datanode::auth::{AUTH_HEADER, BODY_AUTH_HEADER, ClusterKey, Signed};
 use cairn_test_support::{CLUSTER_SECRET, DataNode, plain_client};
 use http::{HeaderName, HeaderValue, Method, StatusCode};
 
@@ -14,6 +14,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 const MAX_BODY: usize = 1 << 20;
 
 /// A request to the node: method, path and query, body.
+#[derive(Clone)]
 struct Call {
     method: Method,
     target: String,
@@ -38,7 +39,22 @@ fn chunk_routes(stored: &str, fresh: &str, body: &[u8]) -> Vec<Call> {
     ]
 }
 
-async fn send(client: &Client, call: &Call, auth: Option<&str>) -> (StatusCode, String) {
+/// The `x-cairn-auth` of `call` signed with `key` as `signed`, and with it the body signature
+/// an upload needs.
+fn sign(key: &ClusterKey, call: &Call, signed: Signed) -> (String, String) {
+    let method = call.method.as_str();
+    let crc = crc32c::crc32c(&call.body);
+    (
+        key.sign(method, &call.target, signed),
+        key.sign_body(method, &call.target, signed, call.body.len() as u64, crc),
+    )
+}
+
+async fn send(
+    client: &Client,
+    call: &Call,
+    auth: Option<&(String, String)>,
+) -> (StatusCode, String) {
     let crc = format!("{:08x}", crc32c::crc32c(&call.body));
     let (path, query) = call
         .target
@@ -51,9 +67,11 @@ async fn send(client: &Client, call: &Call, auth: Option<&str>) -> (StatusCode, 
             HeaderName::from_static("x-cairn-crc32c"),
             HeaderValue::from_str(&crc).expect("hex"),
         );
-    if let Some(auth) = auth {
+    if let Some((auth, body_auth)) = auth {
         let value = HeaderValue::from_str(auth).expect("an ASCII signature");
         request = request.header(HeaderName::from_static(AUTH_HEADER), value);
+        let value = HeaderValue::from_str(body_auth).expect("hex");
+        request = request.header(HeaderName::from_static(BODY_AUTH_HEADER), value);
     }
     if call.method == Method::PUT {
         request = request.body(call.body.clone());
@@ -81,53 +99,79 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
         target: format!("/chunks/{stored}"),
         body: body.clone(),
     };
-    let signed = key.sign("PUT", &put.target, unix_now());
+    let signed = sign(&key, &put, Signed::now());
     let (status, text) = send(&client, &put, Some(&signed)).await;
     assert_eq!(status, StatusCode::CREATED, "signed PUT: {text}");
+    // The same signed request again: refused, whatever its body.
+    let (status, text) = send(&client, &put, Some(&signed)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "replayed PUT: {text}");
+    assert!(text.contains("used before"), "{text}");
     let before = node.chunk_files();
     let stored_bytes = std::fs::read(&before[stored]).expect("read chunk file");
 
     let mut refused = 0;
     for call in chunk_routes(stored, fresh, &body) {
         let method = call.method.as_str();
-        let now = unix_now();
-        // A valid signature of some other request.
-        let (other_method, other_target) = if call.target == "/health" {
-            ("GET", "/chunks")
-        } else {
-            ("GET", "/health")
+        let now = Signed::now();
+        let at = |seconds: u64| Signed {
+            seconds,
+            ..Signed::now()
         };
-        let attempts: Vec<(&str, Option<String>)> = vec![
+        // A valid signature of some other request.
+        let other = Call {
+            method: if call.method == Method::DELETE {
+                Method::GET
+            } else {
+                Method::DELETE
+            },
+            ..call.clone()
+        };
+        let elsewhere = Call {
+            target: if call.target == "/health" {
+                "/chunks".to_owned()
+            } else {
+                "/health".to_owned()
+            },
+            ..call.clone()
+        };
+        let mut attempts: Vec<(&str, Option<(String, String)>)> = vec![
             ("no x-cairn-auth", None),
+            ("signed with another secret", Some(sign(&wrong, &call, now))),
             (
-                "signed with another secret",
-                Some(wrong.sign(method, &call.target, now)),
+                "malformed",
+                Some(("not-a-signature".to_owned(), String::new())),
             ),
-            ("malformed", Some("not-a-signature".to_owned())),
-            ("empty signature", Some(format!("{now}:"))),
+            (
+                "empty signature",
+                Some((format!("{}::", now.seconds), String::new())),
+            ),
             (
                 "signed ten minutes ago",
-                Some(key.sign(method, &call.target, now - 600)),
+                Some(sign(&key, &call, at(now.seconds - 600))),
             ),
             (
                 "signed ten minutes ahead",
-                Some(key.sign(method, &call.target, now + 600)),
+                Some(sign(&key, &call, at(now.seconds + 600))),
             ),
             (
                 "signed for another request",
-                Some(key.sign(other_method, other_target, now)),
+                Some(sign(&key, &elsewhere, now)),
             ),
-            (
-                "signed for another method",
-                Some(key.sign(
-                    if method == "DELETE" { "GET" } else { "DELETE" },
-                    &call.target,
-                    now,
-                )),
-            ),
+            ("signed for another method", Some(sign(&key, &other, now))),
         ];
+        // A request that reads, accepted once (those that write are replayed below).
+        if call.method == Method::GET || call.method == Method::HEAD {
+            let used = sign(&key, &call, Signed::now());
+            let (status, text) = send(&client, &call, Some(&used)).await;
+            assert!(
+                status.is_success(),
+                "{method} {} signed: {text}",
+                call.target
+            );
+            attempts.push(("sent a second time", Some(used)));
+        }
         for (what, auth) in attempts {
-            let (status, text) = send(&client, &call, auth.as_deref()).await;
+            let (status, text) = send(&client, &call, auth.as_ref()).await;
             assert_eq!(
                 status,
                 StatusCode::FORBIDDEN,
@@ -148,10 +192,11 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
         "a refused PUT rewrote a chunk"
     );
 
-    // The same routes with the right secret: not refused.
+    // The same routes with the right secret: not refused (a chunk id already stored is
+    // refused for what it is: chunks never change).
     let expected = [
         StatusCode::CREATED,
-        StatusCode::CREATED,
+        StatusCode::CONFLICT,
         StatusCode::OK,
         StatusCode::OK,
         StatusCode::NO_CONTENT,
@@ -160,8 +205,16 @@ async fn data_node_refuses_requests_without_the_cluster_secret() {
         StatusCode::OK,
     ];
     for (call, want) in chunk_routes(stored, fresh, &body).iter().zip(expected) {
-        let auth = key.sign(call.method.as_str(), &call.target, unix_now());
+        let auth = sign(&key, call, Signed::now());
         let (status, text) = send(&client, call, Some(&auth)).await;
+        let (again, _) = send(&client, call, Some(&auth)).await;
+        assert_eq!(
+            again,
+            StatusCode::FORBIDDEN,
+            "{} {} replayed",
+            call.method,
+            call.target
+        );
         assert!(
             status == want || (call.method == Method::DELETE && status.is_success()),
             "{} {} with the cluster secret: {status} {text}",

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{CliResult, REPLICAS_SETTING, generate_key};
 use crate::datanode::auth::{ClusterKey, cluster_secret_from_env};
-use crate::datanode::remote::RemoteNode;
+use crate::datanode::remote::{NodeTls, RemoteNode};
 use crate::datanode::replicated::{ReplicatedStore, ReplicationConfig};
 use crate::gateway::now;
 use crate::meta::{NodeInfo, NodeState};
@@ -18,6 +18,8 @@ pub struct AdminArgs {
     /// The metadata store, e.g. sqlite://cairn-data/meta.db
     #[arg(long)]
     meta: String,
+    #[command(flatten)]
+    node_ca: super::NodeCaArg,
     #[command(subcommand)]
     command: AdminCommand,
 }
@@ -87,8 +89,8 @@ pub async fn run_admin(args: AdminArgs) -> CliResult {
             }
             println!("deleted {id}");
         }
-        AdminCommand::Node(command) => run_node(&args.meta, command).await?,
-        AdminCommand::Fsck => run_fsck(&args.meta).await?,
+        AdminCommand::Node(command) => run_node(&args.meta, args.node_ca.load()?, command).await?,
+        AdminCommand::Fsck => run_fsck(&args.meta, args.node_ca.load()?).await?,
     }
     Ok(())
 }
@@ -100,13 +102,16 @@ fn cluster_key() -> Result<ClusterKey, String> {
     Ok(ClusterKey::from_secret(&cluster_secret_from_env()?))
 }
 
-async fn run_node(url: &str, command: NodeCommand) -> CliResult {
+async fn run_node(url: &str, tls: Option<NodeTls>, command: NodeCommand) -> CliResult {
     let meta = crate::meta::open_all(url).await?;
     let cluster = meta.cluster;
     match command {
         NodeCommand::Add { url, zone } => {
             let url = url.trim_end_matches('/').to_owned();
-            let health = RemoteNode::new(&url, cluster_key()?)?.health().await?;
+            let health = RemoteNode::new(&url, cluster_key()?)?
+                .with_tls(tls.as_ref())
+                .health()
+                .await?;
             let id: Uuid = health
                 .node_id
                 .parse()
@@ -187,7 +192,7 @@ async fn run_node(url: &str, command: NodeCommand) -> CliResult {
     Ok(())
 }
 
-async fn run_fsck(url: &str) -> CliResult {
+async fn run_fsck(url: &str, tls: Option<NodeTls>) -> CliResult {
     let meta = crate::meta::open_all(url).await?;
     let replicas = match meta.objects.setting(REPLICAS_SETTING).await? {
         Some(r) => r
@@ -200,6 +205,7 @@ async fn run_fsck(url: &str) -> CliResult {
     let store = ReplicatedStore::new(
         meta.cluster.clone(),
         cluster_key()?,
+        tls,
         ReplicationConfig {
             replicas,
             write_quorum: 1,

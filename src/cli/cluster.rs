@@ -8,14 +8,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::{
-    CliResult, GC_INTERVAL, LimitArgs, REPLICAS_SETTING, TlsArgs, bootstrap_env_key,
+    CliResult, GC_INTERVAL, LimitArgs, NodeCaArg, REPLICAS_SETTING, TlsArgs, bootstrap_env_key,
     shutdown_signal,
 };
 use crate::config::{ByteSize, HumanDuration};
 use crate::coordinator::{Coordinator, CoordinatorConfig};
 use crate::datanode::auth::{ClusterKey, cluster_secret_from_env};
 use crate::datanode::replicated::{ReplicatedStore, ReplicationConfig};
-use crate::datanode::server::DataNodeConfig;
+use crate::datanode::server::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DataNodeConfig};
 use crate::gateway::{Gateway, GatewayConfig};
 use crate::s3::server::{S3Service, serve};
 
@@ -38,8 +38,19 @@ pub struct DataNodeArgs {
     /// Failure domain (rack, room, site); replicas of a chunk go to distinct zones first.
     #[arg(long)]
     zone: Option<String>,
+    /// Connections served at once; 64 more are answered (a health check, else 503) and
+    /// closed, any beyond those closed at once.
+    #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// How long a connection may take to send a request's headers, from when it opened or its
+    /// last answer ended, before it is closed; keep it above 10s, how long gateways keep an
+    /// idle connection [default: 30s].
+    #[arg(long)]
+    idle_timeout: Option<HumanDuration>,
     #[command(flatten)]
     direct: super::DirectWritesArg,
+    #[command(flatten)]
+    tls: TlsArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -92,9 +103,15 @@ pub struct GatewayArgs {
     tls: TlsArgs,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    node_ca: NodeCaArg,
 }
 
 pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
+    let idle_timeout = args.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0);
+    if args.max_connections == 0 || idle_timeout.is_zero() {
+        return Err("--max-connections and --idle-timeout must be above zero".into());
+    }
     let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
     let config = DataNodeConfig {
         listen: args.listen,
@@ -104,6 +121,9 @@ pub async fn run_datanode(args: DataNodeArgs) -> CliResult {
         zone: args.zone,
         key,
         direct_writes: args.direct.direct_writes,
+        tls: args.tls.acceptor()?,
+        max_connections: args.max_connections,
+        idle_timeout,
     };
     crate::datanode::server::run(config, shutdown_signal()).await?;
     Ok(())
@@ -115,6 +135,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     }
     let limits = args.limits.limits()?;
     let tls = args.tls.acceptor()?;
+    let node_tls = args.node_ca.load()?;
     let key = ClusterKey::from_secret(&cluster_secret_from_env()?);
     let meta = crate::meta::open_all(&args.meta).await?;
     let chunk_size = super::resolve_chunk_size(meta.objects.as_ref(), args.chunk_size).await?;
@@ -126,6 +147,7 @@ pub async fn run_gateway(args: GatewayArgs) -> CliResult {
     let store = Arc::new(ReplicatedStore::new(
         meta.cluster.clone(),
         key,
+        node_tls,
         ReplicationConfig {
             replicas: args.replicas,
             write_quorum: args.write_quorum,

@@ -169,6 +169,23 @@ impl TlsArgs {
     }
 }
 
+/// What gateways and `cairn admin` trust of data nodes served over HTTPS.
+#[derive(clap::Args, Debug)]
+struct NodeCaArg {
+    /// PEM CA certificate(s) that sign the certificates of `https://` data nodes.
+    #[arg(long)]
+    node_ca: Option<PathBuf>,
+}
+
+impl NodeCaArg {
+    fn load(&self) -> std::io::Result<Option<crate::datanode::remote::NodeTls>> {
+        self.node_ca
+            .as_deref()
+            .map(crate::datanode::remote::NodeTls::from_ca_file)
+            .transpose()
+    }
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(

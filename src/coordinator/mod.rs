@@ -377,7 +377,7 @@ async fn copy_chunk(
         .await
         .map_err(meta)?;
     for source in sources {
-        let attempt = async {
+        let attempt = || async {
             let mut data = source.client.read(chunk, 0..size, digest).await?;
             let mut writer = target.client.create(chunk, caching).await?;
             while let Some(buf) = data.next().await {
@@ -385,7 +385,17 @@ async fn copy_chunk(
             }
             writer.commit().await
         };
-        match attempt.await {
+        let mut result = attempt().await;
+        if matches!(&result, Err(ChunkError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists)
+        {
+            // The target kept a copy the store does not count (an extra copy or a corrupt one
+            // whose delete failed, a copy whose commit was never acknowledged). A data node
+            // never overwrites a chunk, so that copy goes and a good one takes its place.
+            if target.client.delete(chunk).await.is_ok() {
+                result = attempt().await;
+            }
+        }
+        match result {
             Ok(n) if n == size => {
                 tracing::info!(%chunk, from = %source.info.id, to = %target.info.id, "replica copied");
                 return Ok(true);

@@ -1,6 +1,8 @@
 //! The behaviour every `ChunkStore` shares, as one suite each backend's tests run: the local
 //! disk directly, a remote data node through its HTTP protocol, and the replicated store over
-//! local disks in this process. `run_all` expects an empty store and leaves it empty.
+//! local disks in this process. `run_all` expects an empty store and leaves it empty. What a
+//! second write of a stored id does differs: a data node refuses it (`Rewrite::Refused`), a
+//! store on this machine's disk replaces the chunk.
 
 use std::ops::Range;
 
@@ -114,14 +116,25 @@ pub enum Absent {
     Unavailable,
 }
 
-pub async fn run_all(store: &dyn ChunkStore, absent: Absent) {
+/// What a store does with a write of an id it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    Replaces,
+    /// A data node: chunks never change (the write fails with `AlreadyExists`).
+    Refused,
+}
+
+pub async fn run_all(store: &dyn ChunkStore, absent: Absent, rewrite: Rewrite) {
     round_trips_every_boundary_size(store).await;
     reads_every_range_shape(store).await;
     reads_fail_against_another_digest(store).await;
     nothing_is_visible_before_commit(store).await;
     dropped_writers_leave_nothing(store).await;
     missing_chunks_are_not_found(store, absent).await;
-    overwrites_replace_the_chunk(store).await;
+    match rewrite {
+        Rewrite::Replaces => overwrites_replace_the_chunk(store).await,
+        Rewrite::Refused => rewrites_are_refused(store).await,
+    }
     lists_in_id_order_page_by_page(store).await;
     assert!(store.list(None, 10).await.unwrap().is_empty());
 }
@@ -281,6 +294,26 @@ async fn overwrites_replace_the_chunk(store: &dyn ChunkStore) {
     store.delete(id).await.unwrap();
 }
 
+async fn rewrites_are_refused(store: &dyn ChunkStore) {
+    let data = pattern(BLOCK_SIZE + 9);
+    let id = put(store, &data, &[BLOCK_SIZE]).await;
+    for other in [pattern(100), vec![0u8; BLOCK_SIZE + 9]] {
+        let result = async {
+            let mut writer = store.create(id, Caching::Keep).await?;
+            writer.write(Bytes::from(other)).await?;
+            writer.commit().await
+        };
+        let result = result.await;
+        assert!(
+            matches!(&result, Err(ChunkError::Io(e)) if e.kind() == std::io::ErrorKind::AlreadyExists),
+            "{result:?}"
+        );
+    }
+    assert_eq!(get(store, id, 0..data.len() as u64).await.unwrap(), data);
+    assert_eq!(store.list(None, 10).await.unwrap(), vec![id]);
+    store.delete(id).await.unwrap();
+}
+
 async fn lists_in_id_order_page_by_page(store: &dyn ChunkStore) {
     let mut ids = vec![
         ChunkId(uuid::Uuid::from_u128(0)),
@@ -337,7 +370,7 @@ mod tests {
         let store = LocalChunkStore::open(dir.path().join("chunks"))
             .await
             .unwrap();
-        run_all(&store, Absent::NotFound).await;
+        run_all(&store, Absent::NotFound, Rewrite::Replaces).await;
         assert_eq!(store.remove_temp_files().await.unwrap(), 0);
     }
 
@@ -345,7 +378,7 @@ mod tests {
     async fn replicated_store_over_local_disks_conforms() {
         // More nodes than replicas, so that chunks land on different nodes and listing merges.
         let cluster = LocalCluster::start(4, 2, 2).await;
-        run_all(&cluster.store, Absent::Unavailable).await;
+        run_all(&cluster.store, Absent::Unavailable, Rewrite::Replaces).await;
         for (_, node) in &cluster.nodes {
             assert!(node.list(None, 10).await.unwrap().is_empty());
         }

@@ -1,21 +1,24 @@
 //! The client of one data node (`server`): a `ChunkStore` whose chunks live on another machine,
-//! which is how a gateway reads and writes replicas. A write streams through a small bounded
-//! channel into one long chunked PUT whose trailer carries the CRC32C of everything sent; a read
-//! is a ranged GET whose bytes the node verified block by block and, when the chunk's digest is
-//! known, that this client verifies again: the node sends the chunk's CRC table ahead of whole
-//! blocks, the table must match the digest and each block the table. Connections are pooled per node;
-//! connecting and every wait on the node are bounded by timeouts, so a dead or stalled node
-//! surfaces as an error the caller can fail over from.
+//! which is how a gateway reads and writes replicas. Every request is signed with the cluster
+//! key and a fresh nonce (`auth`). A write streams through a small bounded channel into one long
+//! chunked PUT whose trailer carries the CRC32C of everything sent and an HMAC binding those
+//! bytes to the request; a read is a ranged GET whose bytes the node verified block by block and,
+//! when the chunk's digest is known, that this client verifies again: the node sends the chunk's
+//! CRC table ahead of whole blocks, the table must match the digest and each block the table.
+//! Connections (HTTPS for `https://` nodes, trusting the CA given with `--node-ca`) are pooled
+//! per node; connecting and every wait on the node are bounded by timeouts, so a dead or stalled
+//! node surfaces as an error the caller can fail over from.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::ops::Range;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -26,12 +29,15 @@ use http_body_util::{BodyExt, Empty, combinators::UnsyncBoxBody};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
+use tokio_rustls::{TlsConnector, rustls};
 
 use crate::chunk::{ChunkDigest, ChunkId, ChunkTable, whole_blocks};
-use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
+use crate::datanode::auth::{AUTH_HEADER, BODY_AUTH_HEADER, ClusterKey, Signed};
 use crate::datanode::server::{
     BLOCK_SIZE_HEADER, CACHE_HEADER, CORRUPT, CRC_HEADER, ChunkList, DROP_BEHIND, ERROR_HEADER,
     LENGTH_HEADER, NodeHealth, OFFSET_HEADER, RESERVE_HEADER, WITH_TABLE_HEADER, parse_chunk_id,
@@ -41,6 +47,9 @@ use crate::datanode::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter}
 /// Idle connections kept per node: enough for a gateway's usual parallel reads and writes to
 /// one node, few enough that a node sees a bounded number of sockets per gateway.
 const MAX_IDLE_CONNECTIONS: usize = 8;
+/// How long a connection is kept idle: well under a node's idle timeout (30 s by default), so
+/// that the node never closes a connection just as it is reused for an upload.
+const MAX_IDLE_TIME: Duration = Duration::from_secs(10);
 /// Pieces of an upload queued ahead of the socket: the memory one upload holds is bounded to a
 /// few of the caller's buffers while the network stays busy.
 const UPLOAD_QUEUE: usize = 4;
@@ -85,6 +94,42 @@ pub struct InvalidNodeUrl {
     pub reason: &'static str,
 }
 
+/// What a client trusts of `https://` nodes: the CA certificates of `--node-ca`.
+#[derive(Clone)]
+pub struct NodeTls(TlsConnector);
+
+impl fmt::Debug for NodeTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NodeTls(..)")
+    }
+}
+
+impl NodeTls {
+    /// Trusts the PEM certificates in `path` (a CA, or the nodes' own self-signed ones).
+    pub fn from_ca_file(path: &Path) -> io::Result<Self> {
+        let invalid = |e: &dyn fmt::Display| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: {e}", path.display()),
+            )
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| invalid(&e))? {
+            roots
+                .add(cert.map_err(|e| invalid(&e))?)
+                .map_err(|e| invalid(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(invalid(&"no certificate in the file"));
+        }
+        let mut config = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(NodeTls(TlsConnector::from(Arc::new(config))))
+    }
+}
+
 /// One data node, reached over HTTP at a base URL such as `http://10.0.0.5:7000`.
 #[derive(Clone)]
 pub struct RemoteNode {
@@ -112,9 +157,11 @@ impl RemoteNode {
             reason,
         };
         let uri: http::Uri = base_url.parse().map_err(|_| invalid("not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(invalid("the scheme must be http"));
-        }
+        let (https, default_port) = match uri.scheme_str() {
+            Some("http") => (false, 80),
+            Some("https") => (true, 443),
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
         let authority = uri.authority().ok_or_else(|| invalid("no host"))?;
         if authority.as_str().contains('@') {
             return Err(invalid("user information is not allowed"));
@@ -123,10 +170,22 @@ impl RemoteNode {
             return Err(invalid("a node URL has no path"));
         }
         let host = authority.host();
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(default_port);
+        let server_name = if https {
+            let name = host.trim_start_matches('[').trim_end_matches(']');
+            let name = ServerName::try_from(name.to_owned())
+                .map_err(|_| invalid("the host is not a valid TLS server name"))?;
+            Some(name)
+        } else {
+            None
+        };
         let timeouts = RemoteTimeouts::default();
         Ok(RemoteNode {
-            pool: Arc::new(Pool::new(format!("{host}:{port}"), timeouts.connect)),
+            pool: Arc::new(Pool::new(
+                format!("{host}:{port}"),
+                timeouts.connect,
+                server_name.map(|name| (name, None)),
+            )),
             key,
             timeouts,
             reserve: 0,
@@ -134,8 +193,26 @@ impl RemoteNode {
     }
 
     pub fn with_timeouts(mut self, timeouts: RemoteTimeouts) -> Self {
-        self.pool = Arc::new(Pool::new(self.pool.authority.clone(), timeouts.connect));
+        self.pool = Arc::new(Pool::new(
+            self.pool.authority.clone(),
+            timeouts.connect,
+            self.pool.tls.clone(),
+        ));
         self.timeouts = timeouts;
+        self
+    }
+
+    /// Connects to an `https://` node trusting `tls`; without it such a node cannot be reached.
+    /// A plain `http://` node ignores it.
+    pub fn with_tls(mut self, tls: Option<&NodeTls>) -> Self {
+        if let Some((name, _)) = &self.pool.tls {
+            let tls = Some((name.clone(), tls.map(|tls| tls.0.clone())));
+            self.pool = Arc::new(Pool::new(
+                self.pool.authority.clone(),
+                self.timeouts.connect,
+                tls,
+            ));
+        }
         self
     }
 
@@ -147,7 +224,12 @@ impl RemoteNode {
     }
 
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.pool.authority)
+        let scheme = if self.pool.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.pool.authority)
     }
 
     /// The node's identity, capacity and usage.
@@ -161,14 +243,16 @@ impl RemoteNode {
         serde_json::from_slice(&body).map_err(|err| self.invalid_answer(err))
     }
 
+    /// A request signed now with a fresh nonce; the `Signed` is what its body signature binds to.
     fn request(
         &self,
         method: Method,
         target: &str,
         headers: HeaderMap,
         body: RequestBody,
-    ) -> Result<http::Request<RequestBody>, ChunkError> {
-        let auth = self.key.sign(method.as_str(), target, unix_now());
+    ) -> Result<(http::Request<RequestBody>, Signed), ChunkError> {
+        let signed = Signed::now();
+        let auth = self.key.sign(method.as_str(), target, signed);
         let mut request = http::Request::builder()
             .method(method)
             .uri(target)
@@ -177,7 +261,7 @@ impl RemoteNode {
             .body(body)
             .map_err(|err| ChunkError::Io(io::Error::other(err)))?;
         request.headers_mut().extend(headers);
-        Ok(request)
+        Ok((request, signed))
     }
 
     /// Sends a request without a body and returns the response with the connection it came on,
@@ -190,7 +274,8 @@ impl RemoteNode {
     ) -> Result<(http::Response<Incoming>, SendRequest<RequestBody>), ChunkError> {
         loop {
             let mut conn = self.pool.checkout().await?;
-            let request = self.request(
+            // Signed per attempt: a node accepts each nonce once.
+            let (request, _) = self.request(
                 method.clone(),
                 target,
                 headers.clone(),
@@ -282,6 +367,11 @@ impl RemoteNode {
                      check that CAIRN_CLUSTER_SECRET matches and that the clocks agree"
                 ),
             )),
+            // Chunks never change: the node holds a chunk of this id already.
+            (StatusCode::CONFLICT, _) => ChunkError::Io(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("data node {node}: {message}"),
+            )),
             _ => ChunkError::Io(io::Error::other(format!(
                 "data node {node} answered {status}: {message}"
             ))),
@@ -329,6 +419,9 @@ fn chunk_target(id: ChunkId) -> String {
     format!("/chunks/{id}")
 }
 
+/// The trailers of an upload, declared up front.
+const UPLOAD_TRAILERS: &str = "x-cairn-crc32c, x-cairn-body-auth";
+
 #[async_trait]
 impl ChunkStore for RemoteNode {
     async fn create(
@@ -340,7 +433,7 @@ impl ChunkStore for RemoteNode {
         let mut conn = self.pool.checkout().await?;
         let (frames, queue) = mpsc::channel(UPLOAD_QUEUE);
         let mut headers = HeaderMap::new();
-        headers.insert(header::TRAILER, HeaderValue::from_static(CRC_HEADER));
+        headers.insert(header::TRAILER, HeaderValue::from_static(UPLOAD_TRAILERS));
         if self.reserve > 0 {
             headers.insert(RESERVE_HEADER, HeaderValue::from(self.reserve));
         }
@@ -348,11 +441,14 @@ impl ChunkStore for RemoteNode {
             headers.insert(CACHE_HEADER, HeaderValue::from_static(DROP_BEHIND));
         }
         let body = UploadBody { queue, done: false }.boxed_unsync();
-        let request = self.request(Method::PUT, &chunk_target(id), headers, body)?;
+        let target = chunk_target(id);
+        let (request, signed) = self.request(Method::PUT, &target, headers, body)?;
         let response = Box::pin(conn.sender.send_request(request));
         Ok(Box::new(RemoteWriter {
             node: self.clone(),
             id,
+            target,
+            signed,
             frames: Some(frames),
             response: Some(response),
             sender: conn.sender,
@@ -550,6 +646,9 @@ type ResponseFuture = Pin<Box<dyn Future<Output = hyper::Result<http::Response<I
 struct RemoteWriter {
     node: RemoteNode,
     id: ChunkId,
+    target: String,
+    /// The request's signature, which the body's signature binds to.
+    signed: Signed,
     /// Taken when the trailer is queued: the body is complete.
     frames: Option<mpsc::Sender<Frame<Bytes>>>,
     /// Taken once awaited: after an answer there is nothing more to write.
@@ -607,12 +706,18 @@ impl ChunkWriter for RemoteWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<u64, ChunkError> {
         let crc = format!("{:08x}", self.crc);
+        let body_auth =
+            self.node
+                .key
+                .sign_body("PUT", &self.target, self.signed, self.len, self.crc);
         let mut trailers = HeaderMap::new();
-        trailers.insert(
-            CRC_HEADER,
-            HeaderValue::try_from(crc.as_str())
-                .map_err(|err| ChunkError::Io(io::Error::other(err)))?,
-        );
+        for (name, value) in [(CRC_HEADER, &crc), (BODY_AUTH_HEADER, &body_auth)] {
+            trailers.insert(
+                name,
+                HeaderValue::try_from(value.as_str())
+                    .map_err(|err| ChunkError::Io(io::Error::other(err)))?,
+            );
+        }
         self.queue(Frame::trailers(trailers)).await?;
         self.frames = None;
         let response = self.response.take().ok_or_else(writer_unusable)?;
@@ -870,7 +975,11 @@ struct Pool {
     /// `host:port`, also sent as the `Host` header.
     authority: String,
     connect_timeout: Duration,
-    idle: Mutex<Vec<SendRequest<RequestBody>>>,
+    /// For an `https://` node: the name its certificate must carry, and what the client trusts
+    /// (`None` until `with_tls`, and then connecting fails).
+    tls: Option<(ServerName<'static>, Option<TlsConnector>)>,
+    /// Each with the moment it became idle.
+    idle: Mutex<Vec<(SendRequest<RequestBody>, Instant)>>,
 }
 
 struct Connection {
@@ -880,24 +989,29 @@ struct Connection {
 }
 
 impl Pool {
-    fn new(authority: String, connect_timeout: Duration) -> Self {
+    fn new(
+        authority: String,
+        connect_timeout: Duration,
+        tls: Option<(ServerName<'static>, Option<TlsConnector>)>,
+    ) -> Self {
         Pool {
             authority,
             connect_timeout,
+            tls,
             idle: Mutex::new(Vec::new()),
         }
     }
 
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<RequestBody>>> {
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<(SendRequest<RequestBody>, Instant)>> {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     async fn checkout(&self) -> Result<Connection, ChunkError> {
         loop {
-            let Some(mut sender) = self.idle().pop() else {
+            let Some((mut sender, since)) = self.idle().pop() else {
                 break;
             };
-            if sender.is_closed() {
+            if sender.is_closed() || since.elapsed() > MAX_IDLE_TIME {
                 continue;
             }
             // A connection only returns to the pool after a complete exchange, so it is ready
@@ -925,15 +1039,32 @@ impl Pool {
             .map_err(|err| io::Error::new(err.kind(), format!("data node {node}: {err}")))?;
         // Requests are small and answers latency-bound; do not wait for a delayed ACK.
         stream.set_nodelay(true)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|err| ChunkError::Io(io::Error::other(format!("data node {node}: {err}"))))?;
-        let node = node.clone();
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%node, error = %err, "data node connection ended");
+        let sender = match &self.tls {
+            None => handshake(stream, node).await?,
+            Some((_, None)) => {
+                return Err(ChunkError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("data node https://{node}: no CA to trust it (--node-ca)"),
+                )));
             }
-        });
+            Some((name, Some(connector))) => {
+                let stream = timeout(
+                    self.connect_timeout,
+                    connector.connect(name.clone(), stream),
+                )
+                .await
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("TLS handshake with data node {node} timed out"),
+                    )
+                })?
+                .map_err(|err| {
+                    io::Error::new(err.kind(), format!("data node https://{node}: {err}"))
+                })?;
+                handshake(stream, node).await?
+            }
+        };
         Ok(Connection {
             sender,
             reused: false,
@@ -946,9 +1077,26 @@ impl Pool {
         }
         let mut idle = self.idle();
         if idle.len() < MAX_IDLE_CONNECTIONS {
-            idle.push(sender);
+            idle.push((sender, Instant::now()));
         }
     }
+}
+
+/// Starts HTTP/1.1 on a connection to `node`, its driver on a task of its own.
+async fn handshake<IO>(io: IO, node: &str) -> Result<SendRequest<RequestBody>, ChunkError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|err| ChunkError::Io(io::Error::other(format!("data node {node}: {err}"))))?;
+    let node = node.to_owned();
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%node, error = %err, "data node connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 #[cfg(test)]
@@ -990,7 +1138,12 @@ mod tests {
     #[tokio::test]
     async fn remote_node_conforms() {
         let (_dir, node, remote) = node(None).await;
-        conformance::run_all(&remote, conformance::Absent::NotFound).await;
+        conformance::run_all(
+            &remote,
+            conformance::Absent::NotFound,
+            conformance::Rewrite::Refused,
+        )
+        .await;
         wait_for_no_temp_files(&node).await;
         node.stop().await;
     }
@@ -1334,6 +1487,8 @@ mod tests {
             "http://127.0.0.1:7000",
             "http://node-1:7000/",
             "http://[::1]:7000",
+            "https://node-1:7000",
+            "https://[::1]:7000",
         ] {
             assert!(RemoteNode::new(good, key()).is_ok(), "{good}");
         }
@@ -1341,10 +1496,17 @@ mod tests {
             RemoteNode::new("http://node-1", key()).unwrap().base_url(),
             "http://node-1:80"
         );
+        assert_eq!(
+            RemoteNode::new("https://node-1", key())
+                .unwrap()
+                .with_timeouts(RemoteTimeouts::default())
+                .base_url(),
+            "https://node-1:443"
+        );
         for bad in [
             "",
             "node-1:7000",
-            "https://node-1:7000",
+            "ftp://node-1:7000",
             "http://node-1:7000/chunks",
             "http://node-1:7000/?x=1",
             "http://user@node-1:7000",

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::auth::ClusterKey;
-use super::remote::{RemoteNode, RemoteTimeouts};
+use super::remote::{NodeTls, RemoteNode, RemoteTimeouts};
 use super::{Caching, ChunkError, ChunkStore, ChunkStream, ChunkWriter};
 use crate::chunk::placement::{Candidate, place, rendezvous_hash};
 use crate::chunk::{ChunkDigest, ChunkId};
@@ -69,8 +69,14 @@ struct NodeCache<S> {
 }
 
 impl ReplicatedStore<RemoteNode> {
-    /// The cluster's store: every node reached over HTTP, signed with the cluster key.
-    pub fn new(meta: Arc<dyn ClusterMeta>, key: ClusterKey, config: ReplicationConfig) -> Self {
+    /// The cluster's store: every node reached over HTTP (HTTPS for `https://` nodes, trusting
+    /// `tls`), signed with the cluster key.
+    pub fn new(
+        meta: Arc<dyn ClusterMeta>,
+        key: ClusterKey,
+        tls: Option<NodeTls>,
+        config: ReplicationConfig,
+    ) -> Self {
         let connect = move |info: &NodeInfo| {
             let client = RemoteNode::new(&info.address, key.clone())
                 .map_err(|e| ChunkError::Io(std::io::Error::other(e.to_string())))?
@@ -78,6 +84,7 @@ impl ReplicatedStore<RemoteNode> {
                     stall: config.stall_timeout,
                     ..RemoteTimeouts::default()
                 })
+                .with_tls(tls.as_ref())
                 .with_reserve(config.chunk_size);
             Ok(Arc::new(client))
         };

@@ -1,9 +1,14 @@
-//! The data node: an HTTP/1.1 service through which gateways store chunks on this machine's disk
-//! (a `LocalChunkStore` under `DIR/chunks`). Every request is authenticated with the cluster key
-//! (`auth`). Uploads stream to disk while their CRC32C is computed and are committed only when it
-//! matches the one the client sends as a trailer (`put`); reads stream blocks verified against
-//! their on-disk CRC32C (`handlers`). Capacity is enforced by reserving space before a chunk's
-//! bytes arrive (`usage`). `remote::RemoteNode` is the client side of this protocol.
+//! The data node: an HTTP/1.1 service (HTTPS with `--tls-cert`) through which gateways store
+//! chunks on this machine's disk (a `LocalChunkStore` under `DIR/chunks`). Every request is
+//! authenticated with the cluster key and accepted once (`auth`); refusals are logged, a few a
+//! second (`audit`). Uploads stream to disk while their CRC32C is computed and are committed only
+//! when it matches the one the client sends as a trailer and the trailer's HMAC covers the body
+//! received; a chunk id already stored is refused, as chunks never change (`put`). Reads stream
+//! blocks verified against their on-disk CRC32C (`handlers`). Capacity is enforced by reserving
+//! space before a chunk's bytes arrive (`usage`); connections are capped and idle ones closed
+//! (`crate::limits`). `remote::RemoteNode` is the client side of this protocol.
+
+mod audit;
 
 mod handlers;
 mod put;
@@ -29,15 +34,18 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::Watcher;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::chunk::ChunkId;
-use crate::datanode::auth::{AUTH_HEADER, ClusterKey, unix_now};
+use crate::datanode::auth::{AUTH_HEADER, AuthError, ClusterKey, ReplayGuard, Signed, unix_now};
 use crate::datanode::local::LocalChunkStore;
 use crate::datanode::{ChunkError, ChunkStore};
+use crate::limits::{Admission, ConnectionLimit, OVERFLOW_HEADER_TIMEOUT};
+use audit::Audit;
 use response::{chunk_error_response, text};
 use usage::{Counts, Disk, Usage};
 
@@ -67,6 +75,19 @@ const DEFAULT_LIST_LIMIT: usize = 1_000;
 
 /// How long an upload may send nothing before the node drops it and frees its reservation.
 const UPLOAD_STALL: Duration = Duration::from_secs(60);
+/// Connections served at once unless `--max-connections` says otherwise: far more than the
+/// gateways of a cluster keep open to one node (8 idle per gateway, plus one per transfer in
+/// flight), far fewer than a default limit of open files leaves room for.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// Connections beyond the cap that are still answered: a health check, or a 503 that sends the
+/// client elsewhere. Holding them is cheap and short (`OVERFLOW_HEADER_TIMEOUT`).
+const OVERFLOW_CONNECTIONS: usize = 64;
+/// How long a connection may take to send a request's headers, from when it opened or its
+/// previous answer ended, unless `--idle-timeout` says otherwise: longer than a gateway keeps a
+/// pooled connection idle (`remote`), so that a node never closes one a gateway is reusing.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Ids per page when totalling the chunks already on disk at start.
 const STARTUP_PAGE: usize = 1_000;
 /// Stripes of the lock that orders a commit or delete with its accounting, so two operations on
@@ -80,7 +101,7 @@ type Body = UnsyncBoxBody<Bytes, io::Error>;
 type Response = http::Response<Body>;
 
 /// What `cairn datanode` is started with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DataNodeConfig {
     pub listen: SocketAddr,
     pub data: PathBuf,
@@ -92,6 +113,13 @@ pub struct DataNodeConfig {
     pub key: ClusterKey,
     /// Whether chunks are written past the page cache (see `LocalChunkStore::with_direct_writes`).
     pub direct_writes: bool,
+    /// Serves HTTPS with this certificate when given.
+    pub tls: Option<TlsAcceptor>,
+    /// Connections served at once; `OVERFLOW_CONNECTIONS` more are answered 503 (or their
+    /// health check), any beyond those closed at once.
+    pub max_connections: usize,
+    /// How long a connection may take to send a request's headers (see `DEFAULT_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
 }
 
 /// The body of `GET /health`.
@@ -126,8 +154,9 @@ pub fn parse_chunk_id(text: &str) -> Option<ChunkId> {
 /// Runs a data node until `shutdown` completes, then drains.
 pub async fn run(config: DataNodeConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let node = DataNode::bind(config).await?;
+    let scheme = if node.tls.is_some() { "https" } else { "http" };
     println!(
-        "Cairn data node {} listening on http://{}",
+        "Cairn data node {} listening on {scheme}://{}",
         node.node_id(),
         node.local_addr()
     );
@@ -139,6 +168,9 @@ pub struct DataNode {
     listener: TcpListener,
     addr: SocketAddr,
     node: Arc<Node>,
+    tls: Option<TlsAcceptor>,
+    limit: ConnectionLimit,
+    idle_timeout: Duration,
     /// Held while the node runs: one process per data directory.
     _lock: std::fs::File,
 }
@@ -173,12 +205,17 @@ impl DataNode {
             store,
             usage,
             key: config.key,
+            replays: ReplayGuard::default(),
+            audit: Audit::new(),
             id_locks: (0..ID_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
         Ok(DataNode {
             listener,
             addr,
             node: Arc::new(node),
+            tls: config.tls,
+            limit: ConnectionLimit::new(config.max_connections, OVERFLOW_CONNECTIONS),
+            idle_timeout: config.idle_timeout,
             _lock: lock,
         })
     }
@@ -194,11 +231,47 @@ impl DataNode {
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish within a deadline.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let DataNode { listener, node, .. } = self;
+        let DataNode {
+            listener,
+            node,
+            tls,
+            limit,
+            idle_timeout,
+            ..
+        } = self;
         crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
             let node = node.clone();
+            let tls = tls.clone();
+            let admission = limit.admit();
             async move {
-                if let Err(err) = serve_connection(stream, node, watcher).await {
+                let (mode, _slot) = match admission {
+                    Admission::Served(slot) => (Mode::Served { idle_timeout }, slot),
+                    Admission::Overflow(slot) => (Mode::Overflow, slot),
+                    Admission::Refused => {
+                        tracing::debug!(%peer, "connection closed: too many connections");
+                        return;
+                    }
+                };
+                let result = match tls {
+                    None => serve_connection(stream, peer, node, mode, watcher).await,
+                    Some(tls) => {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await
+                        {
+                            Ok(Ok(stream)) => {
+                                serve_connection(stream, peer, node, mode, watcher).await
+                            }
+                            Ok(Err(err)) => {
+                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                                return;
+                            }
+                        }
+                    }
+                };
+                if let Err(err) = result {
                     tracing::debug!(%peer, error = %err, "connection ended with an error");
                 }
             }
@@ -207,16 +280,44 @@ impl DataNode {
     }
 }
 
-async fn serve_connection(
-    stream: tokio::net::TcpStream,
+/// How a connection is served, by whether it came within the connection cap.
+#[derive(Debug, Clone, Copy)]
+enum Mode {
+    /// Keep-alive, closed once idle for `idle_timeout`.
+    Served { idle_timeout: Duration },
+    /// One request, answered only if it is a health check (503 otherwise), then closed.
+    Overflow,
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    peer: SocketAddr,
     node: Arc<Node>,
+    mode: Mode,
     watcher: Watcher,
-) -> hyper::Result<()> {
-    let conn = http1::Builder::new().serve_connection(
-        TokioIo::new(stream),
+) -> hyper::Result<()>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    match mode {
+        Mode::Served { idle_timeout } => builder.header_read_timeout(idle_timeout),
+        Mode::Overflow => builder
+            .header_read_timeout(OVERFLOW_HEADER_TIMEOUT)
+            .keep_alive(false),
+    };
+    let conn = builder.serve_connection(
+        TokioIo::new(io),
         service_fn(move |req| {
             let node = node.clone();
-            async move { Ok::<_, Infallible>(node.respond(req).await) }
+            async move {
+                let resp = match mode {
+                    Mode::Served { .. } => node.respond(req, peer).await,
+                    Mode::Overflow => node.respond_saturated(req, peer).await,
+                };
+                Ok::<_, Infallible>(resp)
+            }
         }),
     );
     watcher.watch(conn).await
@@ -284,6 +385,13 @@ async fn stored_size(store: &LocalChunkStore, id: ChunkId) -> Result<Option<u64>
     }
 }
 
+/// What an upload's body is checked against: the request it came with.
+struct Upload<'a> {
+    peer: SocketAddr,
+    target: &'a str,
+    signed: Signed,
+}
+
 /// The operations of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -329,11 +437,13 @@ struct Node {
     store: LocalChunkStore,
     usage: Arc<Usage>,
     key: ClusterKey,
+    replays: ReplayGuard,
+    audit: Audit,
     id_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Node {
-    async fn respond(&self, req: http::Request<Incoming>) -> Response {
+    async fn respond(&self, req: http::Request<Incoming>, peer: SocketAddr) -> Response {
         let (parts, body) = req.into_parts();
         let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         // A header that is not visible ASCII is present but malformed, not missing.
@@ -341,13 +451,15 @@ impl Node {
             .headers
             .get(AUTH_HEADER)
             .map(|value| value.to_str().unwrap_or_default());
-        if let Err(err) = self
+        let now = unix_now();
+        let signed = self
             .key
-            .verify(parts.method.as_str(), target, auth, unix_now())
-        {
-            tracing::debug!(method = %parts.method, %target, error = %err, "request refused");
-            return text(StatusCode::FORBIDDEN, err.to_string());
-        }
+            .verify(parts.method.as_str(), target, auth, now)
+            .and_then(|signed| self.replays.remember(signed, now).map(|()| signed));
+        let signed = match signed {
+            Ok(signed) => signed,
+            Err(err) => return self.refuse(peer, &parts.method, target, err),
+        };
         let route = match route(&parts.method, parts.uri.path()) {
             Ok(route) => route,
             Err(RouteError::NotFound) => return text(StatusCode::NOT_FOUND, "no such route"),
@@ -365,7 +477,14 @@ impl Node {
             }
         };
         let result = match route {
-            Route::PutChunk(id) => self.put_chunk(id, &parts.headers, body).await,
+            Route::PutChunk(id) => {
+                let request = Upload {
+                    peer,
+                    target,
+                    signed,
+                };
+                self.put_chunk(id, request, &parts.headers, body).await
+            }
             Route::GetChunk(id) => self.get_chunk(id, &parts.headers).await,
             Route::HeadChunk(id) => self.head_chunk(id).await,
             Route::DeleteChunk(id) => self.delete_chunk(id).await,
@@ -376,6 +495,29 @@ impl Node {
             Route::Health => Ok(self.health()),
         };
         result.unwrap_or_else(|err| chunk_error_response(&parts.method, target, err))
+    }
+
+    /// The answer to a connection beyond the cap: its health check, so the coordinator keeps
+    /// seeing the node up while clients are turned away, or a 503.
+    async fn respond_saturated(&self, req: http::Request<Incoming>, peer: SocketAddr) -> Response {
+        if req.method() == Method::GET && req.uri().path() == "/health" {
+            return self.respond(req, peer).await;
+        }
+        tracing::debug!(%peer, method = %req.method(), "request refused: too many connections");
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "data node busy: too many connections",
+        )
+    }
+
+    /// The answer to a request whose authentication failed, logged for the audit trail.
+    fn refuse(&self, peer: SocketAddr, method: &Method, target: &str, err: AuthError) -> Response {
+        self.audit.refused(peer, method, target, &err);
+        let status = match err {
+            AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::FORBIDDEN,
+        };
+        text(status, err.to_string())
     }
 
     fn id_lock(&self, id: ChunkId) -> &tokio::sync::Mutex<()> {

@@ -1,27 +1,36 @@
-//! The upload path of `PUT /chunks/{id}`: reserve room for the chunk, stream its body to a
-//! new chunk file while computing its CRC32C, and commit only once the CRC32C the client sent
-//! (header or trailer) matches, counting the chunk's bytes in the same step.
+//! The upload path of `PUT /chunks/{id}`: refuse an id already stored (chunks never change;
+//! only a delete, which the coordinator alone sends, frees an id), reserve room for the chunk,
+//! stream its body to a new chunk file while computing its CRC32C, and commit only once the
+//! CRC32C the client sent (header or trailer) matches and the body's HMAC (`x-cairn-body-auth`,
+//! trailer or header) covers the bytes received, counting the chunk's bytes in the same step.
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use crate::chunk::ChunkId;
+use crate::datanode::auth::BODY_AUTH_HEADER;
 use crate::datanode::{Caching, ChunkError, ChunkStore};
 
 use super::response::{insert, insufficient_storage, text};
 use super::{
     CACHE_HEADER, CRC_HEADER, DROP_BEHIND, LENGTH_HEADER, Node, RESERVE_HEADER, Response,
-    UPLOAD_STALL, stored_size,
+    UPLOAD_STALL, Upload, stored_size,
 };
 
 impl Node {
     pub(super) async fn put_chunk(
         &self,
         id: ChunkId,
+        upload: Upload<'_>,
         headers: &HeaderMap,
         mut body: Incoming,
     ) -> Result<Response, ChunkError> {
+        // Refused before a byte of the body is read; checked again at commit, under the id's
+        // lock, for an upload of the same id that committed meanwhile.
+        if stored_size(&self.store, id).await?.is_some() {
+            return Ok(self.conflict(&upload));
+        }
         let reserve = match headers.get(RESERVE_HEADER) {
             None => 0,
             Some(value) => match value.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
@@ -41,6 +50,8 @@ impl Node {
                 None => return Ok(text(StatusCode::BAD_REQUEST, "malformed x-cairn-crc32c")),
             }
         }
+        let mut body_auth: Vec<HeaderValue> =
+            headers.get_all(BODY_AUTH_HEADER).iter().cloned().collect();
         let Some(mut reservation) = self.usage.reserve(reserve) else {
             return Ok(insufficient_storage());
         };
@@ -69,9 +80,10 @@ impl Node {
                     writer.write(data).await?;
                 }
                 Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers()
-                        && let Some(value) = trailers.get(CRC_HEADER)
-                    {
+                    let Ok(trailers) = frame.into_trailers() else {
+                        continue;
+                    };
+                    if let Some(value) = trailers.get(CRC_HEADER) {
                         match parse_crc(value) {
                             Some(sent) => claimed.push(sent),
                             None => {
@@ -82,6 +94,7 @@ impl Node {
                             }
                         }
                     }
+                    body_auth.extend(trailers.get_all(BODY_AUTH_HEADER).iter().cloned());
                 }
             }
         }
@@ -99,14 +112,47 @@ impl Node {
             ));
         }
 
+        // Every body signature sent must cover the body received, and one must be sent.
+        let method = Method::PUT.as_str();
+        let mut verified = Err(crate::datanode::auth::AuthError::MissingBody);
+        for value in &body_auth {
+            verified = self.key.verify_body(
+                method,
+                upload.target,
+                upload.signed,
+                received,
+                crc,
+                Some(value.to_str().unwrap_or_default()),
+            );
+            if verified.is_err() {
+                break;
+            }
+        }
+        if let Err(err) = verified {
+            self.audit
+                .refused(upload.peer, &Method::PUT, upload.target, &err);
+            return Ok(text(StatusCode::FORBIDDEN, err.to_string()));
+        }
+
         let _ordered = self.id_lock(id).lock().await;
-        let previous = stored_size(&self.store, id).await?;
+        if stored_size(&self.store, id).await?.is_some() {
+            return Ok(self.conflict(&upload));
+        }
         let len = writer.commit().await?;
-        reservation.commit(len, previous);
+        reservation.commit(len);
         let mut resp = text(StatusCode::CREATED, "stored");
         insert(&mut resp, CRC_HEADER, format!("{crc:08x}"));
         insert(&mut resp, LENGTH_HEADER, len.to_string());
         Ok(resp)
+    }
+}
+
+impl Node {
+    fn conflict(&self, upload: &Upload<'_>) -> Response {
+        let reason = "the chunk id is stored already: chunks are immutable";
+        self.audit
+            .refused(upload.peer, &Method::PUT, upload.target, &reason);
+        text(StatusCode::CONFLICT, reason)
     }
 }
 

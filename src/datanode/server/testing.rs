@@ -3,11 +3,29 @@
 use std::path::Path;
 
 use super::*;
+use crate::datanode::auth::BODY_AUTH_HEADER;
 
 pub const SECRET: &str = "test cluster secret, long enough";
 
 pub fn key() -> ClusterKey {
     ClusterKey::from_secret(SECRET)
+}
+
+/// What the tests' nodes run with unless a test changes it.
+pub fn config(listen: SocketAddr, data: &Path, capacity: Option<u64>) -> DataNodeConfig {
+    DataNodeConfig {
+        listen,
+        data: data.to_path_buf(),
+        capacity,
+        reserve: None,
+        zone: Some("zone-a".to_owned()),
+        key: key(),
+        // The in-process nodes cover the opt-in path; the binary's tests the default.
+        direct_writes: true,
+        tls: None,
+        max_connections: DEFAULT_MAX_CONNECTIONS,
+        idle_timeout: DEFAULT_IDLE_TIMEOUT,
+    }
 }
 
 /// A data node serving on 127.0.0.1:0 in this process until dropped or stopped.
@@ -25,18 +43,12 @@ impl TestNode {
     }
 
     pub async fn start_on(listen: SocketAddr, data: &Path, capacity: Option<u64>) -> TestNode {
-        let node = DataNode::bind(DataNodeConfig {
-            listen,
-            data: data.to_path_buf(),
-            capacity,
-            reserve: None,
-            zone: Some("zone-a".to_owned()),
-            key: key(),
-            // The in-process nodes cover the opt-in path; the binary's tests the default.
-            direct_writes: true,
-        })
-        .await
-        .unwrap();
+        TestNode::start_with(config(listen, data, capacity)).await
+    }
+
+    pub async fn start_with(config: DataNodeConfig) -> TestNode {
+        let data = config.data.clone();
+        let node = DataNode::bind(config).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let addr = node.local_addr();
         let node_id = node.node_id();
@@ -46,7 +58,7 @@ impl TestNode {
         TestNode {
             addr,
             node_id,
-            data: data.to_path_buf(),
+            data,
             stop: Some(stop),
             task: Some(task),
         }
@@ -109,10 +121,41 @@ pub async fn raw_bytes(addr: SocketAddr, head: &str, body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The request line and a valid `x-cairn-auth` header for `method` and `target`.
+/// The request line and a valid `x-cairn-auth` header for `method` and `target`, signed now
+/// with a fresh nonce.
 pub fn signed(method: &str, target: &str) -> String {
+    signed_as(method, target, Signed::now())
+}
+
+/// The request line and the `x-cairn-auth` header of a request signed as `signed`.
+pub fn signed_as(method: &str, target: &str, signed: Signed) -> String {
     format!(
         "{method} {target} HTTP/1.1\r\n{AUTH_HEADER}: {}",
-        key().sign(method, target, unix_now())
+        key().sign(method, target, signed)
+    )
+}
+
+/// The header line (with its leading CRLF) that signs an upload's body, for a request signed as
+/// `signed`.
+pub fn body_auth(target: &str, signed: Signed, data: &[u8]) -> String {
+    let mac = key().sign_body(
+        "PUT",
+        target,
+        signed,
+        data.len() as u64,
+        crc32c::crc32c(data),
+    );
+    format!("\r\n{BODY_AUTH_HEADER}: {mac}")
+}
+
+/// A complete signed PUT of `data` to `target` with Content-Length and header checksums.
+pub fn signed_put(target: &str, data: &[u8]) -> String {
+    let signed = Signed::now();
+    format!(
+        "{}\r\nContent-Length: {}\r\n{CRC_HEADER}: {:08x}{}",
+        signed_as("PUT", target, signed),
+        data.len(),
+        crc32c::crc32c(data),
+        body_auth(target, signed, data)
     )
 }

@@ -142,19 +142,15 @@ impl Reservation {
         true
     }
 
-    /// Accounts a committed chunk of `len` bytes that replaced `previous` (an overwrite), in the
-    /// same step as the reservation is released so that no other upload can slip in between.
-    pub(super) fn commit(mut self, len: u64, previous: Option<u64>) {
+    /// Accounts a committed chunk of `len` bytes (never one replacing another: a node refuses
+    /// ids it holds), in the same step as the reservation is released so that no other upload
+    /// can slip in between.
+    pub(super) fn commit(mut self, len: u64) {
         let mut counts = self.usage.counts();
         counts.reserved = counts.reserved.saturating_sub(self.bytes);
         self.bytes = 0;
-        counts.used = counts
-            .used
-            .saturating_sub(previous.unwrap_or(0))
-            .saturating_add(len);
-        if previous.is_none() {
-            counts.chunks += 1;
-        }
+        counts.used = counts.used.saturating_add(len);
+        counts.chunks += 1;
     }
 }
 
