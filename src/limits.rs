@@ -1,16 +1,31 @@
-//! Admission of connections to a listener: up to a cap they are served as usual; a few more are
-//! let in to be answered quickly (a health check, or a 503 that tells a client to back off)
-//! under a short header timeout and closed; beyond those, a connection is closed as soon as it
-//! is accepted. Idle sockets so cost a bounded number of slots, and only for a while.
+//! Admission of connections to a listener, shared by the S3 server and the data node: up to a
+//! cap they are served as usual; a few more are let in to be answered quickly (each listener
+//! says how: the gateway's 503 SlowDown, the data node's health check or 503) under a short
+//! header timeout and closed; beyond those, a connection is closed as soon as it is accepted.
+//! Idle sockets so cost a bounded number of slots, and only for a while. Also the serving of an
+//! admitted connection: the TLS handshake, if any, then HTTP/1.1 under its header timeout.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::body::{Body, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
-/// How long a connection let in beyond the cap has to send its request's headers: a health
-/// check sends them at once, an idle socket loses its slot quickly.
-pub const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
+/// Connections beyond the cap that are still read and answered, so that clients learn to back
+/// off (and a coordinator still sees a busy data node up); any beyond these are closed at once.
+pub const OVERFLOW_CONNECTIONS: usize = 64;
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Concurrent connections, counted by permits held for each connection's life.
 #[derive(Debug, Clone)]
@@ -30,6 +45,23 @@ pub enum Admission {
     Refused,
 }
 
+/// Which slot a request's connection holds: the listener's service answers a request on an
+/// overflow connection its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Served,
+    Overflow,
+}
+
+/// How long a connection has to send a request's headers (from its start or the end of the
+/// previous response, so also how long an idle keep-alive connection is kept), by its slot.
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderTimeouts {
+    pub served: Duration,
+    /// Short: a health check sends its headers at once, an idle socket loses its slot quickly.
+    pub overflow: Duration,
+}
+
 impl ConnectionLimit {
     /// At most `max` connections served and `overflow` more answered quickly.
     pub fn new(max: usize, overflow: usize) -> Self {
@@ -39,6 +71,8 @@ impl ConnectionLimit {
         }
     }
 
+    /// To be called on the accept loop, before the connection's task exists, so the count of
+    /// connections served can never pass the cap.
     pub fn admit(&self) -> Admission {
         if let Ok(permit) = self.served.clone().try_acquire_owned() {
             return Admission::Served(permit);
@@ -48,6 +82,82 @@ impl ConnectionLimit {
             Err(_) => Admission::Refused,
         }
     }
+}
+
+/// Serves one accepted connection as `admission` says, holding its slot until it ends: a
+/// refused one is closed unread; any other goes through the TLS handshake when `tls` is given,
+/// then is served HTTP/1.1 by `service`, told the connection's slot. An overflow connection is
+/// served one request under the overflow header timeout, then closed.
+pub async fn serve_connection<F, Fut, B>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    admission: Admission,
+    tls: Option<TlsAcceptor>,
+    timeouts: HeaderTimeouts,
+    watcher: Watcher,
+    service: F,
+) where
+    F: Fn(http::Request<Incoming>, Slot) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<http::Response<B>, Infallible>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (slot, _permit) = match admission {
+        Admission::Served(permit) => (Slot::Served, permit),
+        Admission::Overflow(permit) => (Slot::Overflow, permit),
+        Admission::Refused => {
+            tracing::debug!(%peer, "connection closed: too many connections");
+            return;
+        }
+    };
+    let mut builder = http1::Builder::new();
+    builder.timer(TokioTimer::new());
+    match slot {
+        Slot::Served => builder.header_read_timeout(timeouts.served),
+        Slot::Overflow => builder
+            .header_read_timeout(timeouts.overflow)
+            .keep_alive(false),
+    };
+    let service = service_fn(move |req| service(req, slot));
+    let result = match tls {
+        None => serve_http(&builder, stream, service, watcher).await,
+        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => serve_http(&builder, stream, service, watcher).await,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// One connection's HTTP/1.1, over whichever stream the handshake left; registered with the
+/// watcher so shutdown can drain it.
+async fn serve_http<IO, S, B>(
+    builder: &http1::Builder,
+    io: IO,
+    service: S,
+    watcher: Watcher,
+) -> hyper::Result<()>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B> + Send + 'static,
+    S::Future: Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    watcher
+        .watch(builder.serve_connection(TokioIo::new(io), service))
+        .await
 }
 
 #[cfg(test)]

@@ -14,10 +14,6 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -35,6 +31,7 @@ use super::sigv2;
 use super::sigv4::{Credentials, PayloadHash, RequestParts, Verified, parse_credentials};
 use crate::audit::RateLimitedLog;
 use crate::gateway::{Gateway, GatewayError, now};
+use crate::limits::{Admission, ConnectionLimit, HeaderTimeouts, OVERFLOW_CONNECTIONS, Slot};
 use crate::meta::AccessKey;
 
 /// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
@@ -75,13 +72,9 @@ pub struct Limits {
 /// bytes in flight are bounded by counting each request at its declared length, at most this.
 pub const WRITE_MEMORY: u64 = 8 << 20;
 
-/// Connections past `max_connections` that are still read and answered 503 SlowDown, so
-/// clients learn to back off; any beyond these are closed at once.
-const REFUSED_CONNECTIONS: usize = 64;
-/// How long a refused connection has to send its request's headers.
+/// How long a connection past `max_connections` (one of `OVERFLOW_CONNECTIONS`, answered 503
+/// SlowDown so clients learn to back off) has to send its request's headers.
 const REFUSED_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Failed authentications logged at once, then per second; the rest are counted.
 const AUDIT_BURST: u32 = 20;
 const AUDIT_PER_SECOND: u32 = 5;
@@ -103,8 +96,8 @@ struct Server {
 #[derive(Clone, Copy)]
 struct Peer {
     addr: SocketAddr,
-    /// Past the connection limit: every request is answered 503 SlowDown.
-    refused: bool,
+    /// `Overflow` past the connection limit: every request is answered 503 SlowDown.
+    slot: Slot,
 }
 
 /// Loads a PEM certificate chain and private key into a TLS acceptor for HTTP/1.1.
@@ -146,80 +139,35 @@ pub async fn serve(
         audit: RateLimitedLog::new("failed authentication", AUDIT_BURST, AUDIT_PER_SECOND),
         refusals: RateLimitedLog::new("refused connection", AUDIT_BURST, AUDIT_PER_SECOND),
     });
-    let served = Arc::new(Semaphore::new(limits.max_connections));
-    let refused = Arc::new(Semaphore::new(REFUSED_CONNECTIONS));
+    let limit = ConnectionLimit::new(limits.max_connections, OVERFLOW_CONNECTIONS);
+    let timeouts = HeaderTimeouts {
+        served: limits.header_timeout,
+        overflow: limits.header_timeout.min(REFUSED_HEADER_TIMEOUT),
+    };
     crate::net::accept_until(listener, shutdown, move |stream, addr, watcher| {
-        // Taken on the accept loop, before the connection's task exists, so the count of
-        // connections served can never pass the limit.
-        let permit = match served.clone().try_acquire_owned() {
-            Ok(permit) => Some((permit, false)),
-            Err(_) => {
-                server.refusals.log(|| {
-                    tracing::warn!(
-                        target: "cairn::audit",
-                        peer = %addr,
-                        max_connections = limits.max_connections,
-                        "connection limit reached: answering 503 SlowDown"
-                    );
-                });
-                refused.clone().try_acquire_owned().ok().map(|p| (p, true))
-            }
-        };
-        let server = server.clone();
-        let tls = tls.clone();
-        async move {
-            // Past both limits the connection is closed unread.
-            let Some((_permit, refused)) = permit else {
-                return;
-            };
-            let peer = Peer { addr, refused };
-            let result = match tls {
-                None => serve_connection(stream, server, peer, watcher).await,
-                Some(tls) => {
-                    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
-                        Ok(Ok(stream)) => serve_connection(stream, server, peer, watcher).await,
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %addr, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(peer = %addr, "TLS handshake timed out");
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
-            }
+        let admission = limit.admit();
+        if !matches!(admission, Admission::Served(_)) {
+            server.refusals.log(|| {
+                tracing::warn!(
+                    target: "cairn::audit",
+                    peer = %addr,
+                    max_connections = limits.max_connections,
+                    "connection limit reached: answering 503 SlowDown"
+                );
+            });
         }
+        let server = server.clone();
+        crate::limits::serve_connection(
+            stream,
+            addr,
+            admission,
+            tls.clone(),
+            timeouts,
+            watcher,
+            move |req, slot| handle(server.clone(), Peer { addr, slot }, req),
+        )
     })
     .await
-}
-
-async fn serve_connection<IO>(
-    io: IO,
-    server: Arc<Server>,
-    peer: Peer,
-    watcher: Watcher,
-) -> hyper::Result<()>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new());
-    if peer.refused {
-        builder
-            .header_read_timeout(server.limits.header_timeout.min(REFUSED_HEADER_TIMEOUT))
-            .keep_alive(false);
-    } else {
-        builder.header_read_timeout(server.limits.header_timeout);
-    }
-    let conn = builder.serve_connection(
-        TokioIo::new(io),
-        service_fn(move |req| handle(server.clone(), peer, req)),
-    );
-    watcher.watch(conn).await
 }
 
 fn request_id() -> String {
@@ -252,11 +200,12 @@ async fn handle(
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
     // A refused connection is closed after its one answer.
-    let mut close_after = (expects_continue && empty_body) || peer.refused;
+    let refused = peer.slot == Slot::Overflow;
+    let mut close_after = (expects_continue && empty_body) || refused;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // A panic is a bug, but it must cost one request an error, not the connection a reply.
-    let outcome = if peer.refused {
+    let outcome = if refused {
         Err(S3Error::new(ErrorCode::SlowDown))
     } else {
         std::panic::AssertUnwindSafe(respond(&server, peer, req))

@@ -1,14 +1,12 @@
 //! The data node: an HTTP/1.1 service (HTTPS with `--tls-cert`) through which gateways store
 //! chunks on this machine's disk (a `LocalChunkStore` under `DIR/chunks`). Every request is
 //! authenticated with the cluster key and accepted once (`auth`); refusals are logged, a few a
-//! second (`audit`). Uploads stream to disk while their CRC32C is computed and are committed only
+//! second (`crate::audit`). Uploads stream to disk while their CRC32C is computed and are committed only
 //! when it matches the one the client sends as a trailer and the trailer's HMAC covers the body
 //! received; a chunk id already stored is refused, as chunks never change (`put`). Reads stream
 //! blocks verified against their on-disk CRC32C (`handlers`). Capacity is enforced by reserving
 //! space before a chunk's bytes arrive (`usage`); connections are capped and idle ones closed
-//! (`crate::limits`). `remote::RemoteNode` is the client side of this protocol.
-
-mod audit;
+//! (`crate::limits`, shared with the S3 server). `remote::RemoteNode` is the client side of this protocol.
 
 mod handlers;
 mod put;
@@ -20,6 +18,7 @@ mod tests;
 mod usage;
 
 use std::convert::Infallible;
+use std::fmt::Display;
 use std::fs::{self, File};
 use std::future::Future;
 use std::io::{self, Write};
@@ -32,20 +31,16 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::Watcher;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::audit::RateLimitedLog;
 use crate::chunk::ChunkId;
 use crate::datanode::auth::{AUTH_HEADER, AuthError, ClusterKey, ReplayGuard, Signed, unix_now};
 use crate::datanode::local::LocalChunkStore;
 use crate::datanode::{ChunkError, ChunkStore};
-use crate::limits::{Admission, ConnectionLimit, OVERFLOW_HEADER_TIMEOUT};
-use audit::Audit;
+use crate::limits::{ConnectionLimit, HeaderTimeouts, OVERFLOW_CONNECTIONS, Slot};
 use response::{chunk_error_response, text};
 use usage::{Counts, Disk, Usage};
 
@@ -79,15 +74,19 @@ const UPLOAD_STALL: Duration = Duration::from_secs(60);
 /// gateways of a cluster keep open to one node (8 idle per gateway, plus one per transfer in
 /// flight), far fewer than a default limit of open files leaves room for.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-/// Connections beyond the cap that are still answered: a health check, or a 503 that sends the
-/// client elsewhere. Holding them is cheap and short (`OVERFLOW_HEADER_TIMEOUT`).
-const OVERFLOW_CONNECTIONS: usize = 64;
+/// How long a connection let in beyond the cap (`OVERFLOW_CONNECTIONS`, answered its health
+/// check or a 503 that sends the client elsewhere) has to send its request's headers: a health
+/// check sends them at once, an idle socket loses its slot quickly.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a connection may take to send a request's headers, from when it opened or its
 /// previous answer ended, unless `--idle-timeout` says otherwise: longer than a gateway keeps a
 /// pooled connection idle (`remote`), so that a node never closes one a gateway is reusing.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Refusals logged a second, at once and after: enough to see who is knocking and why, few
+/// enough that a flood costs kilobytes a second.
+const AUDIT_LINES_PER_SECOND: u32 = 20;
+/// The most of a request's path an audit line shows: the path is the requester's to choose.
+const MAX_PATH_SHOWN: usize = 120;
 /// Ids per page when totalling the chunks already on disk at start.
 const STARTUP_PAGE: usize = 1_000;
 /// Stripes of the lock that orders a commit or delete with its accounting, so two operations on
@@ -206,7 +205,11 @@ impl DataNode {
             usage,
             key: config.key,
             replays: ReplayGuard::default(),
-            audit: Audit::new(),
+            audit: RateLimitedLog::new(
+                "refused data node requests",
+                AUDIT_LINES_PER_SECOND,
+                AUDIT_LINES_PER_SECOND,
+            ),
             id_locks: (0..ID_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
         };
         Ok(DataNode {
@@ -239,88 +242,34 @@ impl DataNode {
             idle_timeout,
             ..
         } = self;
+        let timeouts = HeaderTimeouts {
+            served: idle_timeout,
+            overflow: OVERFLOW_HEADER_TIMEOUT,
+        };
         crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
             let node = node.clone();
-            let tls = tls.clone();
             let admission = limit.admit();
-            async move {
-                let (mode, _slot) = match admission {
-                    Admission::Served(slot) => (Mode::Served { idle_timeout }, slot),
-                    Admission::Overflow(slot) => (Mode::Overflow, slot),
-                    Admission::Refused => {
-                        tracing::debug!(%peer, "connection closed: too many connections");
-                        return;
+            crate::limits::serve_connection(
+                stream,
+                peer,
+                admission,
+                tls.clone(),
+                timeouts,
+                watcher,
+                move |req, slot| {
+                    let node = node.clone();
+                    async move {
+                        let resp = match slot {
+                            Slot::Served => node.respond(req, peer).await,
+                            Slot::Overflow => node.respond_saturated(req, peer).await,
+                        };
+                        Ok::<_, Infallible>(resp)
                     }
-                };
-                let result = match tls {
-                    None => serve_connection(stream, peer, node, mode, watcher).await,
-                    Some(tls) => {
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await
-                        {
-                            Ok(Ok(stream)) => {
-                                serve_connection(stream, peer, node, mode, watcher).await
-                            }
-                            Ok(Err(err)) => {
-                                tracing::debug!(%peer, error = %err, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%peer, "TLS handshake timed out");
-                                return;
-                            }
-                        }
-                    }
-                };
-                if let Err(err) = result {
-                    tracing::debug!(%peer, error = %err, "connection ended with an error");
-                }
-            }
+                },
+            )
         })
         .await
     }
-}
-
-/// How a connection is served, by whether it came within the connection cap.
-#[derive(Debug, Clone, Copy)]
-enum Mode {
-    /// Keep-alive, closed once idle for `idle_timeout`.
-    Served { idle_timeout: Duration },
-    /// One request, answered only if it is a health check (503 otherwise), then closed.
-    Overflow,
-}
-
-async fn serve_connection<IO>(
-    io: IO,
-    peer: SocketAddr,
-    node: Arc<Node>,
-    mode: Mode,
-    watcher: Watcher,
-) -> hyper::Result<()>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new());
-    match mode {
-        Mode::Served { idle_timeout } => builder.header_read_timeout(idle_timeout),
-        Mode::Overflow => builder
-            .header_read_timeout(OVERFLOW_HEADER_TIMEOUT)
-            .keep_alive(false),
-    };
-    let conn = builder.serve_connection(
-        TokioIo::new(io),
-        service_fn(move |req| {
-            let node = node.clone();
-            async move {
-                let resp = match mode {
-                    Mode::Served { .. } => node.respond(req, peer).await,
-                    Mode::Overflow => node.respond_saturated(req, peer).await,
-                };
-                Ok::<_, Infallible>(resp)
-            }
-        }),
-    );
-    watcher.watch(conn).await
 }
 
 /// The identity in `DIR/node-id`, created and made durable on first start.
@@ -438,7 +387,8 @@ struct Node {
     usage: Arc<Usage>,
     key: ClusterKey,
     replays: ReplayGuard,
-    audit: Audit,
+    /// Refused requests, logged a few a second (`audit_refusal`).
+    audit: RateLimitedLog,
     id_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -512,12 +462,25 @@ impl Node {
 
     /// The answer to a request whose authentication failed, logged for the audit trail.
     fn refuse(&self, peer: SocketAddr, method: &Method, target: &str, err: AuthError) -> Response {
-        self.audit.refused(peer, method, target, &err);
+        self.audit_refusal(peer, method, target, &err);
         let status = match err {
             AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::FORBIDDEN,
         };
         text(status, err.to_string())
+    }
+
+    /// Logs a refused request at warn (rate-limited): its source address, method, path (cut
+    /// short) and the reason; never a header's value, which may carry a signature.
+    fn audit_refusal(&self, peer: SocketAddr, method: &Method, target: &str, reason: &dyn Display) {
+        self.audit.log(|| {
+            let mut cut = target.len().min(MAX_PATH_SHOWN);
+            while !target.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let path = &target[..cut];
+            tracing::warn!(%peer, %method, path, %reason, "data node request refused");
+        });
     }
 
     fn id_lock(&self, id: ChunkId) -> &tokio::sync::Mutex<()> {

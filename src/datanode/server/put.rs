@@ -129,8 +129,7 @@ impl Node {
             }
         }
         if let Err(err) = verified {
-            self.audit
-                .refused(upload.peer, &Method::PUT, upload.target, &err);
+            self.audit_refusal(upload.peer, &Method::PUT, upload.target, &err);
             return Ok(text(StatusCode::FORBIDDEN, err.to_string()));
         }
 
@@ -150,8 +149,7 @@ impl Node {
 impl Node {
     fn conflict(&self, upload: &Upload<'_>) -> Response {
         let reason = "the chunk id is stored already: chunks are immutable";
-        self.audit
-            .refused(upload.peer, &Method::PUT, upload.target, &reason);
+        self.audit_refusal(upload.peer, &Method::PUT, upload.target, &reason);
         text(StatusCode::CONFLICT, reason)
     }
 }
