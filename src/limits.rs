@@ -27,11 +27,14 @@ pub const OVERFLOW_CONNECTIONS: usize = 64;
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Concurrent connections, counted by permits held for each connection's life.
-#[derive(Debug, Clone)]
+/// A listener's admission of connections, counted by permits held for each connection's life,
+/// with how it serves those it admits: over TLS or not, under which header timeouts.
+#[derive(Clone)]
 pub struct ConnectionLimit {
     served: Arc<Semaphore>,
     overflow: Arc<Semaphore>,
+    tls: Option<TlsAcceptor>,
+    timeouts: HeaderTimeouts,
 }
 
 /// How one accepted connection is to be handled; it holds its slot until dropped.
@@ -63,11 +66,19 @@ pub struct HeaderTimeouts {
 }
 
 impl ConnectionLimit {
-    /// At most `max` connections served and `overflow` more answered quickly.
-    pub fn new(max: usize, overflow: usize) -> Self {
+    /// At most `max` connections served and `overflow` more answered quickly; over TLS when
+    /// `tls` is given.
+    pub fn new(
+        max: usize,
+        overflow: usize,
+        tls: Option<TlsAcceptor>,
+        timeouts: HeaderTimeouts,
+    ) -> Self {
         ConnectionLimit {
             served: Arc::new(Semaphore::new(max)),
             overflow: Arc::new(Semaphore::new(overflow)),
+            tls,
+            timeouts,
         }
     }
 
@@ -82,16 +93,45 @@ impl ConnectionLimit {
             Err(_) => Admission::Refused,
         }
     }
+
+    /// The task that serves one accepted connection as `admission` says (`serve_connection`);
+    /// it borrows nothing of `self`, so the accept loop can spawn it.
+    pub fn serve<F, Fut, B>(
+        &self,
+        admission: Admission,
+        stream: TcpStream,
+        peer: SocketAddr,
+        watcher: Watcher,
+        service: F,
+    ) -> impl Future<Output = ()> + Send + use<F, Fut, B>
+    where
+        F: Fn(http::Request<Incoming>, Slot) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<http::Response<B>, Infallible>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let tls = self.tls.clone();
+        serve_connection(
+            admission,
+            stream,
+            peer,
+            tls,
+            self.timeouts,
+            watcher,
+            service,
+        )
+    }
 }
 
 /// Serves one accepted connection as `admission` says, holding its slot until it ends: a
 /// refused one is closed unread; any other goes through the TLS handshake when `tls` is given,
 /// then is served HTTP/1.1 by `service`, told the connection's slot. An overflow connection is
 /// served one request under the overflow header timeout, then closed.
-pub async fn serve_connection<F, Fut, B>(
+async fn serve_connection<F, Fut, B>(
+    admission: Admission,
     stream: TcpStream,
     peer: SocketAddr,
-    admission: Admission,
     tls: Option<TlsAcceptor>,
     timeouts: HeaderTimeouts,
     watcher: Watcher,
@@ -166,7 +206,11 @@ mod tests {
 
     #[test]
     fn serves_up_to_the_cap_then_overflows_then_refuses() {
-        let limit = ConnectionLimit::new(2, 1);
+        let timeouts = HeaderTimeouts {
+            served: Duration::from_secs(1),
+            overflow: Duration::from_secs(1),
+        };
+        let limit = ConnectionLimit::new(2, 1, None, timeouts);
         let first = limit.admit();
         let second = limit.admit();
         assert!(matches!(first, Admission::Served(_)));

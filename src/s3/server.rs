@@ -139,11 +139,11 @@ pub async fn serve(
         audit: RateLimitedLog::new("failed authentication", AUDIT_BURST, AUDIT_PER_SECOND),
         refusals: RateLimitedLog::new("refused connection", AUDIT_BURST, AUDIT_PER_SECOND),
     });
-    let limit = ConnectionLimit::new(limits.max_connections, OVERFLOW_CONNECTIONS);
     let timeouts = HeaderTimeouts {
         served: limits.header_timeout,
         overflow: limits.header_timeout.min(REFUSED_HEADER_TIMEOUT),
     };
+    let limit = ConnectionLimit::new(limits.max_connections, OVERFLOW_CONNECTIONS, tls, timeouts);
     crate::net::accept_until(listener, shutdown, move |stream, addr, watcher| {
         let admission = limit.admit();
         if !matches!(admission, Admission::Served(_)) {
@@ -157,15 +157,9 @@ pub async fn serve(
             });
         }
         let server = server.clone();
-        crate::limits::serve_connection(
-            stream,
-            addr,
-            admission,
-            tls.clone(),
-            timeouts,
-            watcher,
-            move |req, slot| handle(server.clone(), Peer { addr, slot }, req),
-        )
+        limit.serve(admission, stream, addr, watcher, move |req, slot| {
+            handle(server.clone(), Peer { addr, slot }, req)
+        })
     })
     .await
 }

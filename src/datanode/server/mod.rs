@@ -153,7 +153,7 @@ pub fn parse_chunk_id(text: &str) -> Option<ChunkId> {
 /// Runs a data node until `shutdown` completes, then drains.
 pub async fn run(config: DataNodeConfig, shutdown: impl Future<Output = ()>) -> io::Result<()> {
     let node = DataNode::bind(config).await?;
-    let scheme = if node.tls.is_some() { "https" } else { "http" };
+    let scheme = if node.https { "https" } else { "http" };
     println!(
         "Cairn data node {} listening on {scheme}://{}",
         node.node_id(),
@@ -167,9 +167,8 @@ pub struct DataNode {
     listener: TcpListener,
     addr: SocketAddr,
     node: Arc<Node>,
-    tls: Option<TlsAcceptor>,
+    https: bool,
     limit: ConnectionLimit,
-    idle_timeout: Duration,
     /// Held while the node runs: one process per data directory.
     _lock: std::fs::File,
 }
@@ -216,9 +215,16 @@ impl DataNode {
             listener,
             addr,
             node: Arc::new(node),
-            tls: config.tls,
-            limit: ConnectionLimit::new(config.max_connections, OVERFLOW_CONNECTIONS),
-            idle_timeout: config.idle_timeout,
+            https: config.tls.is_some(),
+            limit: ConnectionLimit::new(
+                config.max_connections,
+                OVERFLOW_CONNECTIONS,
+                config.tls,
+                HeaderTimeouts {
+                    served: config.idle_timeout,
+                    overflow: OVERFLOW_HEADER_TIMEOUT,
+                },
+            ),
             _lock: lock,
         })
     }
@@ -237,36 +243,22 @@ impl DataNode {
         let DataNode {
             listener,
             node,
-            tls,
             limit,
-            idle_timeout,
             ..
         } = self;
-        let timeouts = HeaderTimeouts {
-            served: idle_timeout,
-            overflow: OVERFLOW_HEADER_TIMEOUT,
-        };
         crate::net::accept_until(listener, shutdown, move |stream, peer, watcher| {
             let node = node.clone();
             let admission = limit.admit();
-            crate::limits::serve_connection(
-                stream,
-                peer,
-                admission,
-                tls.clone(),
-                timeouts,
-                watcher,
-                move |req, slot| {
-                    let node = node.clone();
-                    async move {
-                        let resp = match slot {
-                            Slot::Served => node.respond(req, peer).await,
-                            Slot::Overflow => node.respond_saturated(req, peer).await,
-                        };
-                        Ok::<_, Infallible>(resp)
-                    }
-                },
-            )
+            limit.serve(admission, stream, peer, watcher, move |req, slot| {
+                let node = node.clone();
+                async move {
+                    let resp = match slot {
+                        Slot::Served => node.respond(req, peer).await,
+                        Slot::Overflow => node.respond_saturated(req, peer).await,
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
+            })
         })
         .await
     }
