@@ -74,7 +74,7 @@ pub const WRITE_MEMORY: u64 = 8 << 20;
 
 /// How long a connection past `max_connections` (one of `OVERFLOW_CONNECTIONS`, answered 503
 /// SlowDown so clients learn to back off) has to send its request's headers.
-const REFUSED_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Failed authentications logged at once, then per second; the rest are counted.
 const AUDIT_BURST: u32 = 20;
 const AUDIT_PER_SECOND: u32 = 5;
@@ -141,7 +141,7 @@ pub async fn serve(
     });
     let timeouts = HeaderTimeouts {
         served: limits.header_timeout,
-        overflow: limits.header_timeout.min(REFUSED_HEADER_TIMEOUT),
+        overflow: limits.header_timeout.min(OVERFLOW_HEADER_TIMEOUT),
     };
     let limit = ConnectionLimit::new(limits.max_connections, OVERFLOW_CONNECTIONS, tls, timeouts);
     crate::net::accept_until(listener, shutdown, move |stream, addr, watcher| {
@@ -193,13 +193,13 @@ async fn handle(
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|v| v.as_bytes() != b"0");
-    // A refused connection is closed after its one answer.
-    let refused = peer.slot == Slot::Overflow;
-    let mut close_after = (expects_continue && empty_body) || refused;
+    // An overflow connection is closed after its one answer.
+    let overflow = peer.slot == Slot::Overflow;
+    let mut close_after = (expects_continue && empty_body) || overflow;
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // A panic is a bug, but it must cost one request an error, not the connection a reply.
-    let outcome = if refused {
+    let outcome = if overflow {
         Err(S3Error::new(ErrorCode::SlowDown))
     } else {
         std::panic::AssertUnwindSafe(respond(&server, peer, req))
