@@ -4,8 +4,8 @@
 # of BENCH_RUNS rounds (at least 2), interleaved so that drift hits both alike: `cairn server`
 # from OLD, then from NEW, then a loopback cluster (3 data nodes, gateway R=2 W=2) from OLD,
 # then from NEW; each store fresh and empty in its own directory, stopped (by PID) after its
-# run. The load is the `large` and `small` workloads of NEW's `cairn bench` (the same client for
-# both). Prints each figure's median for OLD and NEW and their ratio. Not run by CI.
+# run. The load is the `large`, `range` and `small` workloads of NEW's `cairn bench` (the same
+# client for both). Prints each figure's median for OLD and NEW and their ratio. Not run by CI.
 #
 #   bench/compare.sh OLD_CAIRN NEW_CAIRN
 #
@@ -16,6 +16,8 @@
 #   BENCH_RUNS   rounds (default 3, at least 2)
 #   BENCH_DIR    where the stores write (default target/)
 #   BENCH_ARGS   extra `cairn bench` flags (default "--large-size 512MiB --small-ops 2000")
+#   BENCH_WORKLOADS  the workloads, in order (default "large range small"; range reads large's
+#                object)
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +34,7 @@ if [ "$runs" -lt 2 ]; then
     exit 2
 fi
 read -r -a bench_args <<<"${BENCH_ARGS:---large-size 512MiB --small-ops 2000}"
+read -r -a workloads <<<"${BENCH_WORKLOADS:-large range small}"
 base="${BENCH_DIR:-$repo/target}"
 bucket="cairn-bench"
 
@@ -46,7 +49,7 @@ mkdir -p "$results"
 # The load: NEW's client against whichever store is up. Errors are counted in the JSON lines.
 load() {
     local out="$1" workload
-    for workload in large small; do
+    for workload in "${workloads[@]}"; do
         AWS_ACCESS_KEY_ID="$key" AWS_SECRET_ACCESS_KEY="$secret" "$new" bench \
             --endpoint "$endpoint" --bucket "$bucket" "${bench_args[@]}" "$workload" >>"$out" ||
             echo "cairn bench $workload against $endpoint failed" >&2
