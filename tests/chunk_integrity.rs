@@ -120,6 +120,33 @@ async fn get_raw(client: &S3Client, key: &str, range: Option<Range<usize>>) -> F
 
 /// A GET of `range` of `data` that no good copy can serve: an error status before any byte of
 /// the object, or a response cut short after only bytes that are right.
+/// With chunks 0 and 3 of "precious" beyond reading: a whole GET fails before its response
+/// starts, no range returns a wrong byte, and chunks 1 and 2 still serve.
+async fn assert_reads_around_lost_chunks(client: &S3Client, data: &[u8]) {
+    let first = get_raw(client, "precious", None).await;
+    assert!(
+        first.status.is_server_error(),
+        "a GET whose first chunk cannot be read fails before its response: {}",
+        first.status
+    );
+    for range in [
+        0..data.len(),
+        10..20,
+        3 * MIB + 10..3 * MIB + 5000,
+        MIB..4 * MIB,
+        2 * MIB - 1..data.len(),
+    ] {
+        assert_never_wrong(client, "precious", data, range).await;
+    }
+    let resp = client
+        .request(http::Method::GET, &object_path(BUCKET, "precious"))
+        .header("range", &format!("bytes={}-{}", MIB + 1, 3 * MIB - 1))
+        .send()
+        .await;
+    resp.assert_status(StatusCode::PARTIAL_CONTENT);
+    assert!(resp.body == data[MIB + 1..3 * MIB], "chunks 1 and 2 intact");
+}
+
 async fn assert_never_wrong(client: &S3Client, key: &str, data: &[u8], range: Range<usize>) {
     let whole = range.start == 0 && range.end == data.len();
     let asked = (!whole).then_some(range.clone());
@@ -255,28 +282,7 @@ async fn replaced_replicas_are_read_around_reported_and_repaired(backend: Backen
             forged.push((held[&index].clone(), fs::read(&held[&index]).unwrap()));
         }
     }
-    let first = get_raw(&client, "precious", None).await;
-    assert!(
-        first.status.is_server_error(),
-        "a GET whose first chunk has no good copy fails before its response: {}",
-        first.status
-    );
-    for range in [
-        0..data.len(),
-        3 * MIB + 10..3 * MIB + 5000,
-        MIB..4 * MIB,
-        2 * MIB - 1..data.len(),
-    ] {
-        assert_never_wrong(&client, "precious", &data, range).await;
-    }
-    // The chunks with good copies still serve.
-    let resp = client
-        .request(http::Method::GET, &object_path(BUCKET, "precious"))
-        .header("range", &format!("bytes={}-{}", MIB + 1, 3 * MIB - 1))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::PARTIAL_CONTENT);
-    assert!(resp.body == data[MIB + 1..3 * MIB], "chunks 1 and 2 intact");
+    assert_reads_around_lost_chunks(&client, &data).await;
 
     let fsck = cluster.fsck().await;
     assert_eq!(fsck.corrupt, 4, "{}", fsck.stdout);
@@ -309,27 +315,6 @@ async fn a_replaced_chunk_file_fails_reads_on_the_server() {
     for index in [0, 3] {
         replace_chunk_file(&files[&index]).await;
     }
-    let first = get_raw(&client, "precious", None).await;
-    assert!(
-        first.status.is_server_error(),
-        "a GET whose first chunk was replaced fails before its response: {}",
-        first.status
-    );
-    for range in [
-        0..data.len(),
-        10..20,
-        3 * MIB + 10..3 * MIB + 5000,
-        MIB..4 * MIB,
-        2 * MIB - 1..data.len(),
-    ] {
-        assert_never_wrong(&client, "precious", &data, range).await;
-    }
-    let resp = client
-        .request(http::Method::GET, &object_path(BUCKET, "precious"))
-        .header("range", &format!("bytes={}-{}", MIB + 1, 3 * MIB - 1))
-        .send()
-        .await;
-    resp.assert_status(StatusCode::PARTIAL_CONTENT);
-    assert!(resp.body == data[MIB + 1..3 * MIB], "chunks 1 and 2 intact");
+    assert_reads_around_lost_chunks(&client, &data).await;
     println!("cairn server: 2 of 5 chunk files replaced; every read of them failed, none wrong");
 }

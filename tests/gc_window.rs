@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use cairn::checksum::ChecksumType;
 use cairn::chunk::{ChunkId, ChunkRef};
 use cairn::meta::{
-    self, Bucket, MetaError, MetaStore, ObjectMeta, REPLICAS_SETTING, WriteCondition,
+    self, Bucket, ClusterMeta, MetaError, MetaStore, ObjectMeta, REPLICAS_SETTING, WriteCondition,
 };
 use cairn_test_support::*;
 use http::{Method, StatusCode};
@@ -128,16 +128,7 @@ async fn write_paused_past_abandon_after_fails_cleanly(backend: Backend) {
 async fn commit_after_forgetting_is_refused(backend: Backend) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = MetaDb::create(backend, dir.path()).await;
-    let opened = meta::open_all(&db.url).await.expect("open the store");
-    let (store, cluster) = (opened.objects, opened.cluster);
-    let created = OffsetDateTime::now_utc();
-    store
-        .create_bucket(&Bucket {
-            name: BUCKET.to_owned(),
-            created,
-        })
-        .await
-        .unwrap();
+    let (store, cluster, created) = open_with_bucket(&db).await;
 
     // Before the store is a cluster's, a chunk with no replica row commits.
     let local = ChunkId::random();
@@ -242,6 +233,23 @@ fn chunk_ref(chunk: ChunkId) -> ChunkRef {
     }
 }
 
+/// The stores of `db`, with the test's bucket created now; returns the time it was created.
+async fn open_with_bucket(
+    db: &MetaDb,
+) -> (Arc<dyn MetaStore>, Arc<dyn ClusterMeta>, OffsetDateTime) {
+    let opened = meta::open_all(&db.url).await.expect("open the store");
+    let created = OffsetDateTime::now_utc();
+    opened
+        .objects
+        .create_bucket(&Bucket {
+            name: BUCKET.to_owned(),
+            created,
+        })
+        .await
+        .unwrap();
+    (opened.objects, opened.cluster, created)
+}
+
 fn far_future() -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::days(1)
 }
@@ -252,16 +260,7 @@ fn far_future() -> OffsetDateTime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_claim_and_forget_race() {
     let db = MetaDb::postgres(Collation::Default).await;
-    let opened = meta::open_all(&db.url).await.expect("open the store");
-    let (store, cluster) = (opened.objects, opened.cluster);
-    let created = OffsetDateTime::now_utc();
-    store
-        .create_bucket(&Bucket {
-            name: BUCKET.to_owned(),
-            created,
-        })
-        .await
-        .unwrap();
+    let (store, cluster, created) = open_with_bucket(&db).await;
     store.set_setting(REPLICAS_SETTING, "2").await.unwrap();
     let long_ago = created - time::Duration::hours(1);
     let cut_off = created - time::Duration::minutes(1);

@@ -186,20 +186,32 @@ impl Coordinator {
         Ok(())
     }
 
+    /// The next page of referenced chunks after `after`, which it moves past them; empty once
+    /// every chunk was seen. Repair and scrub walk the chunks this way.
+    async fn referenced_page(
+        &self,
+        after: &mut Option<ChunkId>,
+    ) -> Result<Vec<ChunkReplicas>, ChunkError> {
+        let page = self
+            .cluster
+            .referenced_chunks(*after, PAGE)
+            .await
+            .map_err(meta)?;
+        if let Some(last) = page.last() {
+            *after = Some(last.chunk);
+        }
+        Ok(page)
+    }
+
     /// Brings every referenced chunk to R replicas on up nodes; returns copies made or removed.
     async fn repair(&self) -> Result<usize, ChunkError> {
         let mut changed = 0;
         let mut after = None;
         loop {
-            let page = self
-                .cluster
-                .referenced_chunks(after, PAGE)
-                .await
-                .map_err(meta)?;
-            let Some(last) = page.last() else {
+            let page = self.referenced_page(&mut after).await?;
+            if page.is_empty() {
                 return Ok(changed);
-            };
-            after = Some(last.chunk);
+            }
             let jobs = futures_util::stream::iter(page.into_iter().map(|c| self.repair_chunk(c)))
                 .buffer_unordered(self.config.repair_concurrency.max(1));
             let results: Vec<Result<usize, ChunkError>> = jobs.collect().await;
@@ -291,15 +303,10 @@ impl Coordinator {
         let mut corrupt = 0;
         let mut after = None;
         loop {
-            let page = self
-                .cluster
-                .referenced_chunks(after, PAGE)
-                .await
-                .map_err(meta)?;
-            let Some(last) = page.last() else {
+            let page = self.referenced_page(&mut after).await?;
+            if page.is_empty() {
                 return Ok(corrupt);
-            };
-            after = Some(last.chunk);
+            }
             for chunk in page {
                 let mut bad = Vec::new();
                 let mut good = 0;
