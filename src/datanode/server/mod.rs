@@ -471,7 +471,14 @@ impl Node {
                 cut -= 1;
             }
             let path = &target[..cut];
-            tracing::warn!(%peer, %method, path, %reason, "data node request refused");
+            tracing::warn!(
+                target: "cairn::audit",
+                %peer,
+                %method,
+                path,
+                %reason,
+                "data node request refused"
+            );
         });
     }
 
