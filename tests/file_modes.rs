@@ -139,8 +139,9 @@ async fn a_server_tightens_an_older_store_at_start() {
     client.assert_object(BUCKET, "object", &data).await;
 }
 
-#[tokio::test]
-async fn a_data_node_keeps_its_store_private() {
+/// A cluster of one data node (SQLite metadata) holding `BUCKET/object`: `len` random bytes of
+/// `seed`, which it returns.
+async fn one_node_cluster_holding(seed: u64, len: usize) -> (Cluster, Vec<u8>) {
     let spec = Spec {
         replicas: 1,
         write_quorum: 1,
@@ -149,8 +150,15 @@ async fn a_data_node_keeps_its_store_private() {
     let cluster = Cluster::start(spec).await;
     let client = cluster.client();
     client.create_bucket(BUCKET).await;
-    let data = random_bytes(3, 2 * CHUNK + 1);
+    let data = random_bytes(seed, len);
     client.put_ok(BUCKET, "object", &data).await;
+    (cluster, data)
+}
+
+#[tokio::test]
+async fn a_data_node_keeps_its_store_private() {
+    let (cluster, data) = one_node_cluster_holding(3, 2 * CHUNK + 1).await;
+    let client = cluster.client();
 
     let node = &cluster.nodes[0];
     assert_mode(&node.dir, 0o700);
@@ -163,16 +171,7 @@ async fn a_data_node_keeps_its_store_private() {
 /// same secret keys as `cairn server`'s, and gets the same modes.
 #[tokio::test]
 async fn a_metadata_file_named_by_url_is_private() {
-    let spec = Spec {
-        replicas: 1,
-        write_quorum: 1,
-        ..Spec::new(Backend::Sqlite, 1)
-    };
-    let cluster = Cluster::start(spec).await;
-    let client = cluster.client();
-    client.create_bucket(BUCKET).await;
-    let data = random_bytes(4, CHUNK + 1);
-    client.put_ok(BUCKET, "object", &data).await;
+    let (cluster, data) = one_node_cluster_holding(4, CHUNK + 1).await;
     // The gateway holds the database open, so its WAL and shared memory exist.
     for file in meta_files(&cluster.dir) {
         assert_mode(&file, 0o600);
@@ -192,5 +191,8 @@ async fn a_metadata_file_named_by_url_is_private() {
     assert!(output.status.success(), "{output:?}");
     assert_mode(&dir, 0o700);
     assert_mode(&dir.join("meta.db"), 0o600);
-    client.assert_object(BUCKET, "object", &data).await;
+    cluster
+        .client()
+        .assert_object(BUCKET, "object", &data)
+        .await;
 }
