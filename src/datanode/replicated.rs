@@ -285,7 +285,12 @@ pub fn caching_for(chunk: ChunkId, node: Uuid, others: impl IntoIterator<Item = 
     }
 }
 
+/// A metadata store out of reach (failing over, restarting) makes chunk storage unavailable for
+/// now, as lost nodes do: a retryable 503, not an I/O failure's 500.
 fn meta_error(e: crate::meta::MetaError) -> ChunkError {
+    if e.is_unavailable() {
+        return ChunkError::Unavailable(format!("metadata store: {e}"));
+    }
     ChunkError::Io(std::io::Error::other(e))
 }
 

@@ -48,6 +48,34 @@ pub enum MetaError {
 
 pub type MetaResult<T> = Result<T, MetaError>;
 
+/// PostgreSQL SQLSTATEs of a server that is going away, not yet up, full of connections or no
+/// longer writable (`read_only_sql_transaction`, a primary demoted under its connections), and
+/// the class of every connection failure: a retry may find the server, or its successor, back.
+const UNAVAILABLE_STATES: [&str; 5] = ["57P01", "57P02", "57P03", "53300", "25006"];
+const CONNECTION_EXCEPTION_CLASS: &str = "08";
+
+impl MetaError {
+    /// Whether the store could not be reached or could not write for now (a lost connection, a
+    /// server restarting or failing over, no free connection in time): a retry may succeed, so
+    /// clients are told 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        let MetaError::Database(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+                UNAVAILABLE_STATES.contains(&code.as_ref())
+                    || code.starts_with(CONNECTION_EXCEPTION_CLASS)
+            }),
+            _ => false,
+        }
+    }
+}
+
 /// The setting holding the replica count cluster gateways write with (for fsck); a store that
 /// has it keeps a replica row for every chunk, which the commit of a write claims.
 pub const REPLICAS_SETTING: &str = "replicas";

@@ -4,13 +4,23 @@
 //! that changes a key's object takes the key's lock first, so conditional writes are checked
 //! race-free and concurrent overwrites queue every loser's chunks for GC. Only those locks and
 //! the statements over arrays (one round trip where SQLite loops) are here; the rest is `sql.rs`.
+//!
+//! The store follows a highly available server: the URL may list several hosts the way libpq
+//! does (`postgres://user@host1:5432,host2:5432/db?target_session_attrs=read-write`), every
+//! connection must accept writes, and a watcher moves the pool to whichever host does when the
+//! one in use dies or turns read-only (a primary demoted by its HA manager).
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::{AssertSqlSafe, PgConnection, Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, Postgres, Row, Transaction};
 use time::OffsetDateTime;
+use tokio::task::JoinHandle;
 
 use super::rows::{
     chunk_col, digest_col, ms, object_row, parse_chunk, parse_uuid, row_limit, take_prefixed,
@@ -25,28 +35,229 @@ use crate::chunk::{ChunkId, ChunkRef};
 /// Connections per gateway: several gateways share one server, whose default
 /// `max_connections` is 100.
 const MAX_CONNECTIONS: u32 = 10;
+/// How long a request waits for a connection (a new one while the server is down or
+/// read-only) before it is answered 503: sqlx's default, 30 s, outlasts clients' timeouts.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the watcher checks that the host in use still accepts writes: the bound it adds
+/// to a failover's time to writable.
+const WATCH_PERIOD: Duration = Duration::from_secs(1);
+/// How long one check of a host may take before the host counts as down.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// libpq's parameter choosing among several hosts; Cairn writes, so only `read-write` (and
+/// `primary`, the same for a server without `default_transaction_read_only`) make sense.
+const SESSION_ATTRS: &str = "target_session_attrs";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 pub type PostgresMeta = SqlMeta<Postgres>;
 
 impl PostgresMeta {
-    /// Connects to the database a `postgres://` URL names and migrates it (sqlx serializes
-    /// concurrent migrations from several gateways with an advisory lock).
+    /// Connects to the host of a `postgres://` URL that accepts writes and migrates its
+    /// database (sqlx serializes concurrent migrations from several gateways with an advisory
+    /// lock).
     pub async fn open(url: &str) -> MetaResult<Self> {
-        let options = PgConnectOptions::from_str(url)?;
+        let hosts = hosts(url)?;
+        let current = match hosts.len() {
+            1 => 0,
+            _ => first_writable(&hosts, None).await.unwrap_or(0),
+        };
+        let stale = Arc::new(Staleness::default());
+        let fresh = stale.clone();
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .after_connect(|conn, _| Box::pin(require_writable(conn)))
+            .before_acquire(move |_, meta| {
+                let keep = fresh.is_fresh(&meta);
+                Box::pin(async move { Ok(keep) })
+            })
+            .connect_with(hosts[current].clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(SqlMeta { pool, writer: () })
+        let watcher = Watcher(tokio::spawn(watch(pool.clone(), hosts, current, stale)));
+        Ok(SqlMeta {
+            pool,
+            writer: watcher,
+        })
+    }
+}
+
+/// The connect options of each host a URL lists, in its order. libpq's multi-host form has
+/// one authority with comma-separated `host:port`s, which neither sqlx nor a URL parser reads,
+/// so each host becomes a URL of its own with the same user, database and parameters.
+fn hosts(url: &str) -> MetaResult<Vec<PgConnectOptions>> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| config_error("the metadata URL has no scheme".to_owned()))?;
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (user, hosts) = match authority.rfind('@') {
+        Some(at) => authority.split_at(at + 1),
+        None => ("", authority),
+    };
+    let tail = without_session_attrs(tail)?;
+    hosts
+        .split(',')
+        .map(|host| {
+            Ok(PgConnectOptions::from_str(&format!(
+                "{scheme}://{user}{host}{tail}"
+            ))?)
+        })
+        .collect()
+}
+
+/// The path and query of a URL without `target_session_attrs`, which sqlx does not know:
+/// every connection of this store must accept writes whatever it says, so a value asking for
+/// anything else is refused rather than ignored.
+fn without_session_attrs(tail: &str) -> MetaResult<String> {
+    let Some((path, query)) = tail.split_once('?') else {
+        return Ok(tail.to_owned());
+    };
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some((SESSION_ATTRS, "read-write" | "primary")) => {}
+            Some((SESSION_ATTRS, other)) => {
+                return Err(config_error(format!(
+                    "{SESSION_ATTRS}={other}: Cairn writes, so its metadata connections are \
+                     always read-write"
+                )));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    Ok(match kept.is_empty() {
+        true => path.to_owned(),
+        false => format!("{path}?{}", kept.join("&")),
+    })
+}
+
+fn config_error(why: String) -> MetaError {
+    MetaError::Database(sqlx::Error::Configuration(why.into()))
+}
+
+/// Whether a connection's transactions may write: not on a standby, nor on a server with
+/// `default_transaction_read_only`. libpq's `target_session_attrs=read-write` asks the same.
+async fn is_writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let read_only: String = sqlx::query_scalar("SELECT current_setting('transaction_read_only')")
+        .fetch_one(conn)
+        .await?;
+    Ok(read_only == "off")
+}
+
+/// The pool's check of every new connection: one to a read-only server is refused, and the
+/// pool tries again until the acquire timeout (by then, with luck, on the watcher's new host).
+fn require_writable(
+    conn: &mut PgConnection,
+) -> impl Future<Output = Result<(), sqlx::Error>> + Send + '_ {
+    async move {
+        match is_writable(conn).await? {
+            true => Ok(()),
+            false => Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "the metadata server accepts only read-only transactions",
+            ))),
+        }
+    }
+}
+
+/// Connects to a host on its own, outside the pool, and answers whether it accepts writes;
+/// `false` when it cannot be reached in time.
+async fn probe(host: &PgConnectOptions) -> bool {
+    let check = async {
+        let mut conn = PgConnection::connect_with(host).await?;
+        let writable = is_writable(&mut conn).await;
+        let _ = conn.close().await;
+        writable
+    };
+    matches!(
+        tokio::time::timeout(PROBE_TIMEOUT, check).await,
+        Ok(Ok(true))
+    )
+}
+
+/// The first host, in the URL's order, that accepts writes, skipping `except`.
+async fn first_writable(hosts: &[PgConnectOptions], except: Option<usize>) -> Option<usize> {
+    for (i, host) in hosts.iter().enumerate() {
+        if Some(i) != except && probe(host).await {
+            return Some(i);
+        }
+    }
+    None
+}
+
+fn describe(host: &PgConnectOptions) -> String {
+    format!("{}:{}", host.get_host(), host.get_port())
+}
+
+/// When the pool's server last failed its check: connections opened before then may be to a
+/// server that has since turned read-only, so the pool drops them rather than hand them out.
+#[derive(Default)]
+struct Staleness(Mutex<Option<Instant>>);
+
+impl Staleness {
+    fn mark(&self) {
+        *self.0.lock().expect("staleness lock") = Some(Instant::now());
+    }
+
+    fn is_fresh(&self, meta: &PoolConnectionMetadata) -> bool {
+        let mark = *self.0.lock().expect("staleness lock");
+        match (mark, Instant::now().checked_sub(meta.age)) {
+            (Some(mark), Some(opened)) => opened > mark,
+            _ => true,
+        }
+    }
+}
+
+/// Every `WATCH_PERIOD`, checks that the host the pool connects to accepts writes; when it does
+/// not, the pool's connections become stale and the pool moves to the first host that does.
+async fn watch(
+    pool: PgPool,
+    hosts: Vec<PgConnectOptions>,
+    mut current: usize,
+    stale: Arc<Staleness>,
+) {
+    let mut healthy = true;
+    loop {
+        tokio::time::sleep(WATCH_PERIOD).await;
+        if probe(&hosts[current]).await {
+            if !healthy {
+                tracing::info!(host = %describe(&hosts[current]), "metadata server accepts writes again");
+                healthy = true;
+            }
+            continue;
+        }
+        stale.mark();
+        if healthy {
+            tracing::warn!(host = %describe(&hosts[current]), "metadata server is down or read-only");
+            healthy = false;
+        }
+        if let Some(next) = first_writable(&hosts, Some(current)).await {
+            tracing::info!(
+                from = %describe(&hosts[current]),
+                to = %describe(&hosts[next]),
+                "metadata connections move to the host that accepts writes"
+            );
+            pool.set_connect_options(hosts[next].clone());
+            current = next;
+            healthy = true;
+        }
+    }
+}
+
+/// The watcher's task, which ends with the store.
+pub struct Watcher(JoinHandle<()>);
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
 impl Dialect for Postgres {
-    /// Object writes are transactions of their own: the key's lock orders them.
-    type Writer = ();
+    /// Object writes are transactions of their own: the key's lock orders them; beside the pool
+    /// runs only the watcher of its host.
+    type Writer = Watcher;
 
     /// FOR UPDATE: storing a part, completing and aborting the upload take turns.
     const LOCK_UPLOAD: &'static str = "SELECT 1 FROM uploads WHERE id = $1 FOR UPDATE";

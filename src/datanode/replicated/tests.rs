@@ -344,3 +344,11 @@ async fn a_writer_dropped_before_commit_leaves_nothing_on_any_node() {
         assert!(cluster.store.list(None, 10).await.unwrap().is_empty());
     }
 }
+
+#[test]
+fn a_metadata_store_out_of_reach_makes_chunk_storage_unavailable_not_failed() {
+    let lost = crate::meta::MetaError::Database(sqlx::Error::PoolTimedOut);
+    assert!(matches!(meta_error(lost), ChunkError::Unavailable(_)));
+    let corrupt = crate::meta::MetaError::Corrupt("bad row".to_owned());
+    assert!(matches!(meta_error(corrupt), ChunkError::Io(_)));
+}

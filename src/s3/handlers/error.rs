@@ -1,6 +1,6 @@
 //! The one mapping from the object service's errors to what an S3 client sees. Causes inside the
 //! service (metadata store, chunk storage) are logged here with their detail and answered as
-//! `InternalError`, or `ServiceUnavailable` when storage is out of reach, or
+//! `InternalError`, or `ServiceUnavailable` when storage or the metadata store is out of reach, or
 //! `XMinioStorageFull` when it has no room left; never echoed.
 
 use crate::datanode::ChunkError;
@@ -61,6 +61,10 @@ impl From<GatewayError> for S3Error {
             G::Chunk(ChunkError::Io(e)) if e.kind() == std::io::ErrorKind::StorageFull => {
                 tracing::warn!(error = %e, "chunk storage is full");
                 S3Error::new(ErrorCode::XMinioStorageFull)
+            }
+            G::Meta(e) if e.is_unavailable() => {
+                tracing::warn!(error = %e, "metadata store unavailable");
+                S3Error::new(ErrorCode::ServiceUnavailable)
             }
             G::Meta(e) => {
                 tracing::error!(error = %e, "metadata store failed");

@@ -417,12 +417,25 @@ impl Cluster {
     /// Starts the data nodes, registers them with `cairn admin node add`, then starts the
     /// gateways.
     pub async fn start(spec: Spec) -> Cluster {
-        let root = tempfile::Builder::new()
+        let root = Self::root();
+        let meta = MetaDb::create(spec.backend, root.path()).await;
+        Self::start_in(spec, root, meta).await
+    }
+
+    /// Starts a cluster, as `start` does, on a metadata store the test runs itself.
+    pub async fn start_on(spec: Spec, meta: MetaDb) -> Cluster {
+        Self::start_in(spec, Self::root(), meta).await
+    }
+
+    fn root() -> TempDir {
+        tempfile::Builder::new()
             .prefix("cairn-cluster-")
             .tempdir()
-            .expect("temp dir");
+            .expect("temp dir")
+    }
+
+    async fn start_in(spec: Spec, root: TempDir, meta: MetaDb) -> Cluster {
         let dir = root.path().to_owned();
-        let meta = MetaDb::create(spec.backend, &dir).await;
         let mut nodes = Vec::new();
         for index in 0..spec.nodes {
             nodes.push(DataNode::start(&dir, index, spec.capacity).await);

@@ -1,6 +1,7 @@
 //! The harness of Cairn's integration tests, one crate that every `tests/*.rs` file uses as a
 //! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
-//! gateways around a metadata store from `postgres`, `process` owns the child processes, `s3`
+//! gateways around a metadata store from `postgres` (or servers of the test's own from
+//! `pg_cluster`), `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
 //! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
 //! test a small filesystem.
@@ -8,6 +9,7 @@
 pub mod cluster;
 pub mod data;
 pub mod mount;
+pub mod pg_cluster;
 pub mod postgres;
 pub mod process;
 pub mod s3;
@@ -17,6 +19,7 @@ pub use cairn::client::{Auth, PayloadHash};
 pub use cluster::*;
 pub use data::*;
 pub use mount::*;
+pub use pg_cluster::*;
 pub use postgres::*;
 pub use process::*;
 pub use s3::*;

@@ -46,6 +46,14 @@ impl MetaDb {
         }
     }
 
+    /// A database the test runs itself (e.g. on a `PgCluster`), which this leaves alone.
+    pub fn external(url: String) -> MetaDb {
+        MetaDb {
+            url,
+            postgres: None,
+        }
+    }
+
     /// A PostgreSQL database of its own.
     pub async fn postgres(collation: Collation) -> MetaDb {
         let admin_url = postgres_admin_url();
