@@ -12,7 +12,8 @@
 //! printed, and `CAIRN_CRASH_SEED=N` runs the same choices again.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -200,8 +201,9 @@ trait Victim {
     fn window(&self) -> Duration;
     async fn kill(&mut self, rng: &mut Rng);
     /// Starts what was killed again and checks that its startup removed the temp files the
-    /// kill left, before anything writes to it again.
-    async fn restart(&mut self);
+    /// kill left, before anything writes to it again, and that no chunk it holds is corrupt;
+    /// returns how many temp files the kill left (writes it cut).
+    async fn restart(&mut self) -> usize;
     /// Waits until the disks hold exactly `chunks` chunks (R copies in a cluster), nothing else.
     async fn settle(&self, chunks: usize);
 }
@@ -235,13 +237,18 @@ impl Victim for Server {
         }
     }
 
-    async fn restart(&mut self) {
+    async fn restart(&mut self) -> usize {
         if let Some(disk) = &mut self.disk {
             disk.remount_cut();
         }
+        let left = temp_files(&self.server.chunks_dir()).len();
         self.server.restart().await;
         let temp = temp_files(&self.server.chunks_dir());
         assert!(temp.is_empty(), "temp files after a restart: {temp:?}");
+        // The server has no fsck of its own: its check of a chunk is the read, which verifies
+        // every block against the CRC table and the table against the recorded digest, and
+        // `check_keys` reads every object in full.
+        left
     }
 
     async fn settle(&self, chunks: usize) {
@@ -276,17 +283,34 @@ impl Victim for NodeOfCluster {
 
     async fn kill(&mut self, rng: &mut Rng) {
         let index = rng.range(0, self.cluster.nodes.len());
+        // Most moments of a round find the node between writes (the gateway's streams to it
+        // are short), so the kill waits a little for one of its writes to be under way.
+        let chunks = self.cluster.nodes[index].dir.join("chunks");
+        let deadline = Instant::now() + self.window();
+        while temp_files(&chunks).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         self.cluster.nodes[index].kill();
         self.down = Some(index);
     }
 
-    async fn restart(&mut self) {
+    async fn restart(&mut self) -> usize {
         let index = self.down.take().expect("a node was killed");
+        let chunks = self.cluster.nodes[index].dir.join("chunks");
+        let left = temp_files(&chunks).len();
         self.cluster.nodes[index].restart().await;
         // Repair may copy to the node as soon as it listens, so its temp files are looked at
         // here, before it is back in the gateway's view.
-        let temp = temp_files(&self.cluster.nodes[index].dir.join("chunks"));
+        let temp = temp_files(&chunks);
         assert!(temp.is_empty(), "temp files after a restart: {temp:?}");
+        // Copies may be missing until repair runs; none may be corrupt.
+        let fsck = self.cluster.fsck().await;
+        assert!(
+            fsck.corrupt == 0 && fsck.unreadable == 0,
+            "fsck after a restart: {}",
+            fsck.stdout
+        );
+        left
     }
 
     async fn settle(&self, chunks: usize) {
@@ -485,6 +509,8 @@ async fn crash_rounds(victim: &mut impl Victim, rng: &mut Rng, kills: usize) {
     let began = Instant::now();
     let mut model: Vec<State> = vec![None; KEYS];
     let mut outcomes = [Outcomes::default(); 5];
+    // Kills that left temp files (writes cut on the disk), and how many files.
+    let mut cut_writes = (0, 0);
     for round in 0..kills {
         let client = victim.client();
         let mut keys: Vec<usize> = (0..KEYS).collect();
@@ -504,7 +530,11 @@ async fn crash_rounds(victim: &mut impl Victim, rng: &mut Rng, kills: usize) {
         for task in tasks {
             acked.push(task.await.expect("operation task"));
         }
-        victim.restart().await;
+        let left = victim.restart().await;
+        if left > 0 {
+            cut_writes.0 += 1;
+            cut_writes.1 += left;
+        }
         let client = victim.client();
         check_keys(&client, &mut model, &ops, &acked, &mut outcomes, round).await;
     }
@@ -522,11 +552,17 @@ async fn crash_rounds(victim: &mut impl Victim, rng: &mut Rng, kills: usize) {
     let present = model.iter().flatten().count();
     let chunks: usize = model.iter().flatten().map(|v| v.chunks).sum();
     println!(
-        "{kills} kills in {}: {interrupted} operations interrupted; {present} objects \
-         ({chunks} chunks) left, every one byte-exact",
-        secs(began.elapsed())
+        "{kills} kills in {}: {interrupted} operations interrupted, {} kills cut writes on the \
+         disk ({} temp files left, all removed at restart); {present} objects ({chunks} \
+         chunks) left, every one byte-exact",
+        secs(began.elapsed()),
+        cut_writes.0,
+        cut_writes.1
     );
-    assert!(interrupted > 0, "no kill interrupted an operation");
+    assert!(
+        interrupted > 0 || cut_writes.0 > 0,
+        "no kill interrupted an operation or cut a write"
+    );
     victim.settle(chunks).await;
 }
 
@@ -538,15 +574,43 @@ async fn server_killed_mid_write() {
     crash_rounds(&mut victim, &mut rng, KILLS).await;
 }
 
+/// The disk's own proof that it has teeth: a cut keeps a file that was fsynced (and its
+/// directory) and loses one that was only written.
+fn assert_cut_drops_unsynced(disk: &mut CrashDisk) {
+    let data = random_bytes(1, MIB);
+    let synced = disk.path().join("synced");
+    let mut file = File::create(&synced).expect("create a file");
+    file.write_all(&data).expect("write it");
+    file.sync_all().expect("fsync it");
+    File::open(disk.path())
+        .and_then(|dir| dir.sync_all())
+        .expect("fsync its directory");
+    let unsynced = disk.path().join("unsynced");
+    fs::write(&unsynced, &data).expect("write a file without fsync");
+    disk.cut().thaw();
+    disk.remount_cut();
+    assert!(
+        fs::read(&synced).is_ok_and(|read| read == data),
+        "the cut lost a synced file"
+    );
+    // Its name may have reached the journal before the cut; its bytes cannot have.
+    let kept = fs::metadata(&unsynced).map_or(0, |m| m.len());
+    assert_eq!(kept, 0, "the cut kept {kept} bytes that were never synced");
+    println!("a cut keeps a synced file and loses an unsynced one");
+    fs::remove_file(&synced).expect("remove the synced file");
+    let _ = fs::remove_file(&unsynced);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn server_on_a_disk_cut_mid_write() {
-    let disk = match CrashDisk::create("256M") {
+    let mut disk = match CrashDisk::create("256M") {
         Ok(disk) => disk,
         Err(reason) => {
             println!("skipped: no disk that drops unsynced writes can be made here: {reason}");
             return;
         }
     };
+    assert_cut_drops_unsynced(&mut disk);
     let mut rng = Rng::from_env_or_clock();
     let server = TestServer::start_on(disk.path().join("data")).await;
     server.client().create_bucket(BUCKET).await;
