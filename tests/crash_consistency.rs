@@ -394,7 +394,8 @@ async fn plan(
             }
             upload = Some((upload_id, parts));
             let etag = multipart_etag(&[&first, &last]);
-            let chunks = chunks_of(first.len()) + chunks_of(last.len());
+            // Only a whole object can be inline: parts always go to chunks.
+            let chunks = first.len().div_ceil(CHUNK) + last.len().div_ceil(CHUNK);
             Some(Version {
                 data: Arc::new([first, last].concat()),
                 etag,
