@@ -62,6 +62,10 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmp >/dev/null 2>&1 || missing+=(diffutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+# tests/crash_consistency.rs: a disk that drops unsynced writes (loop devices, ext4, fsfreeze).
+command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+command -v losetup >/dev/null 2>&1 || missing+=(mount)
+command -v fsfreeze >/dev/null 2>&1 || missing+=(util-linux)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then

@@ -3,11 +3,12 @@
 //! gateways around a metadata store from `postgres` (or servers of the test's own from
 //! `pg_cluster`), `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
-//! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
-//! test a small filesystem.
+//! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a
+//! test a small filesystem, and `disk` one that loses what was not synced when it is cut.
 
 pub mod cluster;
 pub mod data;
+pub mod disk;
 pub mod mount;
 pub mod pg_cluster;
 pub mod postgres;
@@ -18,6 +19,7 @@ pub mod server;
 pub use cairn::client::{Auth, PayloadHash};
 pub use cluster::*;
 pub use data::*;
+pub use disk::*;
 pub use mount::*;
 pub use pg_cluster::*;
 pub use postgres::*;

@@ -147,12 +147,17 @@ impl Proc {
 
     /// Sends SIGTERM without waiting for the process to exit.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends signal `name` (`KILL`, `TERM`) without waiting for the process to exit.
+    pub fn signal(&self, name: &str) {
         let pid = self.pid();
         let sent = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        assert!(sent.success(), "kill -{name} {pid} failed");
     }
 
     /// Waits up to `limit` for the process to exit (after a signal), then for its stdout to

@@ -152,10 +152,15 @@ impl S3Client {
     async fn send_request(&self, request: Request) -> Resp {
         let method = request.method().clone();
         let target = request.target();
-        match self.client.fetch(request, MAX_BODY).await {
-            Ok((status, headers, body)) => Resp::checked(status, headers, body, &method),
-            Err(e) => panic!("{method} {target}: {e}"),
-        }
+        self.try_send_request(request)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {target}: {e}"))
+    }
+
+    async fn try_send_request(&self, request: Request) -> Result<Resp, Error> {
+        let method = request.method().clone();
+        let (status, headers, body) = self.client.fetch(request, MAX_BODY).await?;
+        Ok(Resp::checked(status, headers, body, &method))
     }
 
     /// A signed request with `extra` headers; a body is sent unsigned, as SDKs send large
@@ -466,6 +471,12 @@ impl RequestBuilder<'_> {
 
     pub async fn send(self) -> Resp {
         self.client.send_request(self.request).await
+    }
+
+    /// As [`RequestBuilder::send`], with a connection refused or cut (a server killed
+    /// mid-request) returned instead of a panic; a response is checked as `send` checks it.
+    pub async fn try_send(self) -> Result<Resp, Error> {
+        self.client.try_send_request(self.request).await
     }
 
     /// The request head (request line and headers, signed), with `Content-Length` when given

@@ -185,6 +185,11 @@ impl TestServer {
         self.proc().terminate();
     }
 
+    /// Sends SIGKILL without waiting for the process to exit (it may be stuck in a write).
+    pub fn send_sigkill(&self) {
+        self.proc().signal("KILL");
+    }
+
     /// Waits for the process to exit (after a signal); returns its exit status.
     pub async fn wait_stopped(&mut self) -> ExitStatus {
         let proc = self.proc.as_mut().expect("server was started");
