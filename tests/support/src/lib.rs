@@ -5,6 +5,7 @@
 //! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
 //! test a small filesystem.
 
+pub mod chaos;
 pub mod cluster;
 pub mod data;
 pub mod mount;
