@@ -28,6 +28,9 @@ const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
 /// Pause between two fsck runs while waiting (each reads every replica).
 const FSCK_PAUSE: Duration = Duration::from_secs(2);
 
+/// How often the wait for convergence says where it stands.
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
 /// The two stores' runs would share two cores; one at a time keeps each run's load what it says.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -81,6 +84,7 @@ async fn chaos_under_load(backend: Backend) {
     println!("chaos: load over: {}", counters.summary());
 
     let start = Instant::now();
+    let mut next_report = REPORT_EVERY;
     let fsck = loop {
         let fsck = cluster.fsck().await;
         if fsck.fully_replicated(REPLICAS)
@@ -89,6 +93,19 @@ async fn chaos_under_load(backend: Backend) {
             && fsck.unreadable == 0
         {
             break fsck;
+        }
+        if start.elapsed() >= next_report {
+            next_report += REPORT_EVERY;
+            println!(
+                "chaos: {:>5.1} s into convergence: {} chunks, {} below {REPLICAS} copies, {} \
+                 missing, {} corrupt, {} unreadable",
+                start.elapsed().as_secs_f64(),
+                fsck.chunks,
+                fsck.below,
+                fsck.missing,
+                fsck.corrupt,
+                fsck.unreadable
+            );
         }
         assert!(
             start.elapsed() < CONVERGE_LIMIT,

@@ -224,7 +224,22 @@ impl Gateways {
         self.clients.is_empty()
     }
 
-    async fn send(&self, gateway: usize, request: Request) -> Answer {
+    /// Sends `request` to `gateway`, or to the next one when it cannot be reached, as a client
+    /// given several endpoints (or a load balancer) does; `NotSent` when none can be.
+    async fn send(&self, gateway: usize, request: impl Fn() -> Request) -> Answer {
+        for i in 0..self.clients.len() {
+            let client = &self.clients[(gateway + i) % self.clients.len()];
+            match client.fetch(request(), 64 * MIB).await {
+                Ok((status, headers, body)) => return Answer::Response(status, headers, body),
+                Err(Error::Connect { .. }) => continue,
+                Err(e) => return Answer::Unknown(e),
+            }
+        }
+        Answer::NotSent
+    }
+
+    /// Sends `request` to `gateway` only (the final check reads through each).
+    async fn send_to(&self, gateway: usize, request: Request) -> Answer {
         match self.clients[gateway].fetch(request, 64 * MIB).await {
             Ok((status, headers, body)) => Answer::Response(status, headers, body),
             Err(Error::Connect { .. }) => Answer::NotSent,
@@ -385,9 +400,12 @@ impl Worker {
         } else {
             PayloadHash::Sha256
         };
-        let request = Request::new(Method::PUT, &object_path(BUCKET, key))
-            .body(body)
-            .payload(payload);
+        let path = object_path(BUCKET, key);
+        let request = || {
+            Request::new(Method::PUT, &path)
+                .body(body.clone())
+                .payload(payload.clone())
+        };
         let answer = self.gateways.send(gateway, request).await;
         let acked = matches!(answer, Answer::Response(StatusCode::OK, ..));
         if !acked {
@@ -397,7 +415,8 @@ impl Worker {
     }
 
     async fn delete(&mut self, key: &str, gateway: usize) {
-        let request = Request::new(Method::DELETE, &object_path(BUCKET, key));
+        let path = object_path(BUCKET, key);
+        let request = || Request::new(Method::DELETE, &path);
         let answer = self.gateways.send(gateway, request).await;
         let acked = matches!(answer, Answer::Response(StatusCode::NO_CONTENT, ..));
         if !acked {
@@ -410,7 +429,7 @@ impl Worker {
     /// failure before it leaves the model as it was.
     async fn multipart(&mut self, key: &str, gateway: usize, state: State) {
         let path = object_path(BUCKET, key);
-        let create = Request::new(Method::POST, &path).query("uploads");
+        let create = || Request::new(Method::POST, &path).query("uploads");
         let answer = self.gateways.send(gateway, create).await;
         let upload_id = match &answer {
             Answer::Response(StatusCode::OK, _, body) => {
@@ -433,13 +452,16 @@ impl Worker {
         let mut parts = Vec::new();
         for (i, piece) in body.chunks(MIN_PART as usize).enumerate() {
             let number = i as u32 + 1;
-            let request = Request::new(Method::PUT, &path)
-                .query(&query_string(&[
-                    ("partNumber", &number.to_string()),
-                    ("uploadId", &upload_id),
-                ]))
-                .body(piece.to_vec())
-                .payload(PayloadHash::Unsigned);
+            let query = query_string(&[
+                ("partNumber", &number.to_string()),
+                ("uploadId", &upload_id),
+            ]);
+            let request = || {
+                Request::new(Method::PUT, &path)
+                    .query(&query)
+                    .body(piece.to_vec())
+                    .payload(PayloadHash::Unsigned)
+            };
             let answer = self.gateways.send(gateway, request).await;
             match &answer {
                 Answer::Response(StatusCode::OK, headers, _) => {
@@ -455,9 +477,13 @@ impl Worker {
                 }
             }
         }
-        let complete = Request::new(Method::POST, &path)
-            .query(&query_string(&[("uploadId", &upload_id)]))
-            .body(complete_xml(&parts).into_bytes());
+        let query = query_string(&[("uploadId", &upload_id)]);
+        let xml = complete_xml(&parts);
+        let complete = || {
+            Request::new(Method::POST, &path)
+                .query(&query)
+                .body(xml.clone().into_bytes())
+        };
         let answer = self.gateways.send(gateway, complete).await;
         // CompleteMultipartUpload may fail after its 200 has begun: the error is in the body.
         let acked = match &answer {
@@ -484,13 +510,17 @@ impl Worker {
     }
 
     async fn read(&mut self, key: &str, gateway: usize, range: Option<(u64, u64)>) {
-        let mut request = Request::new(Method::GET, &object_path(BUCKET, key));
-        if let Some((start, end)) = range {
-            request = request.header(
-                http::header::RANGE,
-                HeaderValue::from_str(&format!("bytes={start}-{end}")).expect("a header value"),
-            );
-        }
+        let path = object_path(BUCKET, key);
+        let request = || {
+            let request = Request::new(Method::GET, &path);
+            match range {
+                Some((start, end)) => request.header(
+                    http::header::RANGE,
+                    HeaderValue::from_str(&format!("bytes={start}-{end}")).expect("a header value"),
+                ),
+                None => request,
+            }
+        };
         let answer = self.gateways.send(gateway, request).await;
         let allowed = self.keys[key].allowed();
         match check_read(&answer, &allowed, range) {
@@ -712,7 +742,7 @@ pub async fn check_final(gateways: &Gateways, models: &BTreeMap<String, KeyModel
         let mut present = BTreeSet::new();
         for (key, model) in models {
             let request = Request::new(Method::GET, &object_path(BUCKET, key));
-            let answer = gateways.send(gateway, request).await;
+            let answer = gateways.send_to(gateway, request).await;
             match check_read(&answer, &model.allowed(), None) {
                 ReadCheck::Verified => {
                     if let Answer::Response(StatusCode::OK, ..) = answer {
@@ -751,7 +781,7 @@ async fn list_all(gateways: &Gateways, gateway: usize) -> Result<BTreeSet<String
             pairs.push(("continuation-token", token));
         }
         let request = Request::new(Method::GET, &format!("/{BUCKET}")).query(&query_string(&pairs));
-        let body = match gateways.send(gateway, request).await {
+        let body = match gateways.send_to(gateway, request).await {
             Answer::Response(StatusCode::OK, _, body) => {
                 String::from_utf8_lossy(&body).into_owned()
             }
