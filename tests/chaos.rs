@@ -29,7 +29,7 @@ const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
 const FSCK_PAUSE: Duration = Duration::from_secs(2);
 
 /// How often the wait for convergence says where it stands.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
+const REPORT_EVERY: Duration = Duration::from_secs(5);
 
 /// The two stores' runs would share two cores; one at a time keeps each run's load what it says.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -91,6 +91,7 @@ async fn chaos_under_load(backend: Backend) {
             && fsck.missing == 0
             && fsck.corrupt == 0
             && fsck.unreadable == 0
+            && fsck.orphans == 0
         {
             break fsck;
         }
@@ -98,13 +99,14 @@ async fn chaos_under_load(backend: Backend) {
             next_report += REPORT_EVERY;
             println!(
                 "chaos: {:>5.1} s into convergence: {} chunks, {} below {REPLICAS} copies, {} \
-                 missing, {} corrupt, {} unreadable",
+                 missing, {} corrupt, {} unreadable, {} orphan files",
                 start.elapsed().as_secs_f64(),
                 fsck.chunks,
                 fsck.below,
                 fsck.missing,
                 fsck.corrupt,
-                fsck.unreadable
+                fsck.unreadable,
+                fsck.orphans
             );
         }
         assert!(

@@ -2,8 +2,9 @@
 //! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
 //! gateways around a metadata store from `postgres`, `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
-//! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
-//! test a small filesystem.
+//! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a test a
+//! small filesystem, and `chaos` runs client workers, a model of what they were acknowledged
+//! and a chaos loop of kills and bit flips against a cluster.
 
 pub mod chaos;
 pub mod cluster;
