@@ -6,7 +6,8 @@
 //! acknowledged (`cairn_test_support::chaos` keeps the model).
 //!
 //! `CAIRN_CHAOS_SECONDS` sets the load's duration (60 s by default, `bench/chaos.sh` runs it
-//! longer) and `CAIRN_CHAOS_SEED` replays a run. About 2 minutes per store; the two run one after
+//! longer), `CAIRN_CHAOS_CONVERGE_SECONDS` the bound on convergence (120 s) and
+//! `CAIRN_CHAOS_SEED` replays a run. About 2 minutes per store; the two run one after
 //! the other.
 
 use std::sync::Arc;
@@ -23,8 +24,9 @@ const WORKERS: usize = 5;
 const KEYS_PER_WORKER: usize = 8;
 /// The load's duration when `CAIRN_CHAOS_SECONDS` is not set.
 const DEFAULT_SECONDS: u64 = 60;
-/// How long the cluster may take to repair everything once every process is back.
-const CONVERGE_LIMIT: Duration = Duration::from_secs(120);
+/// How long the cluster may take to repair and collect everything once every process is back,
+/// when `CAIRN_CHAOS_CONVERGE_SECONDS` is not set.
+const DEFAULT_CONVERGE_SECONDS: u64 = 120;
 /// Pause between two fsck runs while waiting (each reads every replica).
 const FSCK_PAUSE: Duration = Duration::from_secs(2);
 
@@ -46,6 +48,9 @@ fn env_number(name: &str) -> Option<u64> {
 async fn chaos_under_load(backend: Backend) {
     let _turn = ONE_AT_A_TIME.lock().await;
     let seconds = env_number("CAIRN_CHAOS_SECONDS").unwrap_or(DEFAULT_SECONDS);
+    let converge_limit = Duration::from_secs(
+        env_number("CAIRN_CHAOS_CONVERGE_SECONDS").unwrap_or(DEFAULT_CONVERGE_SECONDS),
+    );
     let seed = env_number("CAIRN_CHAOS_SEED").unwrap_or_else(|| {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -81,7 +86,11 @@ async fn chaos_under_load(backend: Backend) {
     let mut rng = Rng::new(seed);
     chaos::run_chaos(&mut cluster, &counters, &mut rng, REPLICAS - 1, until).await;
     let models = workers.await.expect("the workers panicked");
-    println!("chaos: load over: {}", counters.summary());
+    println!(
+        "chaos: load over: {}; failures by cause:\n{}",
+        counters.summary(),
+        counters.causes()
+    );
 
     let start = Instant::now();
     let mut next_report = REPORT_EVERY;
@@ -110,8 +119,8 @@ async fn chaos_under_load(backend: Backend) {
             );
         }
         assert!(
-            start.elapsed() < CONVERGE_LIMIT,
-            "no convergence within {CONVERGE_LIMIT:?} ({}); last fsck:\n{}",
+            start.elapsed() < converge_limit,
+            "no convergence within {converge_limit:?} ({}); last fsck:\n{}",
             counters.summary(),
             fsck.stdout
         );

@@ -36,6 +36,8 @@ const MIN_PART: u64 = 5 * MIB as u64;
 const MAX_RANGE: u64 = 300 * 1024;
 /// Failures described in full at the end; the rest are only counted.
 const MAX_REPORTED: usize = 20;
+/// How much of a transport error's text names its cause (the rest varies from one to the next).
+const MAX_CAUSE: usize = 60;
 
 /// A small, seedable PRNG (xorshift64*), so that a failing run can be replayed with its seed.
 pub struct Rng(u64);
@@ -132,6 +134,8 @@ pub struct Counters {
     pub node_kills: AtomicU64,
     pub gateway_kills: AtomicU64,
     pub bit_flips: AtomicU64,
+    /// Why requests failed without a violation (503s, broken connections), with how often.
+    pub causes: Mutex<BTreeMap<String, u64>>,
     /// Wrong bytes, a lost acknowledged state, a 500, an unexpected answer.
     pub violations: Mutex<Vec<String>>,
     pub violation_count: AtomicU64,
@@ -149,6 +153,36 @@ impl Counters {
             println!("chaos: VIOLATION {what}");
             list.push(what);
         }
+    }
+
+    /// Counts a failure that chaos may cause: `what` request, and the answer (or its absence).
+    fn cause(&self, what: &str, answer: &Answer) {
+        let why = match answer {
+            Answer::Response(status, _, body) => {
+                let text = String::from_utf8_lossy(body);
+                let code = xml_values(&text, "Code").pop().unwrap_or_default();
+                let message = xml_values(&text, "Message").pop().unwrap_or_default();
+                format!("{status} {code}: {message}")
+            }
+            Answer::NotSent => "no gateway reachable".to_owned(),
+            Answer::Unknown(e) => {
+                let mut text = e.to_string();
+                text.truncate(MAX_CAUSE);
+                format!("no answer: {text}")
+            }
+        };
+        let mut causes = self.causes.lock().expect("causes lock");
+        *causes.entry(format!("{what}: {why}")).or_default() += 1;
+    }
+
+    /// The causes of failures, one a line, the most frequent first.
+    pub fn causes(&self) -> String {
+        let causes = self.causes.lock().expect("causes lock");
+        let mut all: Vec<(&String, &u64)> = causes.iter().collect();
+        all.sort_by(|a, b| b.1.cmp(a.1));
+        all.iter()
+            .map(|(why, n)| format!("  {n:>6} {why}\n"))
+            .collect()
     }
 
     fn get(counter: &AtomicU64) -> u64 {
@@ -374,23 +408,19 @@ impl Worker {
 
     /// Whether an error answer to a write is one that chaos may cause; a violation otherwise.
     fn check_write_error(&self, what: &str, key: &str, answer: &Answer) {
-        if let Answer::Response(status, _, body) = answer {
-            self.check_error_status(what, key, *status, body);
+        match answer {
+            Answer::Response(status, _, body) if *status != StatusCode::SERVICE_UNAVAILABLE => {
+                if *status == StatusCode::INTERNAL_SERVER_ERROR {
+                    Counters::bump(&self.counters.server_errors);
+                }
+                self.counters.violation(format!(
+                    "worker {}: {what} {key} answered {status}: {}",
+                    self.id,
+                    String::from_utf8_lossy(body)
+                ));
+            }
+            _ => self.counters.cause(what, answer),
         }
-    }
-
-    fn check_error_status(&self, what: &str, key: &str, status: StatusCode, body: &[u8]) {
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            return;
-        }
-        if status == StatusCode::INTERNAL_SERVER_ERROR {
-            Counters::bump(&self.counters.server_errors);
-        }
-        self.counters.violation(format!(
-            "worker {}: {what} {key} answered {status}: {}",
-            self.id,
-            String::from_utf8_lossy(body)
-        ));
     }
 
     async fn put(&mut self, key: &str, gateway: usize, state: State) {
@@ -490,9 +520,11 @@ impl Worker {
             Answer::Response(StatusCode::OK, _, body) => {
                 let text = String::from_utf8_lossy(body);
                 if text.contains("<Error>") {
-                    if !text.contains("<Code>ServiceUnavailable</Code>")
-                        && !text.contains("<Code>SlowDown</Code>")
+                    if text.contains("<Code>ServiceUnavailable</Code>")
+                        || text.contains("<Code>SlowDown</Code>")
                     {
+                        self.counters.cause("CompleteMultipartUpload", &answer);
+                    } else {
                         self.counters
                             .violation(format!("CompleteMultipartUpload {key} failed: {text}"));
                     }
@@ -525,7 +557,10 @@ impl Worker {
         let allowed = self.keys[key].allowed();
         match check_read(&answer, &allowed, range) {
             ReadCheck::Verified => Counters::bump(&self.counters.reads_verified),
-            ReadCheck::Unavailable => Counters::bump(&self.counters.reads_unavailable),
+            ReadCheck::Unavailable => {
+                Counters::bump(&self.counters.reads_unavailable);
+                self.counters.cause("GET", &answer);
+            }
             ReadCheck::Wrong(why) => {
                 if let Answer::Response(StatusCode::INTERNAL_SERVER_ERROR, ..) = answer {
                     Counters::bump(&self.counters.server_errors);
