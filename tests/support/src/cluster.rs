@@ -188,36 +188,51 @@ impl DataNode {
     }
 }
 
-/// A `cairn gateway`.
+/// A `cairn gateway`; it can be killed and started again on the same address.
 pub struct Gateway {
     pub index: usize,
-    /// `127.0.0.1:PORT`.
+    /// `127.0.0.1:PORT`, fixed at the first start.
     pub addr: String,
+    meta_url: String,
+    args: Vec<String>,
     proc: Option<Proc>,
     log: PathBuf,
 }
 
 impl Gateway {
     pub async fn start(root: &Path, index: usize, meta_url: &str, args: &[String]) -> Gateway {
-        let log = root.join(format!("gateway{index}.log"));
+        let mut gateway = Gateway {
+            index,
+            addr: "127.0.0.1:0".to_owned(),
+            meta_url: meta_url.to_owned(),
+            args: args.to_vec(),
+            proc: None,
+            log: root.join(format!("gateway{index}.log")),
+        };
+        gateway.launch().await;
+        gateway
+    }
+
+    async fn launch(&mut self) {
         let mut cmd = cairn();
-        cmd.args(["gateway", "--listen", "127.0.0.1:0", "--meta", meta_url])
-            .args(args)
+        cmd.args(["gateway", "--listen", &self.addr, "--meta", &self.meta_url])
+            .args(&self.args)
             .env("CAIRN_ACCESS_KEY_ID", KEY_ID)
             .env("CAIRN_SECRET_ACCESS_KEY", KEY_SECRET);
-        let mut proc = Proc::spawn(&format!("gateway {index}"), cmd, &log);
+        let mut proc = Proc::spawn(&format!("gateway {}", self.index), cmd, &self.log);
         let line = proc.wait_line("Cairn S3 endpoint: http://").await;
-        let addr = line
+        self.addr = line
             .trim_start_matches("Cairn S3 endpoint: http://")
             .trim()
             .to_owned();
-        proc.wait_healthy(&addr).await;
-        Gateway {
-            index,
-            addr,
-            proc: Some(proc),
-            log,
-        }
+        proc.wait_healthy(&self.addr).await;
+        self.proc = Some(proc);
+    }
+
+    /// Starts the gateway again on its old address.
+    pub async fn restart(&mut self) {
+        assert!(self.proc.is_none(), "kill the gateway before restarting it");
+        self.launch().await;
     }
 
     pub fn client(&self) -> S3Client {

@@ -4,8 +4,11 @@
 //! `pg_cluster`), `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
 //! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a
-//! test a small filesystem, and `disk` one that loses what was not synced when it is cut.
+//! test a small filesystem, `disk` one that loses what was not synced when it is cut, and
+//! `chaos` runs client workers, a model of what they were acknowledged and a chaos loop of
+//! kills and bit flips against a cluster.
 
+pub mod chaos;
 pub mod cluster;
 pub mod data;
 pub mod disk;
