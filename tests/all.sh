@@ -62,6 +62,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmp >/dev/null 2>&1 || missing+=(diffutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+# tests/metadata_failover.rs runs a primary and a standby of its own from the package's binaries.
+compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then
