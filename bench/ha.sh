@@ -33,5 +33,5 @@ cd "$repo"
 for run in $(seq 1 "$runs"); do
     echo "run $run of $runs"
     cargo test --release --test metadata_failover -- --ignored --nocapture --test-threads 1 \
-        gateways_follow_patroni 2>&1 | grep -E '^failover|test result|panicked|FAILED'
+        gateways_follow_patroni 2>&1 | grep -E 'failover \(|test result|panicked|FAILED'
 done

@@ -66,6 +66,8 @@ command -v rclone >/dev/null 2>&1 || missing+=(rclone)
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || missing+=(mount)
 command -v fsfreeze >/dev/null 2>&1 || missing+=(util-linux)
+# tests/metadata_failover.rs runs a primary and a standby of its own from the package's binaries.
+compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then

@@ -63,7 +63,7 @@ async fn worker(
         n += 1;
         let started = Instant::now();
         // Every third request reads back one of this worker's acknowledged writes.
-        let outcome = if n % 3 == 0 && !acked.is_empty() {
+        let outcome = if n.is_multiple_of(3) && !acked.is_empty() {
             let (key, seed, size) = acked[(n as usize / 3) % acked.len()].clone();
             let resp = tokio::time::timeout(REQUEST_BOUND, client.get(BUCKET, &key)).await;
             let status = resp.as_ref().ok().map(|r| r.status);

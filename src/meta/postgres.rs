@@ -11,7 +11,6 @@
 //! one in use dies or turns read-only (a primary demoted by its HA manager).
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,17 +146,13 @@ async fn is_writable(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
 
 /// The pool's check of every new connection: one to a read-only server is refused, and the
 /// pool tries again until the acquire timeout (by then, with luck, on the watcher's new host).
-fn require_writable(
-    conn: &mut PgConnection,
-) -> impl Future<Output = Result<(), sqlx::Error>> + Send + '_ {
-    async move {
-        match is_writable(conn).await? {
-            true => Ok(()),
-            false => Err(sqlx::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::ConnectionRefused,
-                "the metadata server accepts only read-only transactions",
-            ))),
-        }
+async fn require_writable(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    match is_writable(conn).await? {
+        true => Ok(()),
+        false => Err(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "the metadata server accepts only read-only transactions",
+        ))),
     }
 }
 

@@ -536,26 +536,31 @@ impl PatroniNode {
             .is_some()
     }
 
-    /// SIGKILL to Patroni and to the server's process group (Patroni starts the postmaster in a
-    /// session of its own).
+    /// SIGKILL to the server's process group (Patroni starts the postmaster in a session of its
+    /// own), then to Patroni. The server goes first: it holds Patroni's stdout, whose end the
+    /// `Proc` waits for.
     fn kill(&mut self) {
+        if self.proc.is_none() {
+            return;
+        }
         let postmaster = fs::read_to_string(self.data.join("postmaster.pid"))
             .ok()
             .and_then(|pid| pid.lines().next().map(str::to_owned));
+        if let Some(postmaster) = postmaster {
+            let group = fs::read_to_string(format!("/proc/{postmaster}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after_name = stat.rsplit_once(')')?.1.to_owned();
+                    after_name.split_whitespace().nth(2).map(str::to_owned)
+                });
+            let target = match group {
+                Some(group) => format!("-{group}"),
+                None => postmaster,
+            };
+            let _ = Command::new("kill").args(["-KILL", "--", &target]).status();
+        }
         if let Some(mut proc) = self.proc.take() {
             proc.kill();
-        }
-        let Some(postmaster) = postmaster else { return };
-        let group = fs::read_to_string(format!("/proc/{postmaster}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let after_name = stat.rsplit_once(')')?.1.to_owned();
-                after_name.split_whitespace().nth(2).map(str::to_owned)
-            });
-        if let Some(group) = group {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{group}")])
-                .status();
         }
     }
 }
