@@ -131,7 +131,11 @@ fn key_name(key: usize) -> String {
 }
 
 fn chunks_of(len: usize) -> usize {
-    if len <= INLINE { 0 } else { len.div_ceil(CHUNK) }
+    if len <= INLINE {
+        0
+    } else {
+        len.div_ceil(CHUNK)
+    }
 }
 
 fn put_version(data: Vec<u8>) -> Version {
@@ -462,7 +466,11 @@ async fn check_keys(
                 "round {round}: {name} after {:?} shows {} (status {}, {} bytes, sha256 {}, \
                  ETag {:?}); before the round: {}, the operation's: {}",
                 op.map(|(op, acked)| (op.kind, if *acked { "acked" } else { "interrupted" })),
-                if resp.status == StatusCode::OK { "an object" } else { "no object" },
+                if resp.status == StatusCode::OK {
+                    "an object"
+                } else {
+                    "no object"
+                },
                 resp.status,
                 resp.body.len(),
                 sha256_hex(&resp.body),

@@ -169,7 +169,10 @@ impl CrashDisk {
     pub fn image_bytes(&self) -> u64 {
         let out = run(
             "du",
-            &["--block-size=1", path_str(&self.outers[self.current].image())],
+            &[
+                "--block-size=1",
+                path_str(&self.outers[self.current].image()),
+            ],
         )
         .expect("du the image");
         out.split_whitespace()
