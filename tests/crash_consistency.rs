@@ -24,7 +24,7 @@ use http::{Method, StatusCode};
 const BUCKET: &str = "crash";
 /// Keys the rounds write to: more than one round's operations, so some keys stay untouched.
 const KEYS: usize = 10;
-/// SIGKILLs per case.
+/// SIGKILLs of the server, and of a data node.
 const KILLS: usize = 40;
 /// Cuts of the disk that drops unsynced writes (each also unmounts and mounts it).
 const CUTS: usize = 30;
@@ -448,11 +448,11 @@ async fn check_keys(
     round: usize,
 ) {
     let listed: BTreeSet<String> = client.list_keys(BUCKET).await.into_iter().collect();
-    for key in 0..KEYS {
+    for (key, state) in model.iter_mut().enumerate() {
         let name = key_name(key);
         let resp = client.get(BUCKET, &name).await;
         let op = ops.iter().zip(acked).find(|(op, _)| op.key == key);
-        let before = model[key].clone();
+        let before = state.clone();
         let found = match op {
             None => shows(&resp, &before).then_some(before.clone()),
             Some((op, &true)) => shows(&resp, &op.after).then(|| op.after.clone()),
@@ -507,8 +507,10 @@ async fn check_keys(
                 }
             }
         }
-        model[key] = found;
+        *state = found;
     }
+    let present = model.iter().flatten().count();
+    assert_eq!(listed.len(), present, "round {round}: listed {listed:?}");
 }
 
 /// `kills` rounds: each plans one operation of every kind on distinct keys, sends them at
