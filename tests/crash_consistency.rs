@@ -226,7 +226,8 @@ impl Victim for Server {
     }
 
     fn window(&self) -> Duration {
-        Duration::from_millis(60)
+        // Writes wait longer for their fsyncs on the loop devices.
+        Duration::from_millis(if self.disk.is_some() { 150 } else { 60 })
     }
 
     async fn kill(&mut self, _: &mut Rng) {
