@@ -24,7 +24,7 @@ use http::{Method, StatusCode};
 const BUCKET: &str = "crash";
 /// Keys the rounds write to: more than one round's operations, so some keys stay untouched.
 const KEYS: usize = 10;
-/// SIGKILLs per case.
+/// SIGKILLs of the server, and of a data node.
 const KILLS: usize = 40;
 /// Cuts of the disk that drops unsynced writes (each also unmounts and mounts it).
 const CUTS: usize = 30;
@@ -131,7 +131,11 @@ fn key_name(key: usize) -> String {
 }
 
 fn chunks_of(len: usize) -> usize {
-    if len <= INLINE { 0 } else { len.div_ceil(CHUNK) }
+    if len <= INLINE {
+        0
+    } else {
+        len.div_ceil(CHUNK)
+    }
 }
 
 fn put_version(data: Vec<u8>) -> Version {
@@ -222,7 +226,8 @@ impl Victim for Server {
     }
 
     fn window(&self) -> Duration {
-        Duration::from_millis(60)
+        // Writes wait longer for their fsyncs on the loop devices.
+        Duration::from_millis(if self.disk.is_some() { 150 } else { 60 })
     }
 
     async fn kill(&mut self, _: &mut Rng) {
@@ -444,11 +449,11 @@ async fn check_keys(
     round: usize,
 ) {
     let listed: BTreeSet<String> = client.list_keys(BUCKET).await.into_iter().collect();
-    for key in 0..KEYS {
+    for (key, state) in model.iter_mut().enumerate() {
         let name = key_name(key);
         let resp = client.get(BUCKET, &name).await;
         let op = ops.iter().zip(acked).find(|(op, _)| op.key == key);
-        let before = model[key].clone();
+        let before = state.clone();
         let found = match op {
             None => shows(&resp, &before).then_some(before.clone()),
             Some((op, &true)) => shows(&resp, &op.after).then(|| op.after.clone()),
@@ -462,7 +467,11 @@ async fn check_keys(
                 "round {round}: {name} after {:?} shows {} (status {}, {} bytes, sha256 {}, \
                  ETag {:?}); before the round: {}, the operation's: {}",
                 op.map(|(op, acked)| (op.kind, if *acked { "acked" } else { "interrupted" })),
-                if resp.status == StatusCode::OK { "an object" } else { "no object" },
+                if resp.status == StatusCode::OK {
+                    "an object"
+                } else {
+                    "no object"
+                },
                 resp.status,
                 resp.body.len(),
                 sha256_hex(&resp.body),
@@ -499,8 +508,10 @@ async fn check_keys(
                 }
             }
         }
-        model[key] = found;
+        *state = found;
     }
+    let present = model.iter().flatten().count();
+    assert_eq!(listed.len(), present, "round {round}: listed {listed:?}");
 }
 
 /// `kills` rounds: each plans one operation of every kind on distinct keys, sends them at

@@ -169,7 +169,10 @@ impl CrashDisk {
     pub fn image_bytes(&self) -> u64 {
         let out = run(
             "du",
-            &["--block-size=1", path_str(&self.outers[self.current].image())],
+            &[
+                "--block-size=1",
+                path_str(&self.outers[self.current].image()),
+            ],
         )
         .expect("du the image");
         out.split_whitespace()
@@ -185,12 +188,19 @@ pub struct Frozen<'a> {
 }
 
 impl Frozen<'_> {
+    /// Thaws the outer filesystem now (dropping the guard does it too, on a panic as well).
     pub fn thaw(self) {}
 }
 
 impl Drop for Frozen<'_> {
     fn drop(&mut self) {
         let dir = &self.disk.outers[self.disk.current].mount.dir;
-        run("fsfreeze", &["--unfreeze", path_str(dir)]).expect("thaw the outer fs");
+        let thawed = run("fsfreeze", &["--unfreeze", path_str(dir)]);
+        // A second panic while unwinding would abort every test of the binary.
+        if let Err(e) = thawed
+            && !std::thread::panicking()
+        {
+            panic!("thaw the outer fs: {e}");
+        }
     }
 }
