@@ -593,9 +593,18 @@ impl<S: ChunkStore> FailoverRead<S> {
                 }
             }
         }
-        let e = last_error.unwrap_or_else(|| {
-            ChunkError::Unavailable(format!("no replica of chunk {} could be read", self.chunk))
-        });
+        let e = match last_error {
+            // Every copy failed in transit (refused, stalled, cut short): the chunk is out of
+            // reach for now, not damaged, so the client is told to retry (503), not a 500.
+            Some(ChunkError::Io(e)) => ChunkError::Unavailable(format!(
+                "no replica of chunk {} could be read; the last failed with: {e}",
+                self.chunk
+            )),
+            Some(e) => e,
+            None => {
+                ChunkError::Unavailable(format!("no replica of chunk {} could be read", self.chunk))
+            }
+        };
         let _ = tx.send(Err(e)).await;
         (self.corrupt, false)
     }

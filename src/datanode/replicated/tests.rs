@@ -269,6 +269,24 @@ async fn a_corrupt_replica_is_read_past_and_removed_once_another_served_the_byte
 }
 
 #[tokio::test]
+async fn a_read_every_replica_fails_in_transit_is_unavailable() {
+    let cluster = LocalCluster::start(2, 2, 2).await;
+    let id = ChunkId::random();
+    write_chunk(&cluster.store, id, &pattern(2 * BLOCK_SIZE), 4096)
+        .await
+        .unwrap();
+    for (node, _) in &cluster.nodes {
+        cluster.node(*node).inject(Fault::FailRead { at: BLOCK });
+    }
+    // Unavailable is a 503 the client retries; a bare I/O error would be a 500.
+    let result = get(&cluster.store, id, 0..2 * BLOCK).await;
+    assert!(
+        matches!(result, Err(ChunkError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
 async fn the_last_copy_of_a_chunk_is_kept_however_corrupt() {
     let cluster = LocalCluster::start(1, 1, 1).await;
     let (node, _) = cluster.nodes[0];
