@@ -3,8 +3,9 @@
 #
 #   tests/all.sh
 #
-# Installs what is missing (a C compiler, curl, python3, openssl and rclone with apt-get; aws-cli and
-# boto3 with pip into a virtual environment under target/ when they are not already importable),
+# Installs what is missing (a C compiler, curl, python3, openssl, rclone and iproute2 with
+# apt-get; aws-cli and boto3 with pip into a virtual environment under target/ when they are not
+# already importable),
 # then runs, in order:
 #   cargo fmt --check
 #   cargo build --release
@@ -62,6 +63,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmp >/dev/null 2>&1 || missing+=(diffutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+# ip and tc, for tests/partition.rs's network namespaces and link faults.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then

@@ -2,12 +2,14 @@
 //! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
 //! gateways around a metadata store from `postgres`, `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
-//! deliberately broken ones alike, `data` makes and checks test bytes, and `mount` gives a
-//! test a small filesystem.
+//! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a test
+//! a small filesystem, and `netns` gives data nodes hosts of their own, whose links a test can
+//! cut or slow.
 
 pub mod cluster;
 pub mod data;
 pub mod mount;
+pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod s3;
@@ -17,6 +19,7 @@ pub use cairn::client::{Auth, PayloadHash};
 pub use cluster::*;
 pub use data::*;
 pub use mount::*;
+pub use netns::*;
 pub use postgres::*;
 pub use process::*;
 pub use s3::*;
