@@ -392,6 +392,9 @@ async fn a_read_fails_over_at_the_exact_byte_when_its_node_is_cut_off() {
     let gateway = &cluster.gateways[0];
     let data = random_bytes(2, 8 * MIB + 12345);
     client.put_ok(BUCKET, "large", &data).await;
+    // 40 Mbit/s links: a chunk takes a moment to arrive, as from another machine, rather than
+    // sitting whole in socket buffers the instant it is asked for.
+    let limits: Vec<_> = network.hosts.iter().map(|h| h.limit("40mbit")).collect();
 
     let everyone: Vec<usize> = (0..cluster.nodes.len()).collect();
     let (read, partition) = read_cutting_a_sender(
@@ -432,6 +435,7 @@ async fn a_read_fails_over_at_the_exact_byte_when_its_node_is_cut_off() {
     // Read again while it is still cut off, then once it is back.
     client.assert_object(BUCKET, "large", &data).await;
     drop(partition);
+    drop(limits);
     let converged = converge(&cluster).await;
     client.assert_object(BUCKET, "large", &data).await;
     println!("after healing: clean in {}", secs(converged));
@@ -453,7 +457,7 @@ async fn a_slow_node_is_read_around_and_its_stalled_read_abandoned() {
     let client = cluster.client();
     let gateway = &cluster.gateways[0];
     let slow = 0;
-    let (shaping, shape) = network.hosts[slow].slow();
+    let (slowed, shape) = network.hosts[slow].slow();
     println!("node {slow}'s link: {shape}");
 
     let mut objects = Vec::new();
@@ -489,21 +493,24 @@ async fn a_slow_node_is_read_around_and_its_stalled_read_abandoned() {
         }
     }
     let (read, partition) = found.expect("the slow node served none of 8 objects");
-    let line = gateway
+    // The first stall of a read of the slow node's since the cut.
+    let (abandoned, line) = gateway
         .log_lines("replica failed mid-read; switching")
         .into_iter()
-        .find(|line| line.contains(&cluster.nodes[slow].id))
-        .unwrap_or_else(|| panic!("no read left the slow node\n{}", cluster.diagnostics()));
-    let abandoned = logged_at(&line)
-        .and_then(|at| at.duration_since(read.cut_wall).ok())
-        .unwrap_or_else(|| panic!("no time in the log line {line:?}"));
+        .filter(|line| line.contains(&cluster.nodes[slow].id) && line.contains("stalled"))
+        .find_map(|line| {
+            let after = logged_at(&line)?.duration_since(read.cut_wall).ok()?;
+            Some((after, line))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no read of the slow node stalled after the cut\n{}",
+                cluster.diagnostics()
+            )
+        });
     assert!(
         abandoned < STALL + ABANDON_SLACK,
         "the stalled read was abandoned {abandoned:?} after the cut: {line}"
-    );
-    assert!(
-        line.contains("stalled"),
-        "the slow node's read was left for another reason: {line}"
     );
     println!(
         "stalled read abandoned {} after the cut (stall timeout {}); longest pause the client \
@@ -515,7 +522,7 @@ async fn a_slow_node_is_read_around_and_its_stalled_read_abandoned() {
     );
 
     drop(partition);
-    drop(shaping);
+    drop(slowed);
     let converged = converge(&cluster).await;
     for (key, body) in &objects {
         client.assert_object(BUCKET, key, body).await;

@@ -192,31 +192,43 @@ impl Host {
             .unwrap_or_else(|why| panic!("{why}"));
     }
 
-    /// Slows the link both ways: `tc netem delay 200ms loss 5%` on each end, or, on a kernel
-    /// without netem (sch_netem), a token bucket of 2 Mbit/s whose queue holds 200 ms and drops
-    /// beyond it. Returns the guard, which removes the qdiscs, and what it put on the link.
-    pub fn slow(&self) -> (Slow<'_>, &'static str) {
-        const NETEM: &[&str] = &["netem", "delay", "200ms", "loss", "5%"];
-        const TBF: &[&str] = &["tbf", "rate", "2mbit", "burst", "32kb", "latency", "200ms"];
-        let add = |qdisc: &[&str]| -> Result<(), String> {
-            let mut outer = vec!["qdisc", "add", "dev", &self.outer, "root"];
-            outer.extend_from_slice(qdisc);
-            run("tc", &outer)?;
-            let mut inner = vec!["qdisc", "add", "dev", &self.inner, "root"];
-            inner.extend_from_slice(qdisc);
-            in_ns(&self.ns, "tc", &inner).map(drop)
-        };
-        let guard = Slow { host: self };
-        let shape = match add(NETEM) {
-            Ok(()) => "netem delay 200ms loss 5% each way",
+    /// Limits the link to `rate` (as `tc` spells it, e.g. `40mbit`) each way: a token bucket
+    /// whose queue holds 200 ms and drops beyond it, so that a transfer takes the time it would
+    /// across a real network. Removed when the guard is dropped.
+    pub fn limit(&self, rate: &str) -> Shaped<'_> {
+        let guard = Shaped { host: self };
+        self.add_qdisc(&["tbf", "rate", rate, "burst", "32kb", "latency", "200ms"])
+            .unwrap_or_else(|why| panic!("{why}"));
+        guard
+    }
+
+    /// Slows the link each way with `tc netem delay 200ms loss 5%`, or, on a kernel without
+    /// netem (sch_netem), a 2 Mbit/s [`Host::limit`]. Returns the guard, which removes the
+    /// qdiscs, and what it put on the link.
+    pub fn slow(&self) -> (Shaped<'_>, &'static str) {
+        let guard = Shaped { host: self };
+        match self.add_qdisc(&["netem", "delay", "200ms", "loss", "5%"]) {
+            Ok(()) => (guard, "netem delay 200ms loss 5% each way"),
             Err(netem) => {
-                // Half of it may be in place; start again from a bare link.
-                guard.remove_qdiscs();
-                add(TBF).unwrap_or_else(|tbf| panic!("neither netem ({netem}) nor tbf: {tbf}"));
-                "tbf rate 2mbit burst 32kb latency 200ms each way (this kernel has no netem)"
+                println!("no netem ({netem}): a token bucket slows the link instead");
+                // Half of it may be in place: start again from a bare link.
+                drop(guard);
+                (
+                    self.limit("2mbit"),
+                    "tbf rate 2mbit burst 32kb latency 200ms each way (no netem in this kernel)",
+                )
             }
-        };
-        (guard, shape)
+        }
+    }
+
+    /// Puts `qdisc` at the root of both ends of the link.
+    fn add_qdisc(&self, qdisc: &[&str]) -> Result<(), String> {
+        let mut outer = vec!["qdisc", "add", "dev", &self.outer, "root"];
+        outer.extend_from_slice(qdisc);
+        run("tc", &outer)?;
+        let mut inner = vec!["qdisc", "add", "dev", &self.inner, "root"];
+        inner.extend_from_slice(qdisc);
+        in_ns(&self.ns, "tc", &inner).map(drop)
     }
 }
 
@@ -245,24 +257,19 @@ impl Drop for Partition<'_> {
     }
 }
 
-/// A slowed link, restored on drop.
-pub struct Slow<'a> {
+/// A slowed or limited link, restored on drop.
+pub struct Shaped<'a> {
     host: &'a Host,
 }
 
-impl Slow<'_> {
-    fn remove_qdiscs(&self) {
-        let _ = run("tc", &["qdisc", "del", "dev", &self.host.outer, "root"]);
-        let _ = in_ns(
-            &self.host.ns,
-            "tc",
-            &["qdisc", "del", "dev", &self.host.inner, "root"],
-        );
-    }
-}
-
-impl Drop for Slow<'_> {
+impl Drop for Shaped<'_> {
     fn drop(&mut self) {
-        self.remove_qdiscs();
+        let host = self.host;
+        let _ = run("tc", &["qdisc", "del", "dev", &host.outer, "root"]);
+        let _ = in_ns(
+            &host.ns,
+            "tc",
+            &["qdisc", "del", "dev", &host.inner, "root"],
+        );
     }
 }
