@@ -668,10 +668,20 @@ async fn a_flapping_link_loses_nothing_and_serves_no_wrong_byte() {
     }
     let c = |i: usize| counts[i].load(Ordering::Relaxed);
     assert!(c(PUT_OK) > 0 && c(READ_OK) > 0, "no load ran");
+    let node = &cluster.nodes[flapping];
+    let (copies_given_up, reads_moved) = (
+        failed_copies(&cluster.gateways[0], node),
+        read_switches(&cluster.gateways[0], node).len(),
+    );
+    assert!(
+        copies_given_up + reads_moved > 0,
+        "the flapping link never disturbed a write or a read"
+    );
     println!(
         "{FLAPS} flaps of node {flapping}'s link in {}: {} PUTs acknowledged ({} failed, {} of \
-         those visible afterwards), {} GETs byte-exact, {} unavailable; every acknowledged \
-         object intact; every chunk back at 3 copies {} after the last flap",
+         those visible afterwards), {} GETs byte-exact, {} unavailable; {copies_given_up} copies \
+         given up and {reads_moved} reads moved off the node; every acknowledged object intact; \
+         every chunk back at 3 copies {} after the last flap",
         secs(load),
         c(PUT_OK),
         c(PUT_FAILED),
