@@ -3,8 +3,9 @@
 #
 #   tests/all.sh
 #
-# Installs what is missing (a C compiler, curl, python3, openssl and rclone with apt-get; aws-cli and
-# boto3 with pip into a virtual environment under target/ when they are not already importable),
+# Installs what is missing (a C compiler, curl, python3, openssl, rclone and iproute2 with
+# apt-get; aws-cli and boto3 with pip into a virtual environment under target/ when they are not
+# already importable),
 # then runs, in order:
 #   cargo fmt --check
 #   cargo build --release
@@ -68,6 +69,8 @@ command -v losetup >/dev/null 2>&1 || missing+=(mount)
 command -v fsfreeze >/dev/null 2>&1 || missing+=(util-linux)
 # tests/metadata_failover.rs runs a primary and a standby of its own from the package's binaries.
 compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null || missing+=(postgresql)
+# ip and tc, for tests/partition.rs's network namespaces and link faults.
+{ command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
 if command -v rustup >/dev/null 2>&1; then

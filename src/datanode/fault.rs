@@ -1,6 +1,6 @@
 //! Test support for the replicated store: a `ChunkStore` that wraps another and breaks at chosen
-//! points (a node that refuses a chunk, a copy that fails or loses its bytes after acknowledging
-//! them, a replica whose read errors, stalls, ends short or finds a corrupt block at a chosen
+//! points (a node that refuses a chunk, a copy that fails, never answers its commit or loses its
+//! bytes after acknowledging them, a replica whose read errors, stalls, ends short or finds a corrupt block at a chosen
 //! byte), and a cluster of such stores over local disks and an SQLite metadata store, so that
 //! quorum and failover are tested in one process. Without faults the store passes calls through.
 
@@ -33,6 +33,8 @@ pub enum Fault {
     FailCommit,
     /// `commit` acknowledges the chunk, which is then gone (a disk that lied about a flush).
     LoseCommitted,
+    /// `commit` never answers, as a node cut off after the last byte went into its socket.
+    StallCommit,
     /// A read reaching byte `at` serves the bytes before it, then fails with an I/O error.
     FailRead { at: u64 },
     /// A read reaching byte `at` serves the bytes before it, then never sends again.
@@ -115,10 +117,12 @@ impl ChunkStore for FaultyStore {
             Fault::FailWrite { at } => Some(*at),
             _ => None,
         });
-        let on_commit = faults
-            .iter()
-            .copied()
-            .find(|fault| matches!(fault, Fault::FailCommit | Fault::LoseCommitted));
+        let on_commit = faults.iter().copied().find(|fault| {
+            matches!(
+                fault,
+                Fault::FailCommit | Fault::LoseCommitted | Fault::StallCommit
+            )
+        });
         Ok(Box::new(FaultyWriter {
             inner: self.inner.create(id, caching).await?,
             store: self.inner.clone(),
@@ -197,6 +201,7 @@ impl ChunkWriter for FaultyWriter {
                 self.store.delete(self.id).await?;
                 Ok(len)
             }
+            Some(Fault::StallCommit) => std::future::pending().await,
             _ => self.inner.commit().await,
         }
     }

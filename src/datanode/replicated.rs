@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -299,6 +300,8 @@ struct ReplicatedWriter {
     meta: Arc<dyn ClusterMeta>,
     chunk: ChunkId,
     write_quorum: usize,
+    /// The least time copies still committing are waited for once W have committed.
+    stall: Duration,
     writers: Vec<(Uuid, Box<dyn ChunkWriter>)>,
     failed: Vec<Uuid>,
 }
@@ -345,24 +348,51 @@ impl ChunkWriter for ReplicatedWriter {
         self.check_quorum()
     }
 
+    /// Once W copies committed, the others get as long again as those took (at least the stall
+    /// timeout): a node cut off after the last byte went into its socket never answers, and
+    /// would otherwise hold an acknowledged write for the whole commit timeout. A copy given up
+    /// loses its row; should the node commit it after all, the file is an orphan for collection
+    /// to remove, and repair makes the missing copy.
     async fn commit(mut self: Box<Self>) -> Result<u64, ChunkError> {
-        let writers = std::mem::take(&mut self.writers);
-        let commits = writers
+        let started = tokio::time::Instant::now();
+        let mut pending: Vec<Uuid> = self.writers.iter().map(|(node, _)| *node).collect();
+        let mut commits: FuturesUnordered<_> = std::mem::take(&mut self.writers)
             .into_iter()
-            .map(|(node, w)| async move { (node, w.commit().await) });
+            .map(|(node, w)| async move { (node, w.commit().await) })
+            .collect();
         let mut size = None;
         let mut written = 0;
-        for (node, result) in join_all(commits).await {
+        let mut deadline = None;
+        loop {
+            let next = match deadline {
+                None => commits.next().await,
+                // Past the deadline the copies still pending are given up.
+                Some(at) => tokio::time::timeout_at(at, commits.next())
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            let Some((node, result)) = next else { break };
+            pending.retain(|n| *n != node);
             match result {
                 Ok(n) => {
                     written += 1;
                     size = Some(n);
+                    if written == self.write_quorum {
+                        let grace = started.elapsed().max(self.stall);
+                        deadline = Some(tokio::time::Instant::now() + grace);
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(chunk = %self.chunk, %node, error = %e, "a copy failed to commit");
                     self.failed.push(node);
                 }
             }
+        }
+        drop(commits);
+        for node in pending {
+            tracing::warn!(chunk = %self.chunk, %node, "a copy failed to commit in time; left for repair");
+            self.failed.push(node);
         }
         self.forget_failed().await;
         match size {
@@ -415,6 +445,7 @@ impl<S: ChunkStore> ChunkStore for ReplicatedStore<S> {
             meta: self.meta.clone(),
             chunk: id,
             write_quorum: self.config.write_quorum,
+            stall: self.config.stall_timeout,
             writers: Vec::new(),
             failed: Vec::new(),
         };

@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::datanode::conformance::{get, pattern};
-use crate::datanode::fault::{Fault, LocalCluster};
+use crate::datanode::fault::{Fault, LocalCluster, STALL_TIMEOUT};
 use crate::datanode::local::BLOCK_SIZE;
 
 const BLOCK: u64 = BLOCK_SIZE as u64;
@@ -174,6 +174,33 @@ async fn a_commit_below_quorum_fails_and_forgets_the_failed_copies() {
     for (node, _) in &cluster.nodes[..2] {
         assert_eq!(cluster.node(*node).len(id).await.unwrap(), None);
     }
+}
+
+#[tokio::test]
+async fn a_copy_that_never_answers_its_commit_is_given_up_once_the_quorum_committed() {
+    let cluster = LocalCluster::start(3, 3, 2).await;
+    let (silent, _) = cluster.nodes[0].clone();
+    cluster.node(silent).inject(Fault::StallCommit);
+    let id = ChunkId::random();
+    let data = pattern(BLOCK_SIZE + 7);
+    let started = std::time::Instant::now();
+    let written = tokio::time::timeout(
+        Duration::from_secs(30),
+        write_chunk(&cluster.store, id, &data, 4096),
+    )
+    .await
+    .expect("the commit waited for the copy that never answers");
+    assert_eq!(written.unwrap(), data.len() as u64);
+    // The two others answered at once, so the silent one was given the stall timeout.
+    let took = started.elapsed();
+    assert!(
+        took >= STALL_TIMEOUT && took < 10 * STALL_TIMEOUT,
+        "{took:?}"
+    );
+    let answered: Vec<Uuid> = cluster.nodes[1..].iter().map(|(id, _)| *id).collect();
+    assert_eq!(holders(&cluster, id).await, sorted(answered));
+    let len = data.len() as u64;
+    assert_eq!(get(&cluster.store, id, 0..len).await.unwrap(), data);
 }
 
 #[tokio::test]

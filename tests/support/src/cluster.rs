@@ -55,7 +55,20 @@ macro_rules! on_sqlite_and_postgres {
 }
 
 fn cairn() -> Command {
-    let mut cmd = Command::new(cairn_binary());
+    cairn_via(&[])
+}
+
+/// `cairn` run through `wrapper` (a command and its arguments, e.g. `ip netns exec NS`), or
+/// directly when it is empty.
+fn cairn_via(wrapper: &[String]) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg(cairn_binary());
+            cmd
+        }
+        None => Command::new(cairn_binary()),
+    };
     cmd.env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
         .env_remove("CAIRN_ACCESS_KEY_ID")
         .env_remove("CAIRN_SECRET_ACCESS_KEY");
@@ -74,6 +87,8 @@ pub struct DataNode {
     capacity: Option<String>,
     /// More `cairn datanode` flags.
     flags: Vec<String>,
+    /// The command `cairn` runs through (see [`NodeLaunch`]).
+    wrapper: Vec<String>,
     log: PathBuf,
     proc: Option<Proc>,
 }
@@ -88,6 +103,29 @@ impl DataNode {
             id: String::new(),
             capacity: capacity.map(str::to_owned),
             flags: Vec::new(),
+            wrapper: Vec::new(),
+            proc: None,
+        };
+        node.launch().await;
+        node
+    }
+
+    /// As [`DataNode::start`], run and listening as `launch` says.
+    pub async fn start_via(
+        root: &Path,
+        index: usize,
+        capacity: Option<&str>,
+        launch: &NodeLaunch,
+    ) -> DataNode {
+        let mut node = DataNode {
+            index,
+            log: root.join(format!("node{index}.log")),
+            dir: root.join(format!("node{index}")),
+            addr: launch.listen.clone(),
+            id: String::new(),
+            capacity: capacity.map(str::to_owned),
+            flags: Vec::new(),
+            wrapper: launch.wrapper.clone(),
             proc: None,
         };
         node.launch().await;
@@ -105,6 +143,7 @@ impl DataNode {
             id: String::new(),
             capacity: None,
             flags: flags.iter().map(|f| f.to_string()).collect(),
+            wrapper: Vec::new(),
             proc: None,
         };
         node.launch().await;
@@ -112,7 +151,7 @@ impl DataNode {
     }
 
     async fn launch(&mut self) {
-        let mut cmd = cairn();
+        let mut cmd = cairn_via(&self.wrapper);
         cmd.args(["datanode", "--listen", &self.addr, "--data"])
             .arg(&self.dir);
         if let Some(capacity) = &self.capacity {
@@ -340,6 +379,15 @@ impl Spec {
     }
 }
 
+/// How a data node of [`Cluster::start_via`] is started: through `wrapper` (a command and
+/// its arguments, e.g. `ip netns exec NS` to put it on a host of its own), listening on
+/// `listen` (`ADDRESS:0` for a free port).
+#[derive(Clone, Debug)]
+pub struct NodeLaunch {
+    pub wrapper: Vec<String>,
+    pub listen: String,
+}
+
 /// One row of `cairn admin node list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeRow {
@@ -434,12 +482,20 @@ impl Cluster {
     pub async fn start(spec: Spec) -> Cluster {
         let root = Self::root();
         let meta = MetaDb::create(spec.backend, root.path()).await;
-        Self::start_in(spec, root, meta).await
+        Self::start_in(spec, root, meta, &[]).await
     }
 
     /// Starts a cluster, as `start` does, on a metadata store the test runs itself.
     pub async fn start_on(spec: Spec, meta: MetaDb) -> Cluster {
-        Self::start_in(spec, Self::root(), meta).await
+        Self::start_in(spec, Self::root(), meta, &[]).await
+    }
+
+    /// As [`Cluster::start`], each data node started as `launches` says (one per node).
+    pub async fn start_via(spec: Spec, launches: &[NodeLaunch]) -> Cluster {
+        assert_eq!(spec.nodes, launches.len(), "one launch per data node");
+        let root = Self::root();
+        let meta = MetaDb::create(spec.backend, root.path()).await;
+        Self::start_in(spec, root, meta, launches).await
     }
 
     fn root() -> TempDir {
@@ -449,11 +505,19 @@ impl Cluster {
             .expect("temp dir")
     }
 
-    async fn start_in(spec: Spec, root: TempDir, meta: MetaDb) -> Cluster {
+    async fn start_in(
+        spec: Spec,
+        root: TempDir,
+        meta: MetaDb,
+        launches: &[NodeLaunch],
+    ) -> Cluster {
         let dir = root.path().to_owned();
         let mut nodes = Vec::new();
         for index in 0..spec.nodes {
-            nodes.push(DataNode::start(&dir, index, spec.capacity).await);
+            nodes.push(match launches.get(index) {
+                Some(launch) => DataNode::start_via(&dir, index, spec.capacity, launch).await,
+                None => DataNode::start(&dir, index, spec.capacity).await,
+            });
         }
         let mut cluster = Cluster {
             gateways: Vec::new(),

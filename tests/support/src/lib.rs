@@ -4,7 +4,8 @@
 //! `pg_cluster`), `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
 //! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a
-//! test a small filesystem, `disk` one that loses what was not synced when it is cut, and
+//! test a small filesystem, `disk` one that loses what was not synced when it is cut,
+//! `netns` gives data nodes hosts of their own, whose links a test can cut or slow, and
 //! `chaos` runs client workers, a model of what they were acknowledged and a chaos loop of
 //! kills and bit flips against a cluster.
 
@@ -13,6 +14,7 @@ pub mod cluster;
 pub mod data;
 pub mod disk;
 pub mod mount;
+pub mod netns;
 pub mod pg_cluster;
 pub mod postgres;
 pub mod process;
@@ -24,6 +26,7 @@ pub use cluster::*;
 pub use data::*;
 pub use disk::*;
 pub use mount::*;
+pub use netns::*;
 pub use pg_cluster::*;
 pub use postgres::*;
 pub use process::*;
