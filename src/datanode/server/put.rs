@@ -154,7 +154,8 @@ impl Node {
     }
 }
 
-fn parse_crc(value: &HeaderValue) -> Option<u32> {
+/// An `x-cairn-crc32c` header or trailer: exactly 8 hex digits.
+pub fn parse_crc(value: &HeaderValue) -> Option<u32> {
     let text = value.to_str().ok()?;
     if text.len() != 8 {
         return None;
