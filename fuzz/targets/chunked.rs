@@ -17,7 +17,7 @@ use bytes::Bytes;
 use cairn::gateway::ByteStream;
 use cairn::s3::chunked::{self, ChunkedMode, parse_trailer_header};
 use cairn::s3::sigv4;
-use futures_util::{Stream, stream};
+use futures_util::stream;
 use sha2::{Digest, Sha256};
 
 use crate::input::Fields;
