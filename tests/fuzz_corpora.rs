@@ -89,10 +89,9 @@ fn xml_corpus() {
 /// would go unchecked in CI.
 #[test]
 fn every_fuzz_target_is_replayed() {
-    let manifest = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"),
-    )
-    .expect("fuzz/Cargo.toml");
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/Cargo.toml"))
+            .expect("fuzz/Cargo.toml");
     let mut targets: Vec<&str> = manifest
         .lines()
         .filter_map(|line| line.strip_prefix("name = \""))
@@ -102,6 +101,8 @@ fn every_fuzz_target_is_replayed() {
     targets.sort_unstable();
     assert_eq!(
         targets,
-        ["chunked", "datanode", "headers", "router", "sigv2", "sigv4", "xml"]
+        [
+            "chunked", "datanode", "headers", "router", "sigv2", "sigv4", "xml"
+        ]
     );
 }

@@ -76,9 +76,17 @@ fn key() -> [u8; 32] {
 }
 
 /// Encodes `data` in chunks whose sizes come from `sizes`, decodes it, and checks it comes back.
-fn round_trip(data: &[u8], sizes: &[u8], pieces: &[u8], mode: &ChunkedMode, signed: bool, trailer: bool) {
+fn round_trip(
+    data: &[u8],
+    sizes: &[u8],
+    pieces: &[u8],
+    mode: &ChunkedMode,
+    signed: bool,
+    trailer: bool,
+) {
     let mut chunks = Vec::new();
     let mut rest = data;
+    let sizes = if sizes.is_empty() { &[u8::MAX][..] } else { sizes };
     for size in sizes.iter().cycle() {
         if rest.is_empty() {
             break;
@@ -89,13 +97,16 @@ fn round_trip(data: &[u8], sizes: &[u8], pieces: &[u8], mode: &ChunkedMode, sign
         rest = tail;
     }
     let checksum = STANDARD.encode(crc32fast_hash(data).to_be_bytes());
-    let trailers = trailer.then(|| (CRC32, checksum.as_str()));
+    let trailers = trailer.then_some((CRC32, checksum.as_str()));
     let body = if signed {
         signed_body(&chunks, trailers)
     } else {
         unsigned_body(&chunks, trailers)
     };
-    let declared: Vec<String> = trailers.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let declared: Vec<String> = trailers
+        .iter()
+        .map(|(name, _)| (*name).to_owned())
+        .collect();
     let decoded = decode(&body, pieces, mode, &declared);
     let expected_trailers: Vec<(String, String)> = trailers
         .iter()
@@ -117,7 +128,11 @@ fn crc32fast_hash(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -138,7 +153,9 @@ fn signed_body(chunks: &[&[u8]], trailer: Option<(&str, &str)>) -> Vec<u8> {
             hex::encode(Sha256::digest(data))
         );
         let signature = chain_sign(&mut previous, &to_sign);
-        body.extend_from_slice(format!("{:x};chunk-signature={signature}\r\n", data.len()).as_bytes());
+        body.extend_from_slice(
+            format!("{:x};chunk-signature={signature}\r\n", data.len()).as_bytes(),
+        );
         if !data.is_empty() {
             body.extend_from_slice(data);
             body.extend_from_slice(b"\r\n");

@@ -37,17 +37,56 @@ pub fn run(data: &[u8]) {
         nonce: u128::from(nonce) << 64 | u128::from(seconds),
     };
     let header = key.sign(method.as_str(), &target, signed);
-    assert_eq!(key.verify(method.as_str(), &target, Some(&header), NOW).ok(), Some(signed));
+    assert_eq!(
+        key.verify(method.as_str(), &target, Some(&header), NOW)
+            .ok(),
+        Some(signed)
+    );
     let altered = format!("{target}x");
-    assert!(key.verify(method.as_str(), &altered, Some(&header), NOW).is_err());
+    assert!(
+        key.verify(method.as_str(), &altered, Some(&header), NOW)
+            .is_err()
+    );
     let body = key.sign_body(method.as_str(), &target, signed, size, nonce as u32);
-    assert!(key.verify_body(method.as_str(), &target, signed, size, nonce as u32, Some(&body)).is_ok());
-    assert!(key.verify_body(method.as_str(), &target, signed, size ^ 1, nonce as u32, Some(&body)).is_err());
-    let _ = key.verify_body(method.as_str(), &target, signed, size, nonce as u32, Some(&auth));
+    assert!(
+        key.verify_body(
+            method.as_str(),
+            &target,
+            signed,
+            size,
+            nonce as u32,
+            Some(&body)
+        )
+        .is_ok()
+    );
+    assert!(
+        key.verify_body(
+            method.as_str(),
+            &target,
+            signed,
+            size ^ 1,
+            nonce as u32,
+            Some(&body)
+        )
+        .is_err()
+    );
+    let _ = key.verify_body(
+        method.as_str(),
+        &target,
+        signed,
+        size,
+        nonce as u32,
+        Some(&auth),
+    );
 
     let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     match route(&method, path) {
-        Ok(Route::PutChunk(id) | Route::GetChunk(id) | Route::HeadChunk(id) | Route::DeleteChunk(id)) => {
+        Ok(
+            Route::PutChunk(id)
+            | Route::GetChunk(id)
+            | Route::HeadChunk(id)
+            | Route::DeleteChunk(id),
+        ) => {
             assert_eq!(format!("/chunks/{id}"), path);
         }
         Ok(Route::ListChunks) => assert_eq!(path, "/chunks"),
@@ -66,8 +105,13 @@ pub fn run(data: &[u8]) {
 
     match parse_range(&range, size) {
         Ok(r) => {
-            assert!(r.start < r.end && r.end <= size, "{range:?} in {size}: {r:?}");
-            let asked = range.strip_prefix("bytes=").expect("a parsed range names bytes");
+            assert!(
+                r.start < r.end && r.end <= size,
+                "{range:?} in {size}: {r:?}"
+            );
+            let asked = range
+                .strip_prefix("bytes=")
+                .expect("a parsed range names bytes");
             let back = match asked.strip_suffix('-') {
                 Some(_) => format!("{}-", r.start),
                 None => format!("{}-{}", r.start, r.end - 1),
@@ -77,9 +121,12 @@ pub fn run(data: &[u8]) {
         Err(RangeError::Malformed | RangeError::Unsatisfiable) => {}
     }
 
-    if let Ok(value) = HeaderValue::from_bytes(other) {
-        if let Some(crc) = parse_crc(&value) {
-            assert_eq!(format!("{crc:08x}"), value.to_str().expect("hex").to_ascii_lowercase());
-        }
+    if let Ok(value) = HeaderValue::from_bytes(other)
+        && let Some(crc) = parse_crc(&value)
+    {
+        assert_eq!(
+            format!("{crc:08x}"),
+            value.to_str().expect("hex").to_ascii_lowercase()
+        );
     }
 }

@@ -29,9 +29,8 @@ pub fn run(data: &[u8]) {
     };
     let headers = input::headers(f.bytes());
     let etag = format!("\"{}\"", f.text());
-    let last_modified =
-        OffsetDateTime::from_unix_timestamp((f.number() % 253_402_300_800) as i64)
-            .expect("within 1970-9999");
+    let last_modified = OffsetDateTime::from_unix_timestamp((f.number() % 253_402_300_800) as i64)
+        .expect("within 1970-9999");
 
     range(&value, size);
 
@@ -86,7 +85,10 @@ fn range(value: &str, size: u64) {
     };
     match spec.resolve(size) {
         Ok(Some(range)) => {
-            assert!(range.start < range.end && range.end <= size, "{value:?} on {size}: {range:?}");
+            assert!(
+                range.start < range.end && range.end <= size,
+                "{value:?} on {size}: {range:?}"
+            );
             if let RangeSpec::FromTo(first, _) | RangeSpec::From(first) = spec {
                 assert_eq!(range.start, first);
             }

@@ -6,7 +6,9 @@
 //!
 //! Input fields: selector, method, path, query, headers.
 
-use cairn::s3::router::{MAX_KEY_BYTES, Operation, decode_query, parse_query, path_below_bucket, route};
+use cairn::s3::router::{
+    MAX_KEY_BYTES, Operation, decode_query, parse_query, path_below_bucket, route,
+};
 use cairn::s3::sigv4::uri_encode;
 use http::header;
 
@@ -26,7 +28,10 @@ pub fn run(data: &[u8]) {
     let query = parse_query(&raw_query);
     assert_eq!(query.len(), decode_query(&raw_query).len());
     let below = path_below_bucket(&path, &headers, domain);
-    assert!(path.ends_with(below), "{below:?} is not the end of {path:?}");
+    assert!(
+        path.ends_with(below),
+        "{below:?} is not the end of {path:?}"
+    );
 
     let Ok(routed) = route(&method, &path, &query, &headers, domain) else {
         return;
@@ -66,5 +71,9 @@ pub fn run(data: &[u8]) {
     let mut path_style = headers.clone();
     path_style.remove(header::HOST);
     let again = route(&method, &canonical, &query, &path_style, None);
-    assert_eq!(again.as_ref().ok(), Some(&routed), "{path:?} re-encoded as {canonical:?}");
+    assert_eq!(
+        again.as_ref().ok(),
+        Some(&routed),
+        "{path:?} re-encoded as {canonical:?}"
+    );
 }

@@ -40,12 +40,17 @@ pub fn run(data: &[u8]) {
         .replace('/', "%2F")
         .replace('=', "%3D");
     let separator = if query.is_empty() { "" } else { "&" };
-    let signed = format!("{query}{separator}AWSAccessKeyId=K&Expires={expires}&Signature={signature}");
+    let signed =
+        format!("{query}{separator}AWSAccessKeyId=K&Expires={expires}&Signature={signature}");
     let presigned = match sigv2::parse(&signed) {
         Some(Ok(presigned)) => presigned,
         other => panic!("a presigned URL parsed as {other:?}: {signed:?}"),
     };
     let verdict = presigned.verify(method.as_str(), &headers, &path, &signed, SECRET, NOW);
     let valid_now = expires >= NOW && expires - NOW <= 604_800;
-    assert_eq!(verdict.is_ok(), valid_now, "{signed:?} expiring at {expires}: {verdict:?}");
+    assert_eq!(
+        verdict.is_ok(),
+        valid_now,
+        "{signed:?} expiring at {expires}: {verdict:?}"
+    );
 }

@@ -53,9 +53,17 @@ pub fn run(data: &[u8]) {
     let uri = canonical_uri(&path);
     assert_eq!(canonical_uri(&uri), uri, "canonical URI of {path:?}");
     let canonical = canonical_query(&query);
-    assert_eq!(canonical_query(&canonical), canonical, "canonical query of {query:?}");
+    assert_eq!(
+        canonical_query(&canonical),
+        canonical,
+        "canonical query of {query:?}"
+    );
 
-    let region = if !region.is_empty() && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    let region = if !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         region
     } else {
         "us-east-1".to_owned()
@@ -114,7 +122,14 @@ fn header_round_trip(
     }
     headers.remove(header::AUTHORIZATION);
     headers.insert(header::HOST, host);
-    sigv4::sign_request(method, path, query, &mut headers, &payload_hash(payload), params);
+    sigv4::sign_request(
+        method,
+        path,
+        query,
+        &mut headers,
+        &payload_hash(payload),
+        params,
+    );
     let parts = RequestParts {
         method,
         raw_path: path,

@@ -13,7 +13,11 @@ use cairn::s3::xml::{
 pub fn run(data: &[u8]) {
     if let Ok(parts) = parse_complete_multipart_upload(data) {
         let again = parse_complete_multipart_upload(complete_document(&parts).as_bytes());
-        assert_eq!(again.as_ref(), Ok(&parts), "CompleteMultipartUpload round trip");
+        assert_eq!(
+            again.as_ref(),
+            Ok(&parts),
+            "CompleteMultipartUpload round trip"
+        );
     }
     if let Ok(delete) = parse_delete(data) {
         assert!(!delete.keys.is_empty() && delete.keys.iter().all(|k| !k.is_empty()));
@@ -26,7 +30,11 @@ pub fn run(data: &[u8]) {
             x.element("LocationConstraint", constraint);
         }
         let again = parse_create_bucket_configuration(x.finish().as_bytes());
-        assert_eq!(again, Ok(constraint), "CreateBucketConfiguration round trip");
+        assert_eq!(
+            again,
+            Ok(constraint),
+            "CreateBucketConfiguration round trip"
+        );
     }
 }
 
