@@ -325,6 +325,11 @@ impl Element {
 /// root element.
 fn parse_document(body: &[u8], root_name: &str) -> Result<Element, XmlError> {
     let text = std::str::from_utf8(body).map_err(|e| malformed(format!("not UTF-8: {e}")))?;
+    // XML 1.0 has no U+0000, raw or as `&#0;` (which the reader refuses); the reader passes a
+    // raw one through, and a key holding it would reach the metadata store, which cannot hold it.
+    if text.contains('\0') {
+        return Err(malformed("the character U+0000 is not permitted in XML"));
+    }
     let mut reader = Reader::from_str(text);
     reader.config_mut().check_comments = true;
     let mut open: Vec<Element> = Vec::new();
@@ -889,6 +894,8 @@ mod tests {
             (b"<Delete><Object><Key>&nbsp;</Key></Object></Delete>", "undefined entity"),
             (b"<Delete><!-- a -- b --><Object><Key>k</Key></Object></Delete>", "bad comment"),
             (b"<Delete><Object><Key>&#0;</Key></Object></Delete>", "NUL reference"),
+            (b"<Delete><Object><Key>a\0b</Key></Object></Delete>", "raw NUL"),
+            (b"<Delete><Object><Key>k</Key></Object></Delete>\0", "raw NUL after the root"),
             (b"<Delete><Object><Key>&#xD800;</Key></Object></Delete>", "surrogate reference"),
             (b"<Delete><Object><Key>&#x110000;</Key></Object></Delete>", "out of range reference"),
             (b"<Delete><Object><Key>&#xZZ;</Key></Object></Delete>", "bad hex reference"),

@@ -151,7 +151,7 @@ impl Node {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum RangeError {
+pub enum RangeError {
     Malformed,
     Unsatisfiable,
 }
@@ -159,7 +159,7 @@ pub(super) enum RangeError {
 /// A `Range: bytes=a-b` (inclusive) or `bytes=a-` header as a half-open range within a chunk
 /// of `size` bytes. Only single ranges exist in this protocol, and a range reaching past the
 /// end is the caller's error rather than something to clamp.
-pub(super) fn parse_range(value: &str, size: u64) -> Result<Range<u64>, RangeError> {
+pub fn parse_range(value: &str, size: u64) -> Result<Range<u64>, RangeError> {
     let spec = value.strip_prefix("bytes=").ok_or(RangeError::Malformed)?;
     let (first, last) = spec.split_once('-').ok_or(RangeError::Malformed)?;
     let number = |text: &str| -> Result<u64, RangeError> {
@@ -185,7 +185,7 @@ pub(super) fn parse_range(value: &str, size: u64) -> Result<Range<u64>, RangeErr
 }
 
 /// The `after` and `limit` of an inventory request.
-pub(super) fn parse_list_query(query: &str) -> Option<(Option<ChunkId>, usize)> {
+pub fn parse_list_query(query: &str) -> Option<(Option<ChunkId>, usize)> {
     let mut after = None;
     let mut limit = DEFAULT_LIST_LIMIT;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {

@@ -41,6 +41,9 @@ use crate::datanode::auth::{AUTH_HEADER, AuthError, ClusterKey, ReplayGuard, Sig
 use crate::datanode::local::LocalChunkStore;
 use crate::datanode::{ChunkError, ChunkStore};
 use crate::limits::{ConnectionLimit, HeaderTimeouts, OVERFLOW_CONNECTIONS, Slot};
+// The request parsers are pure and public so that the fuzz targets (fuzz/) reach them.
+pub use handlers::{RangeError, parse_list_query, parse_range};
+pub use put::parse_crc;
 use response::{chunk_error_response, text};
 use usage::{Counts, Disk, Usage};
 
@@ -335,7 +338,7 @@ struct Upload<'a> {
 
 /// The operations of the protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+pub enum Route {
     PutChunk(ChunkId),
     GetChunk(ChunkId),
     HeadChunk(ChunkId),
@@ -345,13 +348,14 @@ enum Route {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RouteError {
+pub enum RouteError {
     NotFound,
     MethodNotAllowed(&'static str),
     BadChunkId,
 }
 
-fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
+/// The operation a method and path (without the query) ask for.
+pub fn route(method: &Method, path: &str) -> Result<Route, RouteError> {
     const CHUNK_METHODS: &str = "GET, HEAD, PUT, DELETE";
     match path {
         "/health" if method == Method::GET => Ok(Route::Health),

@@ -154,9 +154,11 @@ impl Node {
     }
 }
 
-fn parse_crc(value: &HeaderValue) -> Option<u32> {
+/// An `x-cairn-crc32c` header or trailer: exactly 8 hex digits.
+pub fn parse_crc(value: &HeaderValue) -> Option<u32> {
     let text = value.to_str().ok()?;
-    if text.len() != 8 {
+    // Hex digits only: `from_str_radix` would also take a leading `+`.
+    if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     u32::from_str_radix(text, 16).ok()

@@ -165,6 +165,17 @@ fn reservations_never_overshoot_capacity() {
 }
 
 #[test]
+fn crc_headers_are_exactly_eight_hex_digits() {
+    let parse = |text: &'static str| parse_crc(&HeaderValue::from_static(text));
+    assert_eq!(parse("07572883"), Some(0x0757_2883));
+    assert_eq!(parse("DEADbeef"), Some(0xdead_beef));
+    // Found by the datanode fuzz target: `from_str_radix` alone took a sign.
+    for bad in ["+7572883", "-7572883", "0757288", "075728830", "0757288g", " 7572883"] {
+        assert_eq!(parse(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
 fn accepts_only_canonical_chunk_ids() {
     assert_eq!(parse_chunk_id(ID), Some(id()));
     for bad in [

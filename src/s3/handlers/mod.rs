@@ -14,6 +14,9 @@ mod object;
 pub mod request;
 pub mod response;
 
+// Pure, so the fuzz targets (fuzz/) reach it.
+pub use object::parse_copy_source;
+
 use request::Request;
 use response::S3Result;
 
