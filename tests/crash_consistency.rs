@@ -594,6 +594,7 @@ fn assert_cut_drops_unsynced(disk: &mut CrashDisk) {
     let mut file = File::create(&synced).expect("create a file");
     file.write_all(&data).expect("write it");
     file.sync_all().expect("fsync it");
+    drop(file);
     File::open(disk.path())
         .and_then(|dir| dir.sync_all())
         .expect("fsync its directory");

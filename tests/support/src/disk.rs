@@ -65,14 +65,26 @@ impl LoopMount {
         mounted.dir = dir.to_owned();
         Ok(mounted)
     }
+
+    /// Unmounts and detaches it now, or says why it cannot (a file still open on it).
+    fn unmount(mut self) -> Result<(), String> {
+        let dir = std::mem::take(&mut self.dir);
+        run("umount", &[path_str(&dir)])
+            .map(drop)
+            .inspect_err(|_| self.dir = dir)
+    }
 }
 
 impl Drop for LoopMount {
     fn drop(&mut self) {
-        if !self.dir.as_os_str().is_empty() {
-            let _ = run("umount", &[path_str(&self.dir)]);
+        if !self.dir.as_os_str().is_empty()
+            && let Err(e) = run("umount", &[path_str(&self.dir)])
+        {
+            eprintln!("{e}");
         }
-        let _ = run("losetup", &["-d", &self.device]);
+        if let Err(e) = run("losetup", &["-d", &self.device]) {
+            eprintln!("{e}");
+        }
     }
 }
 
@@ -156,7 +168,9 @@ impl CrashDisk {
     /// Unmounts the disk (what it still writes goes to the old image, which is then deleted)
     /// and mounts the image [`CrashDisk::cut`] took in its place.
     pub fn remount_cut(&mut self) {
-        drop(self.inner.take());
+        if let Some(inner) = self.inner.take() {
+            inner.unmount().expect("unmount the disk");
+        }
         let old = self.outers[self.current].image();
         fs::remove_file(&old).expect("delete the old image");
         self.current = 1 - self.current;
