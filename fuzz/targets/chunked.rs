@@ -86,7 +86,11 @@ fn round_trip(
 ) {
     let mut chunks = Vec::new();
     let mut rest = data;
-    let sizes = if sizes.is_empty() { &[u8::MAX][..] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        &[u8::MAX][..]
+    } else {
+        sizes
+    };
     for size in sizes.iter().cycle() {
         if rest.is_empty() {
             break;

@@ -170,7 +170,14 @@ fn crc_headers_are_exactly_eight_hex_digits() {
     assert_eq!(parse("07572883"), Some(0x0757_2883));
     assert_eq!(parse("DEADbeef"), Some(0xdead_beef));
     // Found by the datanode fuzz target: `from_str_radix` alone took a sign.
-    for bad in ["+7572883", "-7572883", "0757288", "075728830", "0757288g", " 7572883"] {
+    for bad in [
+        "+7572883",
+        "-7572883",
+        "0757288",
+        "075728830",
+        "0757288g",
+        " 7572883",
+    ] {
         assert_eq!(parse(bad), None, "{bad:?}");
     }
 }
