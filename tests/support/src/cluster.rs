@@ -505,12 +505,7 @@ impl Cluster {
             .expect("temp dir")
     }
 
-    async fn start_in(
-        spec: Spec,
-        root: TempDir,
-        meta: MetaDb,
-        launches: &[NodeLaunch],
-    ) -> Cluster {
+    async fn start_in(spec: Spec, root: TempDir, meta: MetaDb, launches: &[NodeLaunch]) -> Cluster {
         let dir = root.path().to_owned();
         let mut nodes = Vec::new();
         for index in 0..spec.nodes {
