@@ -573,3 +573,27 @@ impl Dialect for Postgres {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_host_url_is_one_set_of_options_per_host() {
+        let url = "postgres://cairn:s3cret@db1:5433,db2/cairn?sslmode=disable\
+                   &target_session_attrs=read-write&application_name=gw";
+        let parsed = hosts(url).unwrap();
+        let seen: Vec<(String, u16)> = parsed
+            .iter()
+            .map(|h| (h.get_host().to_owned(), h.get_port()))
+            .collect();
+        assert_eq!(seen, [("db1".to_owned(), 5433), ("db2".to_owned(), 5432)]);
+        for host in &parsed {
+            assert_eq!(host.get_username(), "cairn");
+            assert_eq!(host.get_database(), Some("cairn"));
+        }
+        let single = hosts("postgres://cairn@db1/cairn").unwrap();
+        assert_eq!(single.len(), 1);
+        assert!(hosts("postgres://db1,db2/cairn?target_session_attrs=any").is_err());
+    }
+}
