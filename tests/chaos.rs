@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cairn_test_support::chaos::{self, BUCKET, Counters, Gateways, Rng};
-use cairn_test_support::{Backend, Cluster, Spec, on_sqlite_and_postgres};
+use cairn_test_support::{Backend, Cluster, Spec, on_sqlite_and_postgres, report};
 
 /// Chunks this small make most objects span several chunks while staying small.
 const CHUNK_SIZE: &str = "128KiB";
@@ -58,7 +58,7 @@ async fn chaos_under_load(backend: Backend) {
             .expect("a clock after 1970")
             .as_nanos() as u64
     });
-    println!("chaos: {backend:?}, {seconds} s of load, seed {seed} (CAIRN_CHAOS_SEED replays it)");
+    report!("chaos: {backend:?}, {seconds} s of load, seed {seed} (CAIRN_CHAOS_SEED replays it)");
 
     let mut cluster = Cluster::start(Spec {
         replicas: REPLICAS,
@@ -87,7 +87,7 @@ async fn chaos_under_load(backend: Backend) {
     let mut rng = Rng::new(seed);
     chaos::run_chaos(&mut cluster, &counters, &mut rng, REPLICAS - 1, until).await;
     let models = workers.await.expect("the workers panicked");
-    println!(
+    report!(
         "chaos: load over: {}; failures by cause:\n{}",
         counters.summary(),
         counters.causes()
@@ -106,7 +106,7 @@ async fn chaos_under_load(backend: Backend) {
         }
         if start.elapsed() >= next_report {
             next_report += REPORT_EVERY;
-            println!(
+            report!(
                 "chaos: {:>5.1} s into convergence: {} chunks, {} below {REPLICAS} copies, {} \
                  missing, {} corrupt, {} unreadable, {} orphan files",
                 start.elapsed().as_secs_f64(),
@@ -127,7 +127,7 @@ async fn chaos_under_load(backend: Backend) {
         tokio::time::sleep(FSCK_PAUSE).await;
     };
     let converged = start.elapsed();
-    println!(
+    report!(
         "chaos: converged in {:.1} s: {} chunks at {REPLICAS} copies, {} orphan files left",
         converged.as_secs_f64(),
         fsck.chunks,
@@ -136,7 +136,7 @@ async fn chaos_under_load(backend: Backend) {
 
     let failures = chaos::check_final(&gateways, &models).await;
     let present = models.len();
-    println!(
+    report!(
         "chaos: {backend:?} {seconds} s: {}; converged in {:.1} s; final check of {present} keys \
          on {} gateways: {} failures",
         counters.summary(),

@@ -47,7 +47,7 @@ impl Rng {
                     .expect("clock after 1970")
                     .as_nanos() as u64
             });
-        println!("seed {seed} (CAIRN_CRASH_SEED={seed} replays it)");
+        report!("seed {seed} (CAIRN_CRASH_SEED={seed} replays it)");
         Rng(seed)
     }
 
@@ -262,12 +262,12 @@ impl Victim for Server {
         self.server.wait_for_chunk_files(chunks).await;
         let temp = temp_files(&self.server.chunks_dir());
         assert!(temp.is_empty(), "temp files at the end: {temp:?}");
-        println!(
+        report!(
             "server data directory: {chunks} chunk files, {} KiB in all",
             dir_bytes(&self.server.data) / 1024
         );
         if let Some(disk) = &self.disk {
-            println!("disk image: {} KiB", disk.image_bytes() / 1024);
+            report!("disk image: {} KiB", disk.image_bytes() / 1024);
         }
     }
 }
@@ -320,7 +320,7 @@ impl Victim for NodeOfCluster {
 
     async fn settle(&self, chunks: usize) {
         let (fsck, took) = self.cluster.wait_clean(chunks as u64, SETTLE).await;
-        println!(
+        report!(
             "cluster clean after {}: {} chunks, {} missing, {} corrupt, {} orphans",
             secs(took),
             fsck.chunks,
@@ -551,10 +551,12 @@ async fn crash_rounds(victim: &mut impl Victim, rng: &mut Rng, kills: usize) {
         check_keys(&client, &mut model, &ops, &acked, &mut outcomes, round).await;
     }
     for (kind, o) in KINDS.iter().zip(&outcomes) {
-        println!(
+        report!(
             "{kind:?}: {} acknowledged, {} interrupted and found done, {} interrupted and found \
              not done",
-            o.acked, o.interrupted_done, o.interrupted_undone
+            o.acked,
+            o.interrupted_done,
+            o.interrupted_undone
         );
     }
     let interrupted: usize = outcomes
@@ -563,7 +565,7 @@ async fn crash_rounds(victim: &mut impl Victim, rng: &mut Rng, kills: usize) {
         .sum();
     let present = model.iter().flatten().count();
     let chunks: usize = model.iter().flatten().map(|v| v.chunks).sum();
-    println!(
+    report!(
         "{kills} kills in {}: {interrupted} operations interrupted, {} kills cut writes on the \
          disk ({} temp files left, all removed at restart); {present} objects ({chunks} \
          chunks) left, every one byte-exact",
@@ -609,7 +611,7 @@ fn assert_cut_drops_unsynced(disk: &mut CrashDisk) {
     // Its name may have reached the journal before the cut; its bytes cannot have.
     let kept = fs::metadata(&unsynced).map_or(0, |m| m.len());
     assert_eq!(kept, 0, "the cut kept {kept} bytes that were never synced");
-    println!("a cut keeps a synced file and loses an unsynced one");
+    report!("a cut keeps a synced file and loses an unsynced one");
     fs::remove_file(&synced).expect("remove the synced file");
     let _ = fs::remove_file(&unsynced);
 }
@@ -619,7 +621,7 @@ async fn server_on_a_disk_cut_mid_write() {
     let mut disk = match CrashDisk::create("256M") {
         Ok(disk) => disk,
         Err(reason) => {
-            println!("skipped: no disk that drops unsynced writes can be made here: {reason}");
+            report!("skipped: no disk that drops unsynced writes can be made here: {reason}");
             return;
         }
     };

@@ -35,3 +35,13 @@ pub use server::*;
 
 pub const MIB: usize = 1 << 20;
 pub const REGION: &str = "us-east-1";
+
+/// Prints a line past libtest's output capture, so a test's figures and the reason for a skip
+/// stand in the `cargo test` log (CI's included) when the test passes too.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}

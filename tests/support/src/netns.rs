@@ -210,7 +210,7 @@ impl Host {
         match self.add_qdisc(&["netem", "delay", "200ms", "loss", "5%"]) {
             Ok(()) => (guard, "netem delay 200ms loss 5% each way"),
             Err(netem) => {
-                println!("no netem ({netem}): a token bucket slows the link instead");
+                crate::report!("no netem ({netem}): a token bucket slows the link instead");
                 // Half of it may be in place: start again from a bare link.
                 drop(guard);
                 (
