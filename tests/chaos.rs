@@ -7,7 +7,7 @@
 //!
 //! `CAIRN_CHAOS_SECONDS` sets the load's duration (60 s by default, `bench/chaos.sh` runs it
 //! longer), `CAIRN_CHAOS_CONVERGE_SECONDS` the bound on convergence (120 s) and
-//! `CAIRN_CHAOS_SEED` replays a run. About 2 minutes per store; the two run one after
+//! `CAIRN_CHAOS_SEED` replays a run. About 70 s per store; the two run one after
 //! the other.
 
 use std::sync::Arc;
