@@ -10,8 +10,8 @@
 # Each run prints the figures tests/metadata_failover.rs prints for the manual promotion: how
 # long until a write was acknowledged again, the requests that failed (503) and the acknowledged
 # writes lost, which must be 0 (the run fails otherwise, as it does on any 500 or a request
-# longer than 12 s). Installs Patroni and etcd with apt-get when missing. Not run by CI (the lease
-# alone takes 10 s to expire); about 45 s per run.
+# longer than 12 s). Installs Patroni and etcd with apt-get when missing. CI runs the same test once
+# (tests/all.sh); this runs it on its own, about 45 s per run.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +32,6 @@ echo "using $(patroni --version 2>&1), $(etcd --version | head -n 1)," \
 cd "$repo"
 for run in $(seq 1 "$runs"); do
     echo "run $run of $runs"
-    cargo test --release --test metadata_failover -- --ignored --nocapture --test-threads 1 \
+    cargo test --release --test metadata_failover -- --nocapture --test-threads 1 \
         gateways_follow_patroni 2>&1 | grep -E 'failover \(|test result|panicked|FAILED'
 done

@@ -69,6 +69,9 @@ command -v losetup >/dev/null 2>&1 || missing+=(mount)
 command -v fsfreeze >/dev/null 2>&1 || missing+=(util-linux)
 # tests/metadata_failover.rs runs a primary and a standby of its own from the package's binaries.
 compgen -G '/usr/lib/postgresql/*/bin/pg_basebackup' >/dev/null || missing+=(postgresql)
+# and its Patroni variant, a real HA manager with its leader lease in etcd.
+command -v patroni >/dev/null 2>&1 || missing+=(patroni)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 # ip and tc, for tests/partition.rs's network namespaces and link faults.
 { command -v ip && command -v tc; } >/dev/null 2>&1 || missing+=(iproute2)
 if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
