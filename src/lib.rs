@@ -21,6 +21,7 @@ pub mod config;
 pub mod coordinator;
 pub mod datanode;
 pub mod gateway;
+pub mod iam;
 pub mod limits;
 pub mod meta;
 pub mod net;
