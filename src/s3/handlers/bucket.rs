@@ -37,7 +37,7 @@ pub fn valid_bucket_name(name: &str) -> bool {
 pub async fn list_buckets(gw: &Gateway) -> S3Result {
     let buckets = gw
         .meta()
-        .list_buckets()
+        .list_buckets(None)
         .await
         .map_err(crate::gateway::GatewayError::from)?;
     let mut x = XmlWriter::new("ListAllMyBucketsResult");
@@ -70,6 +70,8 @@ pub async fn create_bucket(gw: &Gateway, mut req: Request) -> S3Result {
     let bucket = Bucket {
         name: name.clone(),
         created: crate::gateway::now(),
+        owner: String::new(),
+        access: crate::meta::BucketAccess::default(),
     };
     let created = gw
         .meta()

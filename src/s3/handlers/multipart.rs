@@ -83,6 +83,8 @@ pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: WriteCondition::Always,
+        owner: String::new(),
+        acl: None,
     };
     let upload = gw.create_upload(new, algorithm, checksum_type).await?;
     let mut x = XmlWriter::new("InitiateMultipartUploadResult");

@@ -26,6 +26,8 @@ pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: write_condition(&req.headers)?,
+        owner: String::new(),
+        acl: None,
     };
     let object = match gw.put_object(new, &checks, &mut body).await {
         Ok(o) => o,
@@ -346,6 +348,8 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
         key: req.key().to_owned(),
         headers,
         condition: WriteCondition::Always,
+        owner: String::new(),
+        acl: None,
     };
     let object = gw.copy_object(&src, new).await.map_err(|e| match e {
         GatewayError::NoSuchKey => S3Error::new(ErrorCode::NoSuchKey),
