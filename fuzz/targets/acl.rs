@@ -18,7 +18,11 @@ fn round_trip(acl: &Acl) {
     assert!(acl.grants.len() <= MAX_GRANTS);
     let xml = acl.to_xml(&|id| Some(format!("name of {id}")));
     let again = Acl::parse_xml(xml.as_bytes(), &any_account);
-    assert_eq!(again.as_ref(), Ok(acl), "AccessControlPolicy round trip of {xml}");
+    assert_eq!(
+        again.as_ref(),
+        Ok(acl),
+        "AccessControlPolicy round trip of {xml}"
+    );
 }
 
 pub fn run(data: &[u8]) {

@@ -39,7 +39,12 @@ pub fn run(data: &[u8]) {
         let normalized = serde_json::to_string(&value).expect("serializable");
         assert!(normalized.len() <= MAX_BUCKET_POLICY_BYTES);
     }
-    assert!(policy.principals().iter().all(|p| !p.is_empty() && p != "*"));
+    assert!(
+        policy
+            .principals()
+            .iter()
+            .all(|p| !p.is_empty() && p != "*")
+    );
     let again = Policy::parse(&document, kind).expect("parses again");
     let _ = policy.is_public();
     for caller in [
@@ -56,7 +61,11 @@ pub fn run(data: &[u8]) {
             context: &context,
         };
         let decision = policy.evaluate(&request);
-        assert_eq!(decision, again.evaluate(&request), "evaluation is deterministic");
+        assert_eq!(
+            decision,
+            again.evaluate(&request),
+            "evaluation is deterministic"
+        );
         if let PolicyKind::Identity = kind {
             assert!(matches!(
                 decision,

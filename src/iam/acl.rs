@@ -356,14 +356,22 @@ fn parse_grantee(
     };
     match kind {
         "CanonicalUser" => {
-            let id = grantee.text_of("ID")?.ok_or_else(AclError::malformed)?.trim();
+            let id = grantee
+                .text_of("ID")?
+                .ok_or_else(AclError::malformed)?
+                .trim();
             if known_account(id) {
                 Ok(Grantee::CanonicalUser(id.to_owned()))
             } else {
                 Err(AclError::invalid_id())
             }
         }
-        "Group" => group(grantee.text_of("URI")?.ok_or_else(AclError::malformed)?.trim()),
+        "Group" => group(
+            grantee
+                .text_of("URI")?
+                .ok_or_else(AclError::malformed)?
+                .trim(),
+        ),
         "AmazonCustomerByEmail" => Err(AclError::email()),
         _ => Err(AclError::malformed()),
     }
@@ -479,9 +487,7 @@ fn parse_tree(body: &[u8]) -> Option<Element> {
                 let parent = open.last_mut()?;
                 match reference.resolve_char_ref().ok()? {
                     Some(c) => parent.text.push(c),
-                    None => parent
-                        .text
-                        .push_str(resolve_predefined_entity(&reference)?),
+                    None => parent.text.push_str(resolve_predefined_entity(&reference)?),
                 }
             }
         }
@@ -532,14 +538,30 @@ mod tests {
         let owner_fc = (user(OWNER), FullControl);
         let cases: [(&str, Vec<(Grantee, Permission)>); 8] = [
             ("private", vec![owner_fc.clone()]),
-            ("public-read", vec![owner_fc.clone(), (Grantee::AllUsers, Read)]),
+            (
+                "public-read",
+                vec![owner_fc.clone(), (Grantee::AllUsers, Read)],
+            ),
             (
                 "public-read-write",
-                vec![owner_fc.clone(), (Grantee::AllUsers, Read), (Grantee::AllUsers, Write)],
+                vec![
+                    owner_fc.clone(),
+                    (Grantee::AllUsers, Read),
+                    (Grantee::AllUsers, Write),
+                ],
             ),
-            ("authenticated-read", vec![owner_fc.clone(), (Grantee::AuthenticatedUsers, Read)]),
-            ("bucket-owner-read", vec![owner_fc.clone(), (user(OTHER), Read)]),
-            ("bucket-owner-full-control", vec![owner_fc.clone(), (user(OTHER), FullControl)]),
+            (
+                "authenticated-read",
+                vec![owner_fc.clone(), (Grantee::AuthenticatedUsers, Read)],
+            ),
+            (
+                "bucket-owner-read",
+                vec![owner_fc.clone(), (user(OTHER), Read)],
+            ),
+            (
+                "bucket-owner-full-control",
+                vec![owner_fc.clone(), (user(OTHER), FullControl)],
+            ),
             ("aws-exec-read", vec![owner_fc.clone()]),
             ("log-delivery-write", vec![owner_fc.clone()]),
         ];
@@ -550,7 +572,10 @@ mod tests {
         }
         // Written by the bucket owner, the bucket-owner ACLs are private.
         for name in ["bucket-owner-read", "bucket-owner-full-control"] {
-            assert_eq!(Acl::canned(name, OWNER, OWNER).expect(name), Acl::private(OWNER));
+            assert_eq!(
+                Acl::canned(name, OWNER, OWNER).expect(name),
+                Acl::private(OWNER)
+            );
         }
         let refused = Acl::canned("public", OWNER, OWNER).unwrap_err();
         assert_eq!(refused.code, "InvalidArgument");
@@ -608,18 +633,30 @@ mod tests {
         );
         let auth = Acl::from_grant_headers(
             OWNER,
-            &[(Permission::Read, "uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers")],
+            &[(
+                Permission::Read,
+                "uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+            )],
             &known,
         )
         .expect("valid");
-        assert_eq!(grants(&auth), [(Grantee::AuthenticatedUsers, Permission::Read)]);
+        assert_eq!(
+            grants(&auth),
+            [(Grantee::AuthenticatedUsers, Permission::Read)]
+        );
 
         let error = |value: &str| {
             Acl::from_grant_headers(OWNER, &[(Permission::Read, value)], &known).unwrap_err()
         };
         assert_eq!(error("id=\"ffff\""), AclError::invalid_id());
-        assert_eq!(error("emailAddress=\"a@example.com\"").code, "UnresolvableGrantByEmailAddress");
-        assert_eq!(error("uri=\"http://acs.amazonaws.com/groups/s3/LogDelivery\"").message, "Invalid group uri");
+        assert_eq!(
+            error("emailAddress=\"a@example.com\"").code,
+            "UnresolvableGrantByEmailAddress"
+        );
+        assert_eq!(
+            error("uri=\"http://acs.amazonaws.com/groups/s3/LogDelivery\"").message,
+            "Invalid group uri"
+        );
         assert_eq!(error("nonsense").code, "InvalidArgument");
         assert_eq!(error("name=\"x\"").code, "InvalidArgument");
         assert_eq!(error("").code, "InvalidArgument");
@@ -668,27 +705,82 @@ mod tests {
     fn xml_errors() {
         let code = |body: &str| Acl::parse_xml(body.as_bytes(), &known).unwrap_err().code;
         let grant = |grantee: &str, permission: &str| {
-            policy_body(OWNER, &format!("<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" {grantee}</Grantee><Permission>{permission}</Permission></Grant>"))
+            policy_body(
+                OWNER,
+                &format!(
+                    "<Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" {grantee}</Grantee><Permission>{permission}</Permission></Grant>"
+                ),
+            )
         };
         assert_eq!(code(""), "MalformedACLError");
         assert_eq!(code("not xml"), "MalformedACLError");
         assert_eq!(code("<AccessControlPolicy>"), "MalformedACLError");
         assert_eq!(code("<Other/>"), "MalformedACLError");
-        assert_eq!(code(&format!("<!DOCTYPE x><AccessControlPolicy/>")), "MalformedACLError");
-        assert_eq!(code("<AccessControlPolicy><AccessControlList/></AccessControlPolicy>"), "MalformedACLError");
-        assert_eq!(code(&format!("<AccessControlPolicy><Owner><ID>{OWNER}</ID></Owner></AccessControlPolicy>")), "MalformedACLError");
+        assert_eq!(
+            code(&format!("<!DOCTYPE x><AccessControlPolicy/>")),
+            "MalformedACLError"
+        );
+        assert_eq!(
+            code("<AccessControlPolicy><AccessControlList/></AccessControlPolicy>"),
+            "MalformedACLError"
+        );
+        assert_eq!(
+            code(&format!(
+                "<AccessControlPolicy><Owner><ID>{OWNER}</ID></Owner></AccessControlPolicy>"
+            )),
+            "MalformedACLError"
+        );
         assert_eq!(code(&policy_body("", "")), "MalformedACLError");
-        assert_eq!(code(&grant(&format!("xsi:type=\"CanonicalUser\"><ID>{OWNER}</ID>"), "EVERYTHING")), "MalformedACLError");
-        assert_eq!(code(&grant(&format!("xsi:type=\"CanonicalUser\"><ID>{OWNER}</ID>"), "")), "MalformedACLError");
-        assert_eq!(code(&grant("xsi:type=\"CanonicalUser\"><ID>ffff</ID>", "READ")), "InvalidArgument");
-        assert_eq!(code(&grant("xsi:type=\"Group\"><URI>http://example.com/everyone</URI>", "READ")), "InvalidArgument");
-        assert_eq!(code(&grant("xsi:type=\"AmazonCustomerByEmail\"><EmailAddress>a@b.c</EmailAddress>", "READ")), "UnresolvableGrantByEmailAddress");
-        assert_eq!(code(&grant("xsi:type=\"Robot\"><ID>x</ID>", "READ")), "MalformedACLError");
-        assert_eq!(code(&grant("xsi:type=\"CanonicalUser\"><URI>x</URI>", "READ")), "MalformedACLError");
+        assert_eq!(
+            code(&grant(
+                &format!("xsi:type=\"CanonicalUser\"><ID>{OWNER}</ID>"),
+                "EVERYTHING"
+            )),
+            "MalformedACLError"
+        );
+        assert_eq!(
+            code(&grant(
+                &format!("xsi:type=\"CanonicalUser\"><ID>{OWNER}</ID>"),
+                ""
+            )),
+            "MalformedACLError"
+        );
+        assert_eq!(
+            code(&grant("xsi:type=\"CanonicalUser\"><ID>ffff</ID>", "READ")),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(&grant(
+                "xsi:type=\"Group\"><URI>http://example.com/everyone</URI>",
+                "READ"
+            )),
+            "InvalidArgument"
+        );
+        assert_eq!(
+            code(&grant(
+                "xsi:type=\"AmazonCustomerByEmail\"><EmailAddress>a@b.c</EmailAddress>",
+                "READ"
+            )),
+            "UnresolvableGrantByEmailAddress"
+        );
+        assert_eq!(
+            code(&grant("xsi:type=\"Robot\"><ID>x</ID>", "READ")),
+            "MalformedACLError"
+        );
+        assert_eq!(
+            code(&grant("xsi:type=\"CanonicalUser\"><URI>x</URI>", "READ")),
+            "MalformedACLError"
+        );
         assert_eq!(code(&grant(">", "READ")), "MalformedACLError");
-        let many = format!("<Grant><Grantee><ID>{OWNER}</ID></Grantee><Permission>READ</Permission></Grant>").repeat(MAX_GRANTS + 1);
+        let many = format!(
+            "<Grant><Grantee><ID>{OWNER}</ID></Grantee><Permission>READ</Permission></Grant>"
+        )
+        .repeat(MAX_GRANTS + 1);
         assert_eq!(code(&policy_body(OWNER, &many)), "MalformedACLError");
-        let hundred = format!("<Grant><Grantee><ID>{OWNER}</ID></Grantee><Permission>READ</Permission></Grant>").repeat(MAX_GRANTS);
+        let hundred = format!(
+            "<Grant><Grantee><ID>{OWNER}</ID></Grantee><Permission>READ</Permission></Grant>"
+        )
+        .repeat(MAX_GRANTS);
         assert!(Acl::parse_xml(policy_body(OWNER, &hundred).as_bytes(), &known).is_ok());
     }
 
@@ -708,7 +800,9 @@ mod tests {
         assert!(xml.starts_with(&format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<AccessControlPolicy xmlns=\"{S3_XMLNS}\"><Owner><ID>{OWNER}</ID><DisplayName>owner &lt;&amp;&gt;</DisplayName></Owner><AccessControlList><Grant><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>{OWNER}</ID><DisplayName>owner &lt;&amp;&gt;</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant>"
         )), "{xml}");
-        assert!(xml.contains(&format!("xsi:type=\"Group\"><URI>{ALL_USERS_URI}</URI></Grantee><Permission>WRITE</Permission>")));
+        assert!(xml.contains(&format!(
+            "xsi:type=\"Group\"><URI>{ALL_USERS_URI}</URI></Grantee><Permission>WRITE</Permission>"
+        )));
         assert!(xml.contains(&format!("xsi:type=\"CanonicalUser\"><ID>{OTHER}</ID></Grantee><Permission>WRITE_ACP</Permission>")));
         assert_eq!(Acl::parse_xml(xml.as_bytes(), &known), Ok(acl));
     }
