@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(code("<AccessControlPolicy>"), "MalformedACLError");
         assert_eq!(code("<Other/>"), "MalformedACLError");
         assert_eq!(
-            code(&format!("<!DOCTYPE x><AccessControlPolicy/>")),
+            code("<!DOCTYPE x><AccessControlPolicy/>"),
             "MalformedACLError"
         );
         assert_eq!(

@@ -542,10 +542,9 @@ fn check_actions_apply(actions: &[String], resources: &[String]) -> Result<(), P
             has_object
         } else if BUCKET_ACTIONS.contains(&name) {
             has_bucket
-        } else if name == "listallmybuckets" {
-            false
         } else {
-            true
+            // ListAllMyBuckets names no bucket at all; other actions are not classified.
+            name != "listallmybuckets"
         };
         if !applies {
             return Err(err("Action does not apply to any resource(s) in statement"));
