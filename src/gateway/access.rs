@@ -102,7 +102,7 @@ impl Ownership {
 
 /// A bucket's public access block, stored as this JSON.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[serde(rename_all = "PascalCase", default)]
 pub struct PublicAccessBlock {
     /// Refuse requests that set a public ACL.
     pub block_public_acls: bool,
@@ -251,7 +251,11 @@ pub fn decide(requester: &Requester, question: &Question<'_>) -> Verdict {
             || matches!(question.action, "s3:ListAllMyBuckets" | "s3:CreateBucket");
     }
     let Some(bucket) = question.bucket else {
-        return if allowed { Verdict::Allow } else { Verdict::Deny };
+        return if allowed {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
     };
     if let Some(policy) = &bucket.policy {
         let restricted = bucket.block.restrict_public_buckets && policy.is_public();
@@ -344,8 +348,9 @@ impl AccessCache {
         self.state().generation
     }
 
-    /// Forgets everything if the store's generation moved.
-    async fn refresh(&self) -> GatewayResult<()> {
+    /// Forgets everything if the store's generation moved. Called by the poller, and after this
+    /// gateway changed access settings, so that its next request sees the change.
+    pub async fn refresh(&self) -> GatewayResult<()> {
         let current = self.meta.access_generation().await?;
         let mut state = self.state();
         if state.generation != current {
@@ -383,7 +388,10 @@ impl AccessCache {
         }
         let generation = self.generation();
         let identity = self.load_identity(id).await?.map(Arc::new);
-        self.keep(generation, |s| &mut s.identities, id, &identity);
+        // Absence is not kept: a key created a moment ago works at once.
+        if identity.is_some() {
+            self.keep(generation, |s| &mut s.identities, id, &identity);
+        }
         Ok(identity)
     }
 
@@ -439,7 +447,10 @@ impl AccessCache {
                 super::GatewayError::Meta(crate::meta::MetaError::Corrupt(e))
             })?)),
         };
-        self.keep(generation, |s| &mut s.buckets, name, &access);
+        // Absence is not kept: a bucket created through another gateway is usable at once.
+        if access.is_some() {
+            self.keep(generation, |s| &mut s.buckets, name, &access);
+        }
         Ok(access)
     }
 
@@ -536,7 +547,7 @@ mod tests {
             owner: account(owner).id,
             access,
         })
-        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn ask(who: &Requester, action: &str, bucket: &BucketAuth, key: Option<&str>) -> Verdict {
@@ -585,9 +596,15 @@ mod tests {
         assert_eq!(ask(&reader, "s3:GetObject", &b, Some("k")), Verdict::Allow);
         assert_eq!(ask(&reader, "s3:ListBucket", &b, None), Verdict::Allow);
         assert_eq!(ask(&reader, "s3:PutObject", &b, Some("k")), Verdict::Deny);
-        assert_eq!(ask(&reader, "s3:DeleteObject", &b, Some("k")), Verdict::Deny);
+        assert_eq!(
+            ask(&reader, "s3:DeleteObject", &b, Some("k")),
+            Verdict::Deny
+        );
         let denied = key("alice", None, &[DENY_DELETE]);
-        assert_eq!(ask(&denied, "s3:DeleteObject", &b, Some("k")), Verdict::Deny);
+        assert_eq!(
+            ask(&denied, "s3:DeleteObject", &b, Some("k")),
+            Verdict::Deny
+        );
         assert_eq!(ask(&denied, "s3:PutObject", &b, Some("k")), Verdict::Allow);
     }
 
@@ -610,13 +627,22 @@ mod tests {
         let anonymous = Requester::Anonymous;
         assert_eq!(ask(&bob, "s3:GetObject", &b, Some("x")), Verdict::Allow);
         assert_eq!(ask(&bob, "s3:PutObject", &b, Some("x")), Verdict::Deny);
-        assert_eq!(ask(&anonymous, "s3:GetObject", &b, Some("public/x")), Verdict::Allow);
+        assert_eq!(
+            ask(&anonymous, "s3:GetObject", &b, Some("public/x")),
+            Verdict::Allow
+        );
         assert_eq!(
             ask(&anonymous, "s3:GetObject", &b, Some("x")),
             Verdict::IfObjectAcl(Permission::Read)
         );
-        assert_eq!(ask(&alice, "s3:DeleteObject", &b, Some("keep/x")), Verdict::Deny);
-        assert_eq!(ask(&alice, "s3:DeleteObject", &b, Some("x")), Verdict::Allow);
+        assert_eq!(
+            ask(&alice, "s3:DeleteObject", &b, Some("keep/x")),
+            Verdict::Deny
+        );
+        assert_eq!(
+            ask(&alice, "s3:DeleteObject", &b, Some("x")),
+            Verdict::Allow
+        );
         // The owner can always repair its bucket policy.
         assert_eq!(ask(&alice, "s3:PutBucketPolicy", &b, None), Verdict::Allow);
 
@@ -632,17 +658,22 @@ mod tests {
             ask(&anonymous, "s3:GetObject", &restricted, Some("public/x")),
             Verdict::IfObjectAcl(Permission::Read)
         );
-        assert_eq!(ask(&bob, "s3:GetObject", &restricted, Some("x")), Verdict::IfObjectAcl(Permission::Read));
-        assert_eq!(ask(&alice, "s3:GetObject", &restricted, Some("x")), Verdict::Allow);
+        assert_eq!(
+            ask(&bob, "s3:GetObject", &restricted, Some("x")),
+            Verdict::IfObjectAcl(Permission::Read)
+        );
+        assert_eq!(
+            ask(&alice, "s3:GetObject", &restricted, Some("x")),
+            Verdict::Allow
+        );
     }
 
     #[test]
     fn acls_grant_unless_ignored_or_disabled() {
         let owner = account("alice").id;
-        let public_read = serde_json::to_string(
-            &Acl::canned("public-read-write", &owner, &owner).unwrap(),
-        )
-        .unwrap();
+        let public_read =
+            serde_json::to_string(&Acl::canned("public-read-write", &owner, &owner).unwrap())
+                .unwrap();
         let anonymous = Requester::Anonymous;
         let open = bucket(
             "open",
@@ -652,8 +683,14 @@ mod tests {
                 ..StoredAccess::default()
             },
         );
-        assert_eq!(ask(&anonymous, "s3:ListBucket", &open, None), Verdict::Allow);
-        assert_eq!(ask(&anonymous, "s3:PutObject", &open, Some("k")), Verdict::Allow);
+        assert_eq!(
+            ask(&anonymous, "s3:ListBucket", &open, None),
+            Verdict::Allow
+        );
+        assert_eq!(
+            ask(&anonymous, "s3:PutObject", &open, Some("k")),
+            Verdict::Allow
+        );
         let ignored = bucket(
             "open",
             "alice",
@@ -663,7 +700,10 @@ mod tests {
                 ..StoredAccess::default()
             },
         );
-        assert_eq!(ask(&anonymous, "s3:ListBucket", &ignored, None), Verdict::Deny);
+        assert_eq!(
+            ask(&anonymous, "s3:ListBucket", &ignored, None),
+            Verdict::Deny
+        );
         let enforced = bucket(
             "open",
             "alice",
@@ -673,15 +713,46 @@ mod tests {
                 ..StoredAccess::default()
             },
         );
-        assert_eq!(ask(&anonymous, "s3:ListBucket", &enforced, None), Verdict::Deny);
-        assert_eq!(ask(&anonymous, "s3:GetObject", &enforced, Some("k")), Verdict::Deny);
+        assert_eq!(
+            ask(&anonymous, "s3:ListBucket", &enforced, None),
+            Verdict::Deny
+        );
+        assert_eq!(
+            ask(&anonymous, "s3:GetObject", &enforced, Some("k")),
+            Verdict::Deny
+        );
 
-        let object_acl = serde_json::to_string(&Acl::canned("public-read", &owner, &owner).unwrap()).unwrap();
-        assert!(object_acl_allows(&anonymous, &open, &owner, Some(&object_acl), Permission::Read));
-        assert!(!object_acl_allows(&anonymous, &open, &owner, None, Permission::Read));
-        assert!(!object_acl_allows(&anonymous, &ignored, &owner, Some(&object_acl), Permission::Read));
+        let object_acl =
+            serde_json::to_string(&Acl::canned("public-read", &owner, &owner).unwrap()).unwrap();
+        assert!(object_acl_allows(
+            &anonymous,
+            &open,
+            &owner,
+            Some(&object_acl),
+            Permission::Read
+        ));
+        assert!(!object_acl_allows(
+            &anonymous,
+            &open,
+            &owner,
+            None,
+            Permission::Read
+        ));
+        assert!(!object_acl_allows(
+            &anonymous,
+            &ignored,
+            &owner,
+            Some(&object_acl),
+            Permission::Read
+        ));
         let alice = key("alice", None, &[]);
-        assert!(object_acl_allows(&alice, &open, &owner, None, Permission::WriteAcp));
+        assert!(object_acl_allows(
+            &alice,
+            &open,
+            &owner,
+            None,
+            Permission::WriteAcp
+        ));
     }
 
     #[test]

@@ -506,12 +506,104 @@ fn valid_action(action: &str, kind: PolicyKind<'_>) -> bool {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-')
         }
     };
-    service_ok
+    let well_formed = service_ok
         && !name.is_empty()
         && name
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '?' | '-' | '_'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '*' | '?' | '-' | '_'));
+    // An S3 action must be one S3 has (a pattern must match one), as S3 and IAM check: a typo
+    // would otherwise be stored and silently never match.
+    well_formed
+        && (!service.eq_ignore_ascii_case("s3")
+            || S3_ACTIONS
+                .iter()
+                .any(|known| super::wildcard::matches_ignore_case(name, known)))
 }
+
+/// S3's action names
+/// (<https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html>),
+/// those Cairn serves and those it does not yet, so that a policy written for AWS is accepted.
+const S3_ACTIONS: &[&str] = &[
+    "AbortMultipartUpload",
+    "BypassGovernanceRetention",
+    "CreateBucket",
+    "CreateJob",
+    "DeleteBucket",
+    "DeleteBucketOwnershipControls",
+    "DeleteBucketPolicy",
+    "DeleteBucketWebsite",
+    "DeleteObject",
+    "DeleteObjectTagging",
+    "DeleteObjectVersion",
+    "DeleteObjectVersionTagging",
+    "GetAccelerateConfiguration",
+    "GetAnalyticsConfiguration",
+    "GetBucketAcl",
+    "GetBucketCORS",
+    "GetBucketLocation",
+    "GetBucketLogging",
+    "GetBucketNotification",
+    "GetBucketObjectLockConfiguration",
+    "GetBucketOwnershipControls",
+    "GetBucketPolicy",
+    "GetBucketPolicyStatus",
+    "GetBucketPublicAccessBlock",
+    "GetBucketRequestPayment",
+    "GetBucketTagging",
+    "GetBucketVersioning",
+    "GetBucketWebsite",
+    "GetEncryptionConfiguration",
+    "GetInventoryConfiguration",
+    "GetLifecycleConfiguration",
+    "GetMetricsConfiguration",
+    "GetObject",
+    "GetObjectAcl",
+    "GetObjectAttributes",
+    "GetObjectLegalHold",
+    "GetObjectRetention",
+    "GetObjectTagging",
+    "GetObjectTorrent",
+    "GetObjectVersion",
+    "GetObjectVersionAcl",
+    "GetObjectVersionAttributes",
+    "GetObjectVersionTagging",
+    "GetReplicationConfiguration",
+    "ListAllMyBuckets",
+    "ListBucket",
+    "ListBucketMultipartUploads",
+    "ListBucketVersions",
+    "ListMultipartUploadParts",
+    "PutAccelerateConfiguration",
+    "PutAnalyticsConfiguration",
+    "PutBucketAcl",
+    "PutBucketCORS",
+    "PutBucketLogging",
+    "PutBucketNotification",
+    "PutBucketObjectLockConfiguration",
+    "PutBucketOwnershipControls",
+    "PutBucketPolicy",
+    "PutBucketPublicAccessBlock",
+    "PutBucketRequestPayment",
+    "PutBucketTagging",
+    "PutBucketVersioning",
+    "PutBucketWebsite",
+    "PutEncryptionConfiguration",
+    "PutInventoryConfiguration",
+    "PutLifecycleConfiguration",
+    "PutMetricsConfiguration",
+    "PutObject",
+    "PutObjectAcl",
+    "PutObjectLegalHold",
+    "PutObjectRetention",
+    "PutObjectTagging",
+    "PutObjectVersionAcl",
+    "PutObjectVersionTagging",
+    "PutReplicationConfiguration",
+    "ReplicateDelete",
+    "ReplicateObject",
+    "ReplicateTags",
+    "RestoreObject",
+];
 
 /// Identity policies take `*` or any S3 ARN; a bucket policy only ARNs inside its bucket
 /// (S3 refuses even `"*"` there).
@@ -727,6 +819,14 @@ mod tests {
             ),
             (
                 r#"{"Effect":"Allow","Principal":"*","Action":"s3:","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Policy has invalid action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:Nope","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Policy has invalid action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:Nope*","Resource":"arn:aws:s3:::b1/*"}"#,
                 "Policy has invalid action",
             ),
             (

@@ -298,13 +298,21 @@ impl ErrorCode {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }
             AccessControlListNotSupported => "The bucket does not allow ACLs",
-            InvalidBucketAclWithObjectOwnership => "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
-            MalformedACLError => "The XML you provided was not well-formed or did not validate against our published schema",
+            InvalidBucketAclWithObjectOwnership => {
+                "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting"
+            }
+            MalformedACLError => {
+                "The XML you provided was not well-formed or did not validate against our published schema"
+            }
             MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
             NoSuchBucketPolicy => "The bucket policy does not exist",
-            NoSuchPublicAccessBlockConfiguration => "The public access block configuration was not found",
+            NoSuchPublicAccessBlockConfiguration => {
+                "The public access block configuration was not found"
+            }
             OwnershipControlsNotFoundError => "The bucket ownership controls were not found",
-            UnresolvableGrantByEmailAddress => "The email address you provided does not match any account on record.",
+            UnresolvableGrantByEmailAddress => {
+                "The email address you provided does not match any account on record."
+            }
             XMinioStorageFull => {
                 "The store has no room left for this write. Delete objects to free space, \
                  then retry."

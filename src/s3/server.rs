@@ -30,9 +30,9 @@ use super::router::{Route, parse_query, path_below_bucket, query_get, route};
 use super::sigv2;
 use super::sigv4::{Credentials, PayloadHash, RequestParts, Verified, parse_credentials};
 use crate::audit::RateLimitedLog;
+use crate::gateway::access::{Identity, Requester};
 use crate::gateway::{Gateway, now};
 use crate::limits::{Admission, ConnectionLimit, HeaderTimeouts, OVERFLOW_CONNECTIONS, Slot};
-use crate::gateway::access::{Identity, Requester};
 
 /// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
 pub const HEALTH_PATH: &str = "/_cairn/health";
@@ -412,7 +412,11 @@ async fn authenticate(
     };
     let key = access_key(service, pending.access_key_id()).await?;
     let verified = pending.verify(&request_parts, &key.key.secret, now())?;
-    Ok((verified.payload.clone(), Some(verified), Requester::Key(key)))
+    Ok((
+        verified.payload.clone(),
+        Some(verified),
+        Requester::Key(key),
+    ))
 }
 
 /// The bytes a request counts against `--max-inflight-bytes`: its declared body length, at

@@ -307,7 +307,11 @@ pub fn parse_public_access_block(body: &[u8]) -> Result<[bool; 4], XmlError> {
             None => false,
             Some(t) if t.eq_ignore_ascii_case("true") => true,
             Some(t) if t.eq_ignore_ascii_case("false") => false,
-            Some(t) => return Err(malformed(format!("{name} must be true or false, not {t:?}"))),
+            Some(t) => {
+                return Err(malformed(format!(
+                    "{name} must be true or false, not {t:?}"
+                )));
+            }
         };
     }
     Ok(flags)

@@ -24,9 +24,9 @@ use crate::s3::xml::{XmlWriter, parse_ownership_controls, parse_public_access_bl
 
 /// The bucket the request names, which `authorize` loaded; absent means it does not exist.
 fn bucket(req: &Request) -> Result<Arc<BucketAuth>, S3Error> {
-    req.bucket_access.clone().ok_or_else(|| {
-        S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket())
-    })
+    req.bucket_access
+        .clone()
+        .ok_or_else(|| S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket()))
 }
 
 async fn set(gw: &Gateway, req: &Request, field: AccessField, value: Option<&str>) -> S3Result {
@@ -38,6 +38,7 @@ async fn set(gw: &Gateway, req: &Request, field: AccessField, value: Option<&str
     if !found {
         return Err(S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket()));
     }
+    gw.access().refresh().await?;
     let status = if req.method == http::Method::DELETE {
         StatusCode::NO_CONTENT
     } else {
@@ -66,8 +67,9 @@ pub async fn get_bucket_policy(req: Request) -> S3Result {
 pub async fn put_bucket_policy(gw: &Gateway, mut req: Request) -> S3Result {
     let bucket = bucket(&req)?;
     let body = read_xml_body(&mut req).await?;
-    let document = std::str::from_utf8(&body)
-        .map_err(|_| malformed_policy("Policies must be valid JSON and the first byte must be '{'"))?;
+    let document = std::str::from_utf8(&body).map_err(|_| {
+        malformed_policy("Policies must be valid JSON and the first byte must be '{'")
+    })?;
     let policy = Policy::parse(document, PolicyKind::Bucket(req.bucket()))
         .map_err(|e| malformed_policy(e.0))?;
     let accounts = gw.access().accounts().await?;
@@ -80,8 +82,9 @@ pub async fn put_bucket_policy(gw: &Gateway, mut req: Request) -> S3Result {
         }
     }
     if bucket.block.block_public_policy && policy.is_public() {
-        return Err(S3Error::new(ErrorCode::AccessDenied)
-            .with_message("Access Denied: the bucket's public access block forbids public policies"));
+        return Err(S3Error::new(ErrorCode::AccessDenied).with_message(
+            "Access Denied: the bucket's public access block forbids public policies",
+        ));
     }
     let response = set(gw, &req, AccessField::Policy, Some(document)).await?;
     let mut response = response;
@@ -100,7 +103,10 @@ pub async fn get_bucket_policy_status(req: Request) -> S3Result {
         S3Error::new(ErrorCode::NoSuchBucketPolicy).with_extra("BucketName", req.bucket())
     })?;
     let mut x = XmlWriter::new("PolicyStatus");
-    x.element("IsPublic", if policy.is_public() { "true" } else { "false" });
+    x.element(
+        "IsPublic",
+        if policy.is_public() { "true" } else { "false" },
+    );
     xml_response(StatusCode::OK, x.finish())
 }
 
@@ -131,8 +137,9 @@ async fn requested_acl(
     let from_body = !body.iter().all(u8::is_ascii_whitespace);
     let acl = match (has_acl_headers(req), from_body) {
         (true, true) => {
-            return Err(S3Error::new(ErrorCode::InvalidRequest)
-                .with_message("Specifying both an ACL in the body and ACL headers is not allowed"));
+            return Err(S3Error::new(ErrorCode::InvalidRequest).with_message(
+                "Specifying both an ACL in the body and ACL headers is not allowed",
+            ));
         }
         (true, false) => acl_from_headers(req, owner, &bucket.bucket.owner, &accounts)?,
         (false, true) => {
@@ -241,8 +248,10 @@ pub async fn delete_ownership_controls(gw: &Gateway, req: Request) -> S3Result {
 pub async fn get_public_access_block(req: Request) -> S3Result {
     let bucket = bucket(&req)?;
     if bucket.bucket.access.public_access_block.is_none() {
-        return Err(S3Error::new(ErrorCode::NoSuchPublicAccessBlockConfiguration)
-            .with_extra("BucketName", req.bucket()));
+        return Err(
+            S3Error::new(ErrorCode::NoSuchPublicAccessBlockConfiguration)
+                .with_extra("BucketName", req.bucket()),
+        );
     }
     let block = bucket.block;
     let mut x = XmlWriter::new("PublicAccessBlockConfiguration");
@@ -260,9 +269,13 @@ pub async fn get_public_access_block(req: Request) -> S3Result {
 pub async fn put_public_access_block(gw: &Gateway, mut req: Request) -> S3Result {
     bucket(&req)?;
     let body = read_xml_body(&mut req).await?;
-    let [block_public_acls, ignore_public_acls, block_public_policy, restrict_public_buckets] =
-        parse_public_access_block(&body)
-            .map_err(|e| S3Error::new(ErrorCode::MalformedXML).with_message(e.to_string()))?;
+    let [
+        block_public_acls,
+        ignore_public_acls,
+        block_public_policy,
+        restrict_public_buckets,
+    ] = parse_public_access_block(&body)
+        .map_err(|e| S3Error::new(ErrorCode::MalformedXML).with_message(e.to_string()))?;
     let block = PublicAccessBlock {
         block_public_acls,
         ignore_public_acls,

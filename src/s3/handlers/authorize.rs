@@ -26,7 +26,11 @@ pub fn action(op: Operation) -> &'static str {
         GetBucketLocation => "s3:GetBucketLocation",
         ListMultipartUploads => "s3:ListBucketMultipartUploads",
         GetObject | HeadObject => "s3:GetObject",
-        PutObject | CopyObject | CreateMultipartUpload | UploadPart | UploadPartCopy
+        PutObject
+        | CopyObject
+        | CreateMultipartUpload
+        | UploadPart
+        | UploadPartCopy
         | CompleteMultipartUpload => "s3:PutObject",
         DeleteObject | DeleteObjects => "s3:DeleteObject",
         AbortMultipartUpload => "s3:AbortMultipartUpload",
@@ -96,7 +100,10 @@ fn context(req: &Request) -> Context {
         context.set("s3:signatureversion", version);
         context.set("s3:authType", auth_type);
     }
-    if matches!(req.route.op, Operation::ListObjects | Operation::ListObjectsV2) {
+    if matches!(
+        req.route.op,
+        Operation::ListObjects | Operation::ListObjectsV2
+    ) {
         for name in ["prefix", "delimiter", "max-keys"] {
             if let Some(value) = req.query(name) {
                 context.set(&format!("s3:{name}"), value);
@@ -198,8 +205,8 @@ fn check_acl_headers(req: &Request) -> Result<(), S3Error> {
         .iter()
         .any(|(name, _)| req.headers.contains_key(*name));
     if !bucket.acls_enabled() {
-        let harmless = !grants
-            && canned.is_some_and(|c| c == "bucket-owner-full-control" || c == "private");
+        let harmless =
+            !grants && canned.is_some_and(|c| c == "bucket-owner-full-control" || c == "private");
         return if harmless {
             Ok(())
         } else {
@@ -225,24 +232,29 @@ fn check_acl_headers(req: &Request) -> Result<(), S3Error> {
 
 /// Whether the ACL headers grant anything to AllUsers or AuthenticatedUsers.
 pub fn public_acl_headers(req: &Request) -> bool {
-    let canned = req
-        .header("x-amz-acl")
-        .is_some_and(|c| matches!(c, "public-read" | "public-read-write" | "authenticated-read"));
+    let canned = req.header("x-amz-acl").is_some_and(|c| {
+        matches!(
+            c,
+            "public-read" | "public-read-write" | "authenticated-read"
+        )
+    });
     canned
         || GRANT_HEADERS.iter().any(|(name, _)| {
-            req.header(name)
-                .is_some_and(|v| v.contains("/groups/global/AllUsers") || v.contains("/groups/global/AuthenticatedUsers"))
+            req.header(name).is_some_and(|v| {
+                v.contains("/groups/global/AllUsers")
+                    || v.contains("/groups/global/AuthenticatedUsers")
+            })
         })
 }
 
 /// A copy reads its source: `s3:GetObject` on it, judged like a GetObject of that object.
 async fn authorize_copy_source(gw: &Gateway, req: &mut Request) -> Result<(), S3Error> {
-    let raw = req.header("x-amz-copy-source").unwrap_or_default().to_owned();
+    let raw = req
+        .header("x-amz-copy-source")
+        .unwrap_or_default()
+        .to_owned();
     let (source_bucket, source_key) = parse_copy_source(&raw)?;
-    let bucket = gw
-        .access()
-        .bucket(&source_bucket)
-        .await?;
+    let bucket = gw.access().bucket(&source_bucket).await?;
     let Some(bucket) = bucket else {
         // The handler answers NoSuchBucket to a caller that may ask.
         return match req.requester {
@@ -307,9 +319,8 @@ pub fn acl_from_headers(
         .collect();
     let acl = match (req.header("x-amz-acl"), grants.is_empty()) {
         (Some(_), false) => {
-            return Err(S3Error::new(ErrorCode::InvalidRequest).with_message(
-                "Specifying both Canned ACLs and Header Grants is not allowed",
-            ));
+            return Err(S3Error::new(ErrorCode::InvalidRequest)
+                .with_message("Specifying both Canned ACLs and Header Grants is not allowed"));
         }
         (Some(canned), true) => Acl::canned(canned, owner, bucket_owner),
         (None, _) => Acl::from_grant_headers(owner, &grants, &|id| accounts.contains_key(id)),

@@ -22,7 +22,12 @@ use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::xml::{XmlWriter, parse_create_bucket_configuration};
 
 /// Writes `<element><ID>…</ID><DisplayName>…</DisplayName></element>` for the account `id`.
-pub fn write_owner(x: &mut XmlWriter, element: &str, id: &str, accounts: &HashMap<String, Account>) {
+pub fn write_owner(
+    x: &mut XmlWriter,
+    element: &str,
+    id: &str,
+    accounts: &HashMap<String, Account>,
+) {
     x.open(element);
     x.element("ID", id);
     let name = accounts.get(id).map_or(id, |a| a.display_name.as_str());
@@ -154,19 +159,20 @@ pub async fn create_bucket(gw: &Gateway, mut req: Request) -> S3Result {
         .create_bucket(&bucket)
         .await
         .map_err(crate::gateway::GatewayError::from)?;
-    if !created {
-        // The name is taken: by the caller (AWS's answer outside us-east-1, which clients
-        // treat as success for their own bucket) or by another account.
+    if created {
+        gw.access().refresh().await?;
+    } else {
+        // The name is taken. By another account: 409 BucketAlreadyExists. By the caller: the
+        // store answers as us-east-1 (its GetBucketLocation), where S3 answers 200 again (other
+        // regions answer 409 BucketAlreadyOwnedByYou); the bucket is left as it is.
         let existing = gw
             .meta()
             .bucket(&name)
             .await
             .map_err(crate::gateway::GatewayError::from)?;
-        let code = match existing {
-            Some(b) if b.owner != owner => ErrorCode::BucketAlreadyExists,
-            _ => ErrorCode::BucketAlreadyOwnedByYou,
-        };
-        return Err(S3Error::new(code).with_extra("BucketName", name));
+        if existing.is_some_and(|b| b.owner != owner) {
+            return Err(S3Error::new(ErrorCode::BucketAlreadyExists).with_extra("BucketName", name));
+        }
     }
     let mut resp = empty_response(StatusCode::OK)?;
     resp.headers_mut()
@@ -186,7 +192,10 @@ pub async fn delete_bucket(gw: &Gateway, req: Request) -> S3Result {
         .await
         .map_err(crate::gateway::GatewayError::from)?;
     match outcome {
-        DeleteBucket::Deleted => empty_response(StatusCode::NO_CONTENT),
+        DeleteBucket::Deleted => {
+            gw.access().refresh().await?;
+            empty_response(StatusCode::NO_CONTENT)
+        }
         DeleteBucket::NoSuchBucket => {
             Err(S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket()))
         }

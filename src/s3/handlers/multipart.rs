@@ -3,8 +3,8 @@
 
 use http::{HeaderMap, StatusCode, header};
 
-use super::body::{drain, object_body, read_xml_body};
 use super::authorize::new_object_access;
+use super::body::{drain, object_body, read_xml_body};
 use super::bucket::write_owner;
 use super::headers::{
     checksum_header_value, header_value, invalid_checksum_value, stored_headers, write_condition,
@@ -31,7 +31,6 @@ async fn find_upload(gw: &Gateway, req: &Request) -> Result<Upload, S3Error> {
     let id = upload_id(req)?;
     Ok(gw.upload(req.bucket(), req.key(), &id).await?)
 }
-
 
 pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
     let (owner, acl) = new_object_access(gw, &req).await?;
