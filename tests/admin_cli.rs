@@ -139,7 +139,7 @@ async fn users_and_keys(url: &str) {
         "key list must not show secrets"
     );
     let alices = json(url, &["key", "list", "--user", "alice"]);
-    assert_eq!(names(&alices, "access_key_id"), [key_id.clone()]);
+    assert_eq!(names(&alices, "access_key_id"), [key_id.as_str()]);
     assert_eq!(alices[0]["name"], "backup");
     assert_eq!(alices[0]["policy"], "readonly");
     let bobs = json(url, &["key", "list", "--user", "bob"]);
@@ -348,7 +348,10 @@ async fn keys_and_users_take_effect_on_a_running_server() {
         .send()
         .await
         .assert_status(StatusCode::OK);
-    assert_eq!(json(&url, &["user", "delete", "robot", "--force"])["ok"], true);
+    assert_eq!(
+        json(&url, &["user", "delete", "robot", "--force"])["ok"],
+        true
+    );
     again
         .request(Method::GET, "/robots")
         .send()
