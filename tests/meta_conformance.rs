@@ -17,9 +17,9 @@ use bytes::Bytes;
 use cairn::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use cairn::chunk::{ChunkDigest, ChunkId, ChunkRef};
 use cairn::meta::{
-    self, AccessKey, Bucket, BucketAccess, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart,
-    MetaError, MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange,
-    StoredHeaders, Upload, WriteCondition,
+    self, AccessField, AccessKey, Account, Bucket, BucketAccess, ChunkReplicas, ClusterMeta,
+    DeleteAccount, DeleteBucket, ListStart, MetaError, MetaStore, Metadata, NodeInfo, NodeState,
+    ObjectMeta, Part, PartRange, StoredHeaders, Upload, WriteCondition,
 };
 use cairn_test_support::{Collation, MetaDb};
 use time::{Duration, OffsetDateTime};
@@ -122,7 +122,15 @@ conformance!(
     conditional_writes,
     concurrent_conditional_writers,
     concurrent_unconditional_writers,
-    concurrent_part_writers;
+    concurrent_part_writers,
+    accounts,
+    delete_account_refusal_and_force,
+    stored_policies_and_attachments,
+    access_generation_counts_every_change,
+    buckets_by_owner,
+    bucket_access_fields_are_independent,
+    object_acls,
+    owners_and_acls_survive_writes;
     cluster:
     nodes,
     replica_rows,
@@ -2201,4 +2209,457 @@ async fn several_gateways(first: Metadata, url: String) {
     assert!(live.is_disjoint(&losers));
     assert_eq!(live.len(), 2);
     assert_eq!(known(&gateways[0], &all).await, all);
+}
+
+// ----------------------------------------------------------------------- accounts and access
+
+fn account(name: &str, ms: i64) -> Account {
+    Account {
+        id: format!("{:0>64}", hex_of(name)),
+        name: name.to_owned(),
+        display_name: format!("{name} (display)"),
+        created: at(ms),
+    }
+}
+
+/// A stable 64-hex id per name (the store keeps whatever id it is given).
+fn hex_of(name: &str) -> String {
+    name.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn key_of(id: &str, account: &str, policy: Option<&str>) -> AccessKey {
+    AccessKey {
+        id: id.to_owned(),
+        secret: format!("secret-{id}"),
+        name: id.to_lowercase(),
+        created: at(T0),
+        account: account.to_owned(),
+        policy: policy.map(str::to_owned),
+    }
+}
+
+async fn bucket_of(store: &Store, name: &str, owner: &str) {
+    let b = Bucket {
+        name: name.to_owned(),
+        created: at(T0),
+        owner: owner.to_owned(),
+        access: BucketAccess::default(),
+    };
+    assert!(store.create_bucket(&b).await.unwrap(), "bucket {name}");
+}
+
+async fn names_of_buckets(store: &Store, owner: Option<&str>) -> Vec<String> {
+    let buckets = store.list_buckets(owner).await.unwrap();
+    buckets.into_iter().map(|b| b.name).collect()
+}
+
+async fn accounts(store: Store) {
+    let admin = store
+        .account_by_name(meta::ADMIN_ACCOUNT)
+        .await
+        .unwrap()
+        .expect("every store has the admin account");
+    assert_eq!(admin.id.len(), 64);
+    assert!(
+        admin
+            .id
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    );
+    assert_eq!(admin.display_name, meta::ADMIN_ACCOUNT);
+
+    let zed = account("zed", T0 + 1);
+    let bob = account("bob", T0 + 2);
+    assert!(store.create_account(&zed).await.unwrap());
+    assert!(store.create_account(&bob).await.unwrap());
+    let same_name = Account {
+        id: "f".repeat(64),
+        ..account("bob", T0)
+    };
+    assert!(
+        !store.create_account(&same_name).await.unwrap(),
+        "name taken"
+    );
+    let same_id = Account {
+        name: "robert".to_owned(),
+        ..bob.clone()
+    };
+    assert!(!store.create_account(&same_id).await.unwrap(), "id taken");
+    assert_eq!(store.account(&bob.id).await.unwrap(), Some(bob.clone()));
+    assert_eq!(
+        store.account_by_name("zed").await.unwrap(),
+        Some(zed.clone())
+    );
+    assert_eq!(store.account("nope").await.unwrap(), None);
+    assert_eq!(store.account_by_name("robert").await.unwrap(), None);
+    let listed: Vec<String> = store
+        .list_accounts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(listed, ["admin", "bob", "zed"]);
+
+    // Keys belong to an existing account, with or without a policy.
+    store
+        .create_key(&key_of("AKBOB", &bob.id, Some("readonly")))
+        .await
+        .unwrap();
+    let got = store.key("AKBOB").await.unwrap().unwrap();
+    assert_eq!(
+        (got.account, got.policy.as_deref()),
+        (bob.id, Some("readonly"))
+    );
+    assert!(matches!(
+        store
+            .create_key(&key_of("AKNONE", &"0".repeat(64), None))
+            .await,
+        Err(MetaError::NoSuchAccount)
+    ));
+    assert!(store.key("AKNONE").await.unwrap().is_none());
+}
+
+async fn delete_account_refusal_and_force(store: Store) {
+    let admin = admin_id(&store).await;
+    let alice = account("alice", T0);
+    store.create_account(&alice).await.unwrap();
+    store
+        .put_policy("photos", r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .await
+        .unwrap();
+    assert!(store.attach_policy(&alice.id, "photos").await.unwrap());
+    store
+        .create_key(&key_of("AKALICE", &alice.id, None))
+        .await
+        .unwrap();
+    bucket_of(&store, "alices", &alice.id).await;
+
+    // Refused while it owns a bucket: nothing changes.
+    assert_eq!(
+        store.delete_account(&alice.id, false).await.unwrap(),
+        DeleteAccount::OwnsBuckets
+    );
+    assert!(store.account(&alice.id).await.unwrap().is_some());
+    assert!(store.key("AKALICE").await.unwrap().is_some());
+    assert_eq!(store.account_policies(&alice.id).await.unwrap().len(), 1);
+
+    // Forced: the bucket goes to admin, keys and attachments with the account.
+    assert_eq!(
+        store.delete_account(&alice.id, true).await.unwrap(),
+        DeleteAccount::Deleted
+    );
+    assert!(store.account(&alice.id).await.unwrap().is_none());
+    assert!(store.key("AKALICE").await.unwrap().is_none());
+    assert!(store.account_policies(&alice.id).await.unwrap().is_empty());
+    assert!(
+        store.policy("photos").await.unwrap().is_some(),
+        "the policy stays"
+    );
+    assert_eq!(store.bucket("alices").await.unwrap().unwrap().owner, admin);
+    assert_eq!(
+        store.delete_account(&alice.id, true).await.unwrap(),
+        DeleteAccount::NoSuchAccount
+    );
+    assert!(matches!(
+        store.create_key(&key_of("AKLATE", &alice.id, None)).await,
+        Err(MetaError::NoSuchAccount)
+    ));
+
+    // Without buckets, no force is needed.
+    let carol = account("carol", T0);
+    store.create_account(&carol).await.unwrap();
+    store
+        .create_key(&key_of("AKCAROL", &carol.id, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.delete_account(&carol.id, false).await.unwrap(),
+        DeleteAccount::Deleted
+    );
+    assert!(store.key("AKCAROL").await.unwrap().is_none());
+}
+
+async fn stored_policies_and_attachments(store: Store) {
+    let a = account("a", T0);
+    let b = account("b", T0);
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    assert!(store.list_policies().await.unwrap().is_empty());
+    store.put_policy("zz", "doc-zz").await.unwrap();
+    store.put_policy("mm", "doc-mm-1").await.unwrap();
+    store.put_policy("mm", "doc-mm-2").await.unwrap();
+    assert_eq!(
+        store.policy("mm").await.unwrap().as_deref(),
+        Some("doc-mm-2")
+    );
+    assert_eq!(store.policy("none").await.unwrap(), None);
+    let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(n, d)| ((*n).to_owned(), (*d).to_owned()))
+            .collect()
+    };
+    assert_eq!(
+        store.list_policies().await.unwrap(),
+        pairs(&[("mm", "doc-mm-2"), ("zz", "doc-zz")])
+    );
+
+    assert!(store.attach_policy(&a.id, "zz").await.unwrap());
+    assert!(store.attach_policy(&a.id, "mm").await.unwrap());
+    assert!(
+        store.attach_policy(&a.id, "mm").await.unwrap(),
+        "twice is once"
+    );
+    assert!(store.attach_policy(&b.id, "mm").await.unwrap());
+    assert!(!store.attach_policy(&a.id, "none").await.unwrap());
+    assert!(!store.attach_policy(&"0".repeat(64), "mm").await.unwrap());
+    assert_eq!(
+        store.account_policies(&a.id).await.unwrap(),
+        pairs(&[("mm", "doc-mm-2"), ("zz", "doc-zz")])
+    );
+    // Editing a policy changes what every account attached to it reads.
+    store.put_policy("mm", "doc-mm-3").await.unwrap();
+    assert_eq!(
+        store.account_policies(&b.id).await.unwrap(),
+        pairs(&[("mm", "doc-mm-3")])
+    );
+
+    assert!(store.detach_policy(&a.id, "zz").await.unwrap());
+    assert!(!store.detach_policy(&a.id, "zz").await.unwrap());
+    assert_eq!(store.account_policies(&a.id).await.unwrap().len(), 1);
+
+    // Deleting a policy detaches it everywhere.
+    assert!(store.delete_policy("mm").await.unwrap());
+    assert!(!store.delete_policy("mm").await.unwrap());
+    assert!(store.account_policies(&a.id).await.unwrap().is_empty());
+    assert!(store.account_policies(&b.id).await.unwrap().is_empty());
+    store.put_policy("mm", "doc-again").await.unwrap();
+    assert!(
+        store.account_policies(&b.id).await.unwrap().is_empty(),
+        "a policy made again under the name is not attached"
+    );
+}
+
+async fn access_generation_counts_every_change(store: Store) {
+    let mut last = store.access_generation().await.unwrap();
+    let mut grew = async |what: &str| {
+        let now = store.access_generation().await.unwrap();
+        assert!(now > last, "{what} did not increase the access generation");
+        last = now;
+    };
+    let a = account("gen", T0);
+    store.create_account(&a).await.unwrap();
+    grew("create_account").await;
+    store
+        .create_key(&key_of("AKGEN", &a.id, None))
+        .await
+        .unwrap();
+    grew("create_key").await;
+    store.delete_key("AKGEN").await.unwrap();
+    grew("delete_key").await;
+    store.put_policy("p", "{}").await.unwrap();
+    grew("put_policy").await;
+    store.put_policy("p", "{ }").await.unwrap();
+    grew("put_policy replacing").await;
+    store.attach_policy(&a.id, "p").await.unwrap();
+    grew("attach_policy").await;
+    store.detach_policy(&a.id, "p").await.unwrap();
+    grew("detach_policy").await;
+    store.attach_policy(&a.id, "p").await.unwrap();
+    grew("attach_policy").await;
+    store.delete_policy("p").await.unwrap();
+    grew("delete_policy").await;
+    bucket_of(&store, "gen-bucket", &a.id).await;
+    grew("create_bucket").await;
+    for field in [
+        AccessField::Acl,
+        AccessField::Policy,
+        AccessField::Ownership,
+        AccessField::PublicAccessBlock,
+    ] {
+        store
+            .set_bucket_access("gen-bucket", field, Some("x"))
+            .await
+            .unwrap();
+        grew(&format!("set_bucket_access {field:?}")).await;
+        store
+            .set_bucket_access("gen-bucket", field, None)
+            .await
+            .unwrap();
+        grew(&format!("clearing {field:?}")).await;
+    }
+    assert_eq!(
+        store.delete_bucket("gen-bucket", at(T0)).await.unwrap(),
+        DeleteBucket::Deleted
+    );
+    grew("delete_bucket").await;
+    bucket_of(&store, "gen-forced", &a.id).await;
+    grew("create_bucket").await;
+    store.delete_account(&a.id, true).await.unwrap();
+    grew("delete_account").await;
+
+    // A change refused changes nothing, the count included.
+    let before = store.access_generation().await.unwrap();
+    assert!(!store.delete_key("AKGEN").await.unwrap());
+    assert!(!store.detach_policy(&a.id, "p").await.unwrap());
+    assert!(
+        !store
+            .set_bucket_access("none", AccessField::Acl, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.access_generation().await.unwrap(), before);
+}
+
+async fn buckets_by_owner(store: Store) {
+    let a = account("owner-a", T0);
+    let b = account("owner-b", T0);
+    store.create_account(&a).await.unwrap();
+    store.create_account(&b).await.unwrap();
+    bucket_of(&store, "b-two", &b.id).await;
+    bucket_of(&store, "a-two", &a.id).await;
+    bucket_of(&store, "a-one", &a.id).await;
+    bucket_of(&store, "b-one", &b.id).await;
+    let taken = Bucket {
+        name: "a-one".to_owned(),
+        created: at(T0),
+        owner: b.id.clone(),
+        access: BucketAccess::default(),
+    };
+    assert!(!store.create_bucket(&taken).await.unwrap());
+    assert_eq!(
+        names_of_buckets(&store, Some(&a.id)).await,
+        ["a-one", "a-two"]
+    );
+    assert_eq!(
+        names_of_buckets(&store, Some(&b.id)).await,
+        ["b-one", "b-two"]
+    );
+    assert!(names_of_buckets(&store, Some("nobody")).await.is_empty());
+    assert_eq!(
+        names_of_buckets(&store, None).await,
+        ["a-one", "a-two", "b-one", "b-two"]
+    );
+    assert_eq!(store.bucket("b-one").await.unwrap().unwrap().owner, b.id);
+}
+
+async fn bucket_access_fields_are_independent(store: Store) {
+    bucket_of(&store, "acc", WRITER).await;
+    let access = async || store.bucket("acc").await.unwrap().unwrap().access;
+    assert_eq!(access().await, BucketAccess::default());
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow"}]}"#;
+    let steps = [
+        (AccessField::Acl, Some(r#"{"grants":[]}"#)),
+        (AccessField::Policy, Some(policy)),
+        (AccessField::Ownership, Some("BucketOwnerEnforced")),
+        (
+            AccessField::PublicAccessBlock,
+            Some(r#"{"BlockPublicAcls":true}"#),
+        ),
+    ];
+    let mut want = BucketAccess::default();
+    for (field, value) in steps {
+        assert!(store.set_bucket_access("acc", field, value).await.unwrap());
+        let slot = match field {
+            AccessField::Acl => &mut want.acl,
+            AccessField::Policy => &mut want.policy,
+            AccessField::Ownership => &mut want.ownership,
+            AccessField::PublicAccessBlock => &mut want.public_access_block,
+        };
+        *slot = value.map(str::to_owned);
+        assert_eq!(access().await, want, "after setting {field:?}");
+    }
+    // Clearing one leaves the others.
+    assert!(
+        store
+            .set_bucket_access("acc", AccessField::Policy, None)
+            .await
+            .unwrap()
+    );
+    want.policy = None;
+    assert_eq!(access().await, want);
+    assert!(
+        store
+            .set_bucket_access("acc", AccessField::Ownership, Some("ObjectWriter"))
+            .await
+            .unwrap()
+    );
+    want.ownership = Some("ObjectWriter".to_owned());
+    assert_eq!(access().await, want);
+    assert!(
+        !store
+            .set_bucket_access("nope", AccessField::Acl, Some("{}"))
+            .await
+            .unwrap()
+    );
+    let listed = store.list_buckets(None).await.unwrap();
+    assert_eq!(listed[0].access, want, "listings carry the access fields");
+}
+
+async fn object_acls(store: Store) {
+    make_bucket(&store, "b").await;
+    let chunks = layout(&[3]);
+    let o = object("b", "k", &chunks, "e");
+    put(&store, &o, &chunks).await;
+    assert_eq!(store.object("b", "k").await.unwrap().unwrap().acl, None);
+    let acl = r#"{"owner":"x","grants":[{"grantee":"AllUsers","permission":"READ"}]}"#;
+    assert!(store.set_object_acl("b", "k", acl).await.unwrap());
+    let got = store.object("b", "k").await.unwrap().unwrap();
+    assert_eq!(got.acl.as_deref(), Some(acl));
+    assert_eq!(got.id, o.id, "the same object, with a new ACL");
+    let listed = list_from_start(&store, "b", 10).await;
+    assert_eq!(
+        (listed[0].owner.as_str(), listed[0].acl.as_deref()),
+        (WRITER, Some(acl))
+    );
+    assert!(!store.set_object_acl("b", "missing", acl).await.unwrap());
+    assert!(!store.set_object_acl("missing", "k", acl).await.unwrap());
+    // A new version of the key has the ACL it was written with.
+    let chunks = layout(&[2]);
+    let again = object("b", "k", &chunks, "e2");
+    put(&store, &again, &chunks).await;
+    assert_eq!(store.object("b", "k").await.unwrap().unwrap().acl, None);
+}
+
+async fn owners_and_acls_survive_writes(store: Store) {
+    make_bucket(&store, "b").await;
+    let acl = Some(r#"{"grants":["public-read"]}"#.to_owned());
+    let chunks = layout(&[4]);
+    let mut o = object("b", "inline", &[], "e");
+    o.owner = "a".repeat(64);
+    o.acl = acl.clone();
+    o.inline = Some(Bytes::from_static(b"tiny"));
+    o.size = 4;
+    put(&store, &o, &[]).await;
+    assert_same_object(&store.object("b", "inline").await.unwrap().unwrap(), &o);
+    let mut chunked = object("b", "chunked", &chunks, "e");
+    chunked.owner = "b".repeat(64);
+    put(&store, &chunked, &chunks).await;
+    assert_same_object(
+        &store.object("b", "chunked").await.unwrap().unwrap(),
+        &chunked,
+    );
+
+    // Uploads keep their initiator and ACL, and the completed object gets them.
+    let mut u = upload("up-owned", "b", "done", T0);
+    u.owner = "c".repeat(64);
+    u.acl = acl.clone();
+    store.create_upload(&u).await.unwrap();
+    assert_same_upload(&store.upload("up-owned").await.unwrap().unwrap(), &u);
+    let listed = store.list_uploads("b", "", "", "", 10).await.unwrap();
+    assert_same_upload(&listed[0], &u);
+    let part_chunks = layout(&[5]);
+    let p = part(1, &part_chunks);
+    store_part(&store, "up-owned", &p, &part_chunks).await;
+    let mut done = object("b", "done", &part_chunks, "e-1");
+    done.owner = u.owner.clone();
+    done.acl = u.acl.clone();
+    done.parts_count = Some(1);
+    store
+        .complete_upload("up-owned", &done, &[p], &WriteCondition::Always, at(T0))
+        .await
+        .unwrap();
+    assert_same_object(&store.object("b", "done").await.unwrap().unwrap(), &done);
+    let remembered = store.completed_upload("up-owned").await.unwrap().unwrap();
+    assert_same_object(&remembered, &done);
 }

@@ -18,6 +18,7 @@ use crate::gateway::now;
 use crate::iam::policy::{Policy, PolicyKind};
 use crate::meta::{
     ADMIN_ACCOUNT, AccessKey, Account, DeleteAccount, MetaError, MetaStore, NodeInfo, NodeState,
+    open,
 };
 use crate::s3::date::iso8601;
 
@@ -160,20 +161,13 @@ impl Output {
 
 pub async fn run_admin(args: AdminArgs) -> CliResult {
     let out = Output { json: args.json };
+    let url = &args.meta;
     match args.command {
-        AdminCommand::Node(command) => {
-            return run_node(&args.meta, args.node_ca.load()?, command, &out).await;
-        }
-        AdminCommand::Fsck => return run_fsck(&args.meta, args.node_ca.load()?, &out).await,
-        _ => {}
-    }
-    let meta = crate::meta::open(&args.meta).await?;
-    let meta = meta.as_ref();
-    match args.command {
-        AdminCommand::User(command) => run_user(meta, command, &out).await,
-        AdminCommand::Key(command) => run_key(meta, command, &out).await,
-        AdminCommand::Policy(command) => run_policy(meta, command, &out).await,
-        AdminCommand::Node(_) | AdminCommand::Fsck => Ok(()),
+        AdminCommand::User(command) => run_user(open(url).await?.as_ref(), command, &out).await,
+        AdminCommand::Key(command) => run_key(open(url).await?.as_ref(), command, &out).await,
+        AdminCommand::Policy(command) => run_policy(open(url).await?.as_ref(), command, &out).await,
+        AdminCommand::Node(command) => run_node(url, args.node_ca.load()?, command, &out).await,
+        AdminCommand::Fsck => run_fsck(url, args.node_ca.load()?, &out).await,
     }
 }
 

@@ -142,18 +142,6 @@ pub enum AccessField {
     PublicAccessBlock,
 }
 
-impl AccessField {
-    /// The `buckets` column holding the field.
-    pub fn column(self) -> &'static str {
-        match self {
-            AccessField::Acl => "acl",
-            AccessField::Policy => "policy",
-            AccessField::Ownership => "ownership",
-            AccessField::PublicAccessBlock => "public_access_block",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeleteAccount {
     Deleted,
