@@ -1159,10 +1159,41 @@ async fn anon_status(world: &World, bucket: &str, key: &str) -> u16 {
         .status
 }
 
+/// Polls `attempt` until it reports success or [`PROPAGATION`] has passed: a configuration a
+/// gateway caches may take that long to apply. Returns the last answer and whether it passed.
+async fn settle<F, Fut>(mut attempt: F) -> (bool, String)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let started = Instant::now();
+    loop {
+        let (ok, got) = attempt().await;
+        if ok || started.elapsed() > PROPAGATION {
+            return (ok, got);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Whether a response is this error, and how it reads.
+fn is_error(resp: &cairn_test_support::Resp, status: u16, code: &str) -> (bool, String) {
+    let got = format!(
+        "{} {}",
+        resp.status.as_u16(),
+        resp.code().unwrap_or_default()
+    );
+    (
+        resp.status.as_u16() == status && resp.code().as_deref() == Some(code),
+        got,
+    )
+}
+
 /// Public-access blocks, BucketOwnerEnforced, GetBucketPolicyStatus and anonymous HEAD and
 /// ranges.
 async fn check_public_access(world: &World, findings: &mut Findings) {
     let alice = world.s3(Who::Alice);
+    let alice = &alice;
     for bucket in [
         "alice-bpp",
         "alice-ipa",
@@ -1188,19 +1219,23 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "200",
         format!("{got:?}"),
     );
-    let got = alice_put_config(
-        world,
-        "alice-bpp",
-        "policy",
-        public_read_policy("alice-bpp"),
-    )
+    let (ok, got) = settle(|| async {
+        let got = alice_put_config(
+            world,
+            "alice-bpp",
+            "policy",
+            public_read_policy("alice-bpp"),
+        )
+        .await;
+        (got == (403, "AccessDenied".to_owned()), format!("{got:?}"))
+    })
     .await;
     findings.check(
-        got == (403, "AccessDenied".to_owned()),
+        ok,
         "alice",
         "PutBucketPolicy public under BlockPublicPolicy",
         "403 AccessDenied",
-        format!("{got:?}"),
+        got,
     );
     let got = alice_put_config(
         world,
@@ -1312,15 +1347,22 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "200",
         format!("{got:?}"),
     );
-    let resp = alice
-        .put_with("alice-bpa", "pub", b"x", &[("x-amz-acl", "public-read")])
-        .await;
+    let (ok, got) = settle(|| async {
+        is_error(
+            &alice
+                .put_with("alice-bpa", "pub", b"x", &[("x-amz-acl", "public-read")])
+                .await,
+            403,
+            "AccessDenied",
+        )
+    })
+    .await;
     findings.check(
-        resp.status == StatusCode::FORBIDDEN && resp.code().as_deref() == Some("AccessDenied"),
+        ok,
         "alice",
         "PutObject x-amz-acl: public-read under BlockPublicAcls",
         "403 AccessDenied",
-        format!("{} {:?}", resp.status, resp.code()),
+        got,
     );
     let resp = alice
         .put_with("alice-bpa", "priv", b"x", &[("x-amz-acl", "private")])
@@ -1341,12 +1383,13 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
             None,
         )
         .await;
+    let (ok, got) = is_error(&resp, 403, "AccessDenied");
     findings.check(
-        resp.status == StatusCode::FORBIDDEN && resp.code().as_deref() == Some("AccessDenied"),
+        ok,
         "alice",
         "PutObjectAcl public-read under BlockPublicAcls",
         "403 AccessDenied",
-        format!("{} {:?}", resp.status, resp.code()),
+        got,
     );
     let resp = alice
         .send(
@@ -1357,12 +1400,13 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
             None,
         )
         .await;
+    let (ok, got) = is_error(&resp, 403, "AccessDenied");
     findings.check(
-        resp.status == StatusCode::FORBIDDEN && resp.code().as_deref() == Some("AccessDenied"),
+        ok,
         "alice",
         "PutBucketAcl public-read under BlockPublicAcls",
         "403 AccessDenied",
-        format!("{} {:?}", resp.status, resp.code()),
+        got,
     );
 
     // BucketOwnerEnforced: ACLs are off; setting one is AccessControlListNotSupported, except
@@ -1394,16 +1438,22 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "200 BucketOwnerEnforced",
         format!("{} {}", resp.status, resp.text()),
     );
-    let resp = alice
-        .put_with("alice-boe", "pub", b"x", &[("x-amz-acl", "public-read")])
-        .await;
+    let (ok, got) = settle(|| async {
+        is_error(
+            &alice
+                .put_with("alice-boe", "pub", b"x", &[("x-amz-acl", "public-read")])
+                .await,
+            400,
+            "AccessControlListNotSupported",
+        )
+    })
+    .await;
     findings.check(
-        resp.status == StatusCode::BAD_REQUEST
-            && resp.code().as_deref() == Some("AccessControlListNotSupported"),
+        ok,
         "alice",
         "PutObject x-amz-acl: public-read under BucketOwnerEnforced",
         "400 AccessControlListNotSupported",
-        format!("{} {:?}", resp.status, resp.code()),
+        got,
     );
     let resp = alice
         .put_with(
@@ -1429,13 +1479,13 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
             None,
         )
         .await;
+    let (ok, got) = is_error(&resp, 400, "AccessControlListNotSupported");
     findings.check(
-        resp.status == StatusCode::BAD_REQUEST
-            && resp.code().as_deref() == Some("AccessControlListNotSupported"),
+        ok,
         "alice",
         "PutObjectAcl public-read under BucketOwnerEnforced",
         "400 AccessControlListNotSupported",
-        format!("{} {:?}", resp.status, resp.code()),
+        got,
     );
 
     // RestrictPublicBuckets: a public bucket policy then grants only the owner's account.
@@ -1500,6 +1550,7 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "403 AccessDenied",
         got,
     );
+    alice.assert_object("alice-rpb", "obj", b"restricted").await;
 
     // GetBucketPolicyStatus tells a public policy from one naming an account.
     for (bucket, public) in [("alice-pub", "true"), ("alice-b2", "false")] {
