@@ -226,7 +226,7 @@ type Row = (Op, &'static str, [Expect; 8]);
 /// The whole table. The canned policies are those `iam::policy::Policy::canned` documents:
 /// `readonly` = s3:GetBucketLocation, s3:GetObject, s3:ListBucket, s3:ListAllMyBuckets;
 /// `writeonly` = s3:PutObject, s3:AbortMultipartUpload, s3:ListMultipartUploadParts,
-/// s3:ListBucketMultipartUploads. `alice-b1-only` allows s3:* on alice-b1 and its objects and
+/// s3:ListBucketMultipartUploads, s3:GetBucketLocation. `alice-b1-only` allows s3:* on alice-b1 and its objects and
 /// nothing else. `bob-attached` (on bob's account, so on both of bob's keys) allows s3:GetObject
 /// on alice-b1/shared/*, denies s3:GetObject on alice-b2/secret/* and s3:DeleteObject on
 /// bob-b1/keep/*. alice-b2's bucket policy grants bob s3:GetObject and s3:ListBucket; alice-pub's
@@ -245,8 +245,8 @@ const MATRIX: &[Row] = &[
     (Op::HeadBucket,             "alice-pub",           [D, A, A, A, D, D, D, D]),
     (Op::HeadBucket,             "alice-acl",           [D, A, A, A, D, D, D, D]),
     (Op::HeadBucket,             "bob-b1",              [D, A, D, D, D, D, A, A]),
-    (Op::GetBucketLocation,      "alice-b1",            [D, A, A, A, D, A, D, D]),
-    (Op::GetBucketLocation,      "alice-b2",            [D, A, A, A, D, D, D, D]),
+    (Op::GetBucketLocation,      "alice-b1",            [D, A, A, A, A, A, D, D]),
+    (Op::GetBucketLocation,      "alice-b2",            [D, A, A, A, A, D, D, D]),
     (Op::GetBucketLocation,      "bob-b1",              [D, A, D, D, D, D, A, A]),
     (Op::ListObjects,            "alice-b1",            [D, A, A, A, D, A, D, D]),
     (Op::ListObjects,            "alice-b2",            [D, A, A, A, D, D, A, A]),
