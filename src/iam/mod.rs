@@ -5,7 +5,9 @@
 //! gateway's `access.rs` loads and caches what these functions judge.
 
 pub mod acl;
+pub mod condition;
 pub mod policy;
+pub mod wildcard;
 
 use std::collections::HashMap;
 
