@@ -339,7 +339,7 @@ async fn request_errors() {
     assert_eq!(client.get(BUCKET, &max_key).await.body, b"x");
 
     for (method, path, query) in [
-        (Method::GET, format!("/{BUCKET}"), "acl"),
+        (Method::GET, format!("/{BUCKET}"), "cors"),
         (Method::PUT, object_path(BUCKET, "meta"), "tagging"),
         (Method::GET, format!("/{BUCKET}"), "versioning"),
     ] {

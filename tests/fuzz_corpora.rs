@@ -9,12 +9,16 @@ use std::path::{Path, PathBuf};
 #[path = "../fuzz/targets/input.rs"]
 mod input;
 
+#[path = "../fuzz/targets/acl.rs"]
+mod acl;
 #[path = "../fuzz/targets/chunked.rs"]
 mod chunked;
 #[path = "../fuzz/targets/datanode.rs"]
 mod datanode;
 #[path = "../fuzz/targets/headers.rs"]
 mod headers;
+#[path = "../fuzz/targets/policy.rs"]
+mod policy;
 #[path = "../fuzz/targets/router.rs"]
 mod router;
 #[path = "../fuzz/targets/sigv2.rs"]
@@ -51,6 +55,11 @@ fn replay(target: &str, run: fn(&[u8])) {
 }
 
 #[test]
+fn acl_corpus() {
+    replay("acl", acl::run);
+}
+
+#[test]
 fn chunked_corpus() {
     replay("chunked", chunked::run);
 }
@@ -63,6 +72,11 @@ fn datanode_corpus() {
 #[test]
 fn headers_corpus() {
     replay("headers", headers::run);
+}
+
+#[test]
+fn policy_corpus() {
+    replay("policy", policy::run);
 }
 
 #[test]
@@ -102,7 +116,7 @@ fn every_fuzz_target_is_replayed() {
     assert_eq!(
         targets,
         [
-            "chunked", "datanode", "headers", "router", "sigv2", "sigv4", "xml"
+            "acl", "chunked", "datanode", "headers", "policy", "router", "sigv2", "sigv4", "xml"
         ]
     );
 }

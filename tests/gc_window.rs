@@ -174,6 +174,8 @@ async fn commit_after_forgetting_is_refused(backend: Backend) {
         headers: Default::default(),
         checksum_algorithm: None,
         checksum_type: ChecksumType::FullObject,
+        owner: String::new(),
+        acl: None,
     };
     store.create_upload(&upload).await.unwrap();
     let part = meta::Part {
@@ -213,6 +215,8 @@ async fn put(store: &Arc<dyn MetaStore>, key: &str, chunk: ChunkId) -> Result<()
         checksum_type: ChecksumType::FullObject,
         parts_count: None,
         inline: None,
+        owner: String::new(),
+        acl: None,
     };
     store
         .put_object(
@@ -244,6 +248,8 @@ async fn open_with_bucket(
         .create_bucket(&Bucket {
             name: BUCKET.to_owned(),
             created,
+            owner: String::new(),
+            access: Default::default(),
         })
         .await
         .unwrap();

@@ -17,9 +17,9 @@ use bytes::Bytes;
 use cairn::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use cairn::chunk::{ChunkDigest, ChunkId, ChunkRef};
 use cairn::meta::{
-    self, AccessKey, Bucket, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart, MetaError,
-    MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload,
-    WriteCondition,
+    self, AccessKey, Bucket, BucketAccess, ChunkReplicas, ClusterMeta, DeleteBucket, ListStart,
+    MetaError, MetaStore, Metadata, NodeInfo, NodeState, ObjectMeta, Part, PartRange,
+    StoredHeaders, Upload, WriteCondition,
 };
 use cairn_test_support::{Collation, MetaDb};
 use time::{Duration, OffsetDateTime};
@@ -193,7 +193,23 @@ fn object(bucket: &str, key: &str, chunks: &[ChunkRef], etag: &str) -> ObjectMet
         checksum_type: ChecksumType::FullObject,
         parts_count: None,
         inline: None,
+        owner: WRITER.to_owned(),
+        acl: None,
     }
+}
+
+/// The canonical id objects, uploads and buckets of the cases are owned by unless they say
+/// otherwise; the store keeps it as given.
+const WRITER: &str = "5f2c8e0d1b7a49c3a6e4f0b2d8c1e7a93b5d6f8e0a2c4b6d8f0e1a3c5b7d9f1e";
+
+/// The canonical id of the admin account every store has from its first migration.
+async fn admin_id(store: &Store) -> String {
+    store
+        .account_by_name(meta::ADMIN_ACCOUNT)
+        .await
+        .unwrap()
+        .expect("the admin account exists")
+        .id
 }
 
 fn assert_same_object(got: &ObjectMeta, want: &ObjectMeta) {
@@ -208,6 +224,8 @@ fn assert_same_object(got: &ObjectMeta, want: &ObjectMeta) {
     assert_eq!(got.checksum_type, want.checksum_type);
     assert_eq!(got.parts_count, want.parts_count);
     assert_eq!(got.inline, want.inline);
+    assert_eq!(got.owner, want.owner);
+    assert_eq!(got.acl, want.acl);
 }
 
 fn assert_same_upload(got: &Upload, want: &Upload) {
@@ -218,6 +236,8 @@ fn assert_same_upload(got: &Upload, want: &Upload) {
     assert_eq!(got.headers, want.headers);
     assert_eq!(got.checksum_algorithm, want.checksum_algorithm);
     assert_eq!(got.checksum_type, want.checksum_type);
+    assert_eq!(got.owner, want.owner);
+    assert_eq!(got.acl, want.acl);
 }
 
 fn assert_same_part(got: &Part, want: &Part) {
@@ -234,6 +254,8 @@ async fn make_bucket(store: &Store, name: &str) {
         .create_bucket(&Bucket {
             name: name.to_owned(),
             created: at(T0),
+            owner: WRITER.to_owned(),
+            access: BucketAccess::default(),
         })
         .await
         .expect("create bucket");
@@ -297,6 +319,8 @@ fn upload(id: &str, bucket: &str, key: &str, initiated_ms: i64) -> Upload {
         headers: StoredHeaders::default(),
         checksum_algorithm: None,
         checksum_type: ChecksumType::FullObject,
+        owner: WRITER.to_owned(),
+        acl: None,
     }
 }
 
@@ -341,11 +365,14 @@ async fn settings(store: Store) {
 }
 
 async fn access_keys(store: Store) {
+    let admin = admin_id(&store).await;
     let key = |id: &str, ms: i64| AccessKey {
         id: id.to_owned(),
         secret: format!("secret/of+{id}="),
         name: format!("name of {id}"),
         created: at(ms),
+        account: admin.clone(),
+        policy: None,
     };
     assert!(store.list_keys().await.unwrap().is_empty());
     assert!(store.key("AKIA1").await.unwrap().is_none());
@@ -377,15 +404,19 @@ async fn access_keys(store: Store) {
 }
 
 async fn buckets(store: Store) {
-    assert!(store.list_buckets().await.unwrap().is_empty());
+    assert!(store.list_buckets(None).await.unwrap().is_empty());
     let b = Bucket {
         name: "photos".to_owned(),
         created: at(T0 + 7),
+        owner: WRITER.to_owned(),
+        access: BucketAccess::default(),
     };
     assert!(store.create_bucket(&b).await.unwrap());
     let again = Bucket {
         name: "photos".to_owned(),
         created: at(T0 + 99),
+        owner: "another".to_owned(),
+        access: BucketAccess::default(),
     };
     assert!(!store.create_bucket(&again).await.unwrap());
     let got = store
@@ -395,11 +426,13 @@ async fn buckets(store: Store) {
         .expect("bucket exists");
     assert_eq!(got.name, "photos");
     assert_eq!(got.created, at(T0 + 7), "creating twice keeps the first");
+    assert_eq!(got.owner, WRITER, "creating twice keeps the first owner");
+    assert_eq!(got.access, BucketAccess::default());
     assert!(store.bucket("videos").await.unwrap().is_none());
     make_bucket(&store, "b.2").await;
     make_bucket(&store, "a-1").await;
     let names: Vec<String> = store
-        .list_buckets()
+        .list_buckets(None)
         .await
         .unwrap()
         .into_iter()
@@ -456,7 +489,7 @@ async fn buckets(store: Store) {
         DeleteBucket::NoSuchBucket
     );
     assert!(store.bucket("photos").await.unwrap().is_none());
-    assert_eq!(store.list_buckets().await.unwrap().len(), 2);
+    assert_eq!(store.list_buckets(None).await.unwrap().len(), 2);
 }
 
 async fn put_get_overwrite_delete(store: Store) {

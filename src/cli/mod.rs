@@ -22,7 +22,7 @@ use crate::config::{ByteSize, HumanDuration};
 use crate::datanode::local::LocalChunkStore;
 use crate::gateway::{Gateway, GatewayConfig, now};
 use crate::meta::sqlite::SqliteMeta;
-use crate::meta::{AccessKey, MetaStore};
+use crate::meta::{ADMIN_ACCOUNT, AccessKey, MetaStore};
 use crate::s3::server::{Limits, S3Service, WRITE_MEMORY, serve};
 
 /// The chunk size a new store gets when none is given.
@@ -221,25 +221,44 @@ pub fn main(cli: Cli) -> ExitCode {
 
 type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A new access key: an id in AWS's style and a 40-character secret, from the OS's CSPRNG.
-pub fn generate_key(name: &str) -> AccessKey {
-    let random = |n: usize| -> Vec<u8> {
-        (0..n.div_ceil(16))
-            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
-            .take(n)
-            .collect()
-    };
+/// `n` random bytes from the OS's CSPRNG (through version-4 UUIDs, 122 random bits each).
+fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n.div_ceil(16))
+        .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+        .take(n)
+        .collect()
+}
+
+/// A new account's canonical id: 64 lowercase hex digits, as S3's canonical user ids are.
+pub fn generate_account_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// A new access key of `account`: an id in AWS's style and a 40-character secret, from the
+/// OS's CSPRNG.
+pub fn generate_key(name: &str, account: &str, policy: Option<String>) -> AccessKey {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let id: String = random(18)
+    let id: String = random_bytes(18)
         .iter()
         .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
         .collect();
-    let secret = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random(30));
+    let secret = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random_bytes(30));
     AccessKey {
         id: format!("CK{id}"),
         secret,
         name: name.to_owned(),
         created: now(),
+        account: account.to_owned(),
+        policy,
+    }
+}
+
+/// The canonical id of the admin account, which the migration to accounts creates in every
+/// store.
+async fn admin_account(meta: &dyn MetaStore) -> Result<String, Box<dyn std::error::Error>> {
+    match meta.account_by_name(ADMIN_ACCOUNT).await? {
+        Some(admin) => Ok(admin.id),
+        None => Err(format!("the metadata store has no {ADMIN_ACCOUNT} account").into()),
     }
 }
 
@@ -250,7 +269,8 @@ async fn bootstrap_key(
     data: &Path,
 ) -> Result<(AccessKey, bool), Box<dyn std::error::Error>> {
     let path = data.join(CREDENTIALS_FILE);
-    let (key, fresh) = match env_key()? {
+    let admin = admin_account(meta).await?;
+    let (key, fresh) = match env_key(&admin)? {
         Some(key) => (key, false),
         None if path.exists() => {
             let text = std::fs::read_to_string(&path)?;
@@ -273,11 +293,13 @@ async fn bootstrap_key(
                 secret,
                 name: "bootstrap".to_owned(),
                 created: now(),
+                account: admin,
+                policy: None,
             };
             (key, false)
         }
         None => {
-            let key = generate_key("bootstrap");
+            let key = generate_key("bootstrap", &admin, None);
             let mut file = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -293,8 +315,9 @@ async fn bootstrap_key(
     Ok((key, fresh))
 }
 
-/// The bootstrap key named by CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, if set.
-fn env_key() -> Result<Option<AccessKey>, String> {
+/// The bootstrap key named by CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, if set: a key of
+/// the admin account `admin`.
+fn env_key(admin: &str) -> Result<Option<AccessKey>, String> {
     let id = std::env::var("CAIRN_ACCESS_KEY_ID").ok();
     let secret = std::env::var("CAIRN_SECRET_ACCESS_KEY").ok();
     match (id, secret) {
@@ -303,16 +326,24 @@ fn env_key() -> Result<Option<AccessKey>, String> {
             secret,
             name: "bootstrap (environment)".to_owned(),
             created: now(),
+            account: admin.to_owned(),
+            policy: None,
         })),
         (None, None) => Ok(None),
         _ => Err("set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither".to_owned()),
     }
 }
 
-/// Stores `key`, replacing a stored key of the same id with another secret.
+/// Stores `key`, replacing a stored key of the same id with another secret, account or policy.
 async fn ensure_key(meta: &dyn MetaStore, key: &AccessKey) -> Result<(), crate::meta::MetaError> {
     match meta.key(&key.id).await? {
-        Some(stored) if stored.secret == key.secret => Ok(()),
+        Some(stored)
+            if stored.secret == key.secret
+                && stored.account == key.account
+                && stored.policy == key.policy =>
+        {
+            Ok(())
+        }
         Some(_) => {
             meta.delete_key(&key.id).await?;
             meta.create_key(key).await
@@ -326,7 +357,7 @@ async fn ensure_key(meta: &dyn MetaStore, key: &AccessKey) -> Result<(), crate::
 async fn bootstrap_env_key(
     meta: &dyn MetaStore,
 ) -> Result<Option<String>, Box<dyn std::error::Error>> {
-    match env_key()? {
+    match env_key(&admin_account(meta).await?)? {
         Some(key) => {
             ensure_key(meta, &key).await?;
             Ok(Some(key.id))

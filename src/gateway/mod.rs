@@ -3,6 +3,7 @@
 //! only then commits one metadata transaction; a read streams the chunks covering a byte range.
 //! Chunks written by a request that fails before its commit are deleted by a drop guard.
 
+pub mod access;
 mod copy;
 pub mod gc;
 mod get;
@@ -90,6 +91,8 @@ pub struct GatewayConfig {
 
 pub struct Gateway {
     meta: Arc<dyn MetaStore>,
+    /// What access decisions read, cached.
+    access: Arc<access::AccessCache>,
     store: Arc<dyn ChunkStore>,
     config: GatewayConfig,
     /// Bodies being hashed on threads of their own (see `Hasher`).
@@ -111,6 +114,7 @@ impl Gateway {
     ) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Gateway {
+            access: access::AccessCache::start(meta.clone()),
             meta,
             store,
             config,
@@ -121,6 +125,10 @@ impl Gateway {
 
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
         &self.meta
+    }
+
+    pub fn access(&self) -> &access::AccessCache {
+        &self.access
     }
 
     /// When chunks replaced or deleted now may be removed from storage.

@@ -102,6 +102,8 @@ impl Gateway {
             headers: new.headers,
             checksum_algorithm,
             checksum_type,
+            owner: new.owner,
+            acl: new.acl,
         };
         self.meta
             .create_upload(&upload)
@@ -277,6 +279,8 @@ impl Gateway {
             checksum_type: upload.checksum_type,
             parts_count: Some(chosen.len() as u32),
             inline: None,
+            owner: upload.owner.clone(),
+            acl: upload.acl.clone(),
         };
         if let Some(declared) = declared {
             check_declared(declared, &object)?;

@@ -68,6 +68,10 @@ pub struct NewObject {
     pub key: String,
     pub headers: StoredHeaders,
     pub condition: WriteCondition,
+    /// The canonical id of the writing account.
+    pub owner: String,
+    /// The object's ACL (JSON of an `iam::acl::Acl`); `None` is private to its owner.
+    pub acl: Option<String>,
 }
 
 /// A body written to chunks but not yet committed.
@@ -483,6 +487,8 @@ impl Gateway {
             checksum_type: ChecksumType::FullObject,
             parts_count: None,
             inline: written.inline,
+            owner: new.owner,
+            acl: new.acl,
         };
         self.meta
             .put_object(&object, &written.chunks, &new.condition, self.gc_due())

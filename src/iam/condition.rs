@@ -176,7 +176,9 @@ fn check_value(operator: Operator, value: &str) -> Result<(), String> {
         IpAddress | NotIpAddress => Cidr::parse(value)
             .map(|_| ())
             .ok_or_else(|| "Invalid IP address in Conditions".to_owned()),
-        Bool | Null if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") => {
+        Bool | Null
+            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") =>
+        {
             Err(format!("Invalid Condition value for {value}"))
         }
         _ => Ok(()),
@@ -324,9 +326,11 @@ impl Cidr {
             v4 => v4,
         };
         match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                same_prefix(u128::from(u32::from(net)) << 96, u128::from(u32::from(ip)) << 96, self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.prefix,
+            ),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
                 same_prefix(u128::from(net), u128::from(ip), self.prefix)
             }
@@ -371,26 +375,65 @@ mod tests {
     #[test]
     fn string_operators() {
         let c = ctx(&[("s3:prefix", &["home/alice/"])]);
-        assert!(holds(json!({"StringEquals": {"s3:prefix": "home/alice/"}}), &c));
-        assert!(!holds(json!({"StringEquals": {"s3:prefix": "home/Alice/"}}), &c));
-        assert!(holds(json!({"StringEquals": {"s3:prefix": ["x", "home/alice/"]}}), &c));
-        assert!(!holds(json!({"StringNotEquals": {"s3:prefix": ["x", "home/alice/"]}}), &c));
-        assert!(holds(json!({"StringNotEquals": {"s3:prefix": ["x", "y"]}}), &c));
-        assert!(holds(json!({"StringEqualsIgnoreCase": {"s3:prefix": "HOME/ALICE/"}}), &c));
-        assert!(!holds(json!({"StringNotEqualsIgnoreCase": {"s3:prefix": "HOME/ALICE/"}}), &c));
-        assert!(holds(json!({"StringNotEqualsIgnoreCase": {"s3:prefix": "home/bob/"}}), &c));
+        assert!(holds(
+            json!({"StringEquals": {"s3:prefix": "home/alice/"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"s3:prefix": "home/Alice/"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringEquals": {"s3:prefix": ["x", "home/alice/"]}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringNotEquals": {"s3:prefix": ["x", "home/alice/"]}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringNotEquals": {"s3:prefix": ["x", "y"]}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringEqualsIgnoreCase": {"s3:prefix": "HOME/ALICE/"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringNotEqualsIgnoreCase": {"s3:prefix": "HOME/ALICE/"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringNotEqualsIgnoreCase": {"s3:prefix": "home/bob/"}}),
+            &c
+        ));
         assert!(holds(json!({"StringLike": {"s3:prefix": "home/*"}}), &c));
-        assert!(holds(json!({"StringLike": {"s3:prefix": "home/alic?/"}}), &c));
+        assert!(holds(
+            json!({"StringLike": {"s3:prefix": "home/alic?/"}}),
+            &c
+        ));
         assert!(!holds(json!({"StringLike": {"s3:prefix": "Home/*"}}), &c));
-        assert!(!holds(json!({"StringNotLike": {"s3:prefix": "home/*"}}), &c));
-        assert!(holds(json!({"StringNotLike": {"s3:prefix": ["tmp/*", "var/*"]}}), &c));
+        assert!(!holds(
+            json!({"StringNotLike": {"s3:prefix": "home/*"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringNotLike": {"s3:prefix": ["tmp/*", "var/*"]}}),
+            &c
+        ));
     }
 
     #[test]
     fn keys_are_case_insensitive_values_are_not() {
         let c = ctx(&[("s3:x-amz-acl", &["public-read"])]);
-        assert!(holds(json!({"StringEquals": {"S3:X-Amz-Acl": "public-read"}}), &c));
-        assert!(!holds(json!({"StringEquals": {"s3:x-amz-acl": "Public-Read"}}), &c));
+        assert!(holds(
+            json!({"StringEquals": {"S3:X-Amz-Acl": "public-read"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"s3:x-amz-acl": "Public-Read"}}),
+            &c
+        ));
     }
 
     #[test]
@@ -400,20 +443,44 @@ mod tests {
         assert!(!holds(json!({"StringLike": {"s3:prefix": "*"}}), &c));
         assert!(holds(json!({"StringNotEquals": {"s3:prefix": "a"}}), &c));
         assert!(holds(json!({"StringNotLike": {"s3:prefix": "a"}}), &c));
-        assert!(holds(json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}), &c));
-        assert!(!holds(json!({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}), &c));
-        assert!(holds(json!({"StringEqualsIfExists": {"s3:prefix": "a"}}), &c));
-        assert!(holds(json!({"NumericLessThanIfExists": {"s3:max-keys": "10"}}), &c));
-        assert!(!holds(json!({"NumericLessThan": {"s3:max-keys": "10"}}), &c));
+        assert!(holds(
+            json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"StringEqualsIfExists": {"s3:prefix": "a"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericLessThanIfExists": {"s3:max-keys": "10"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"NumericLessThan": {"s3:max-keys": "10"}}),
+            &c
+        ));
         let present = ctx(&[("s3:prefix", &["b"])]);
-        assert!(!holds(json!({"StringEqualsIfExists": {"s3:prefix": "a"}}), &present));
+        assert!(!holds(
+            json!({"StringEqualsIfExists": {"s3:prefix": "a"}}),
+            &present
+        ));
     }
 
     #[test]
     fn keys_and_operators_are_anded() {
         let c = ctx(&[("s3:prefix", &["a"]), ("s3:delimiter", &["/"])]);
-        assert!(holds(json!({"StringEquals": {"s3:prefix": "a", "s3:delimiter": "/"}}), &c));
-        assert!(!holds(json!({"StringEquals": {"s3:prefix": "a", "s3:delimiter": "-"}}), &c));
+        assert!(holds(
+            json!({"StringEquals": {"s3:prefix": "a", "s3:delimiter": "/"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"StringEquals": {"s3:prefix": "a", "s3:delimiter": "-"}}),
+            &c
+        ));
         assert!(!holds(
             json!({"StringEquals": {"s3:prefix": "a"}, "StringLike": {"s3:delimiter": "x*"}}),
             &c
@@ -423,21 +490,57 @@ mod tests {
     #[test]
     fn ip_address_operators() {
         let v4 = ctx(&[("aws:sourceip", &["192.168.1.20"])]);
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}), &v4));
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "192.168.1.20"}}), &v4));
-        assert!(!holds(json!({"IpAddress": {"aws:SourceIp": "192.168.2.0/24"}}), &v4));
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"]}}), &v4));
-        assert!(holds(json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}), &v4));
-        assert!(!holds(json!({"NotIpAddress": {"aws:SourceIp": "192.0.0.0/2"}}), &v4));
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}), &v4));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}),
+            &v4
+        ));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "192.168.1.20"}}),
+            &v4
+        ));
+        assert!(!holds(
+            json!({"IpAddress": {"aws:SourceIp": "192.168.2.0/24"}}),
+            &v4
+        ));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.168.0.0/16"]}}),
+            &v4
+        ));
+        assert!(holds(
+            json!({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}),
+            &v4
+        ));
+        assert!(!holds(
+            json!({"NotIpAddress": {"aws:SourceIp": "192.0.0.0/2"}}),
+            &v4
+        ));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}),
+            &v4
+        ));
         assert!(!holds(json!({"IpAddress": {"aws:SourceIp": "::/0"}}), &v4));
         let mapped = ctx(&[("aws:sourceip", &["::ffff:192.168.1.20"])]);
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}), &mapped));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}),
+            &mapped
+        ));
         let v6 = ctx(&[("aws:sourceip", &["2001:db8::1"])]);
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "2001:db8::/32"}}), &v6));
-        assert!(!holds(json!({"IpAddress": {"aws:SourceIp": "2001:db9::/32"}}), &v6));
-        assert!(holds(json!({"IpAddress": {"aws:SourceIp": "2001:db8::1"}}), &v6));
-        assert!(!holds(json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}), &v6));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "2001:db8::/32"}}),
+            &v6
+        ));
+        assert!(!holds(
+            json!({"IpAddress": {"aws:SourceIp": "2001:db9::/32"}}),
+            &v6
+        ));
+        assert!(holds(
+            json!({"IpAddress": {"aws:SourceIp": "2001:db8::1"}}),
+            &v6
+        ));
+        assert!(!holds(
+            json!({"IpAddress": {"aws:SourceIp": "192.168.1.0/24"}}),
+            &v6
+        ));
     }
 
     #[test]
@@ -464,45 +567,120 @@ mod tests {
     fn bool_operator() {
         let secure = ctx(&[("aws:securetransport", &["true"])]);
         let plain = ctx(&[("aws:securetransport", &["false"])]);
-        assert!(holds(json!({"Bool": {"aws:SecureTransport": "true"}}), &secure));
-        assert!(holds(json!({"Bool": {"aws:SecureTransport": true}}), &secure));
-        assert!(!holds(json!({"Bool": {"aws:SecureTransport": "true"}}), &plain));
-        assert!(holds(json!({"Bool": {"aws:SecureTransport": false}}), &plain));
-        assert!(!holds(json!({"Bool": {"aws:SecureTransport": "true"}}), &Context::default()));
+        assert!(holds(
+            json!({"Bool": {"aws:SecureTransport": "true"}}),
+            &secure
+        ));
+        assert!(holds(
+            json!({"Bool": {"aws:SecureTransport": true}}),
+            &secure
+        ));
+        assert!(!holds(
+            json!({"Bool": {"aws:SecureTransport": "true"}}),
+            &plain
+        ));
+        assert!(holds(
+            json!({"Bool": {"aws:SecureTransport": false}}),
+            &plain
+        ));
+        assert!(!holds(
+            json!({"Bool": {"aws:SecureTransport": "true"}}),
+            &Context::default()
+        ));
         assert!(parse_block(&json!({"Bool": {"aws:SecureTransport": "yes"}})).is_err());
     }
 
     #[test]
     fn date_operators_iso_and_epoch() {
         let c = ctx(&[("aws:currenttime", &["2026-06-15T12:00:00Z"])]);
-        assert!(holds(json!({"DateLessThan": {"aws:CurrentTime": "2027-01-01T00:00:00Z"}}), &c));
-        assert!(!holds(json!({"DateLessThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}), &c));
-        assert!(holds(json!({"DateGreaterThan": {"aws:CurrentTime": "2026-01-01"}}), &c));
-        assert!(holds(json!({"DateGreaterThanEquals": {"aws:CurrentTime": "2026-06-15T12:00:00Z"}}), &c));
-        assert!(holds(json!({"DateLessThanEquals": {"aws:CurrentTime": "2026-06-15T14:00:00+02:00"}}), &c));
-        assert!(holds(json!({"DateEquals": {"aws:CurrentTime": "2026-06-15T12:00:00.000Z"}}), &c));
-        assert!(!holds(json!({"DateNotEquals": {"aws:CurrentTime": "2026-06-15T12:00:00Z"}}), &c));
+        assert!(holds(
+            json!({"DateLessThan": {"aws:CurrentTime": "2027-01-01T00:00:00Z"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"DateLessThan": {"aws:CurrentTime": "2026-01-01T00:00:00Z"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"DateGreaterThan": {"aws:CurrentTime": "2026-01-01"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"DateGreaterThanEquals": {"aws:CurrentTime": "2026-06-15T12:00:00Z"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"DateLessThanEquals": {"aws:CurrentTime": "2026-06-15T14:00:00+02:00"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"DateEquals": {"aws:CurrentTime": "2026-06-15T12:00:00.000Z"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"DateNotEquals": {"aws:CurrentTime": "2026-06-15T12:00:00Z"}}),
+            &c
+        ));
         // 2026-06-15T12:00:00Z is 1781524800 seconds after the epoch.
-        assert!(holds(json!({"DateEquals": {"aws:CurrentTime": 1781524800}}), &c));
-        assert!(holds(json!({"DateLessThan": {"aws:CurrentTime": "1781524801"}}), &c));
-        assert!(!holds(json!({"DateLessThan": {"aws:CurrentTime": "not a date"}}), &c));
+        assert!(holds(
+            json!({"DateEquals": {"aws:CurrentTime": 1781524800}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"DateLessThan": {"aws:CurrentTime": "1781524801"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"DateLessThan": {"aws:CurrentTime": "not a date"}}),
+            &c
+        ));
     }
 
     #[test]
     fn numeric_operators() {
         let c = ctx(&[("s3:max-keys", &["100"])]);
         assert!(holds(json!({"NumericEquals": {"s3:max-keys": 100}}), &c));
-        assert!(holds(json!({"NumericEquals": {"s3:max-keys": "100.0"}}), &c));
-        assert!(!holds(json!({"NumericNotEquals": {"s3:max-keys": "100"}}), &c));
-        assert!(holds(json!({"NumericNotEquals": {"s3:max-keys": "10"}}), &c));
-        assert!(holds(json!({"NumericLessThan": {"s3:max-keys": "101"}}), &c));
-        assert!(!holds(json!({"NumericLessThan": {"s3:max-keys": "100"}}), &c));
-        assert!(holds(json!({"NumericLessThanEquals": {"s3:max-keys": "100"}}), &c));
-        assert!(holds(json!({"NumericGreaterThan": {"s3:max-keys": "99.5"}}), &c));
-        assert!(!holds(json!({"NumericGreaterThan": {"s3:max-keys": "100"}}), &c));
-        assert!(holds(json!({"NumericGreaterThanEquals": {"s3:max-keys": "100"}}), &c));
+        assert!(holds(
+            json!({"NumericEquals": {"s3:max-keys": "100.0"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"NumericNotEquals": {"s3:max-keys": "100"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericNotEquals": {"s3:max-keys": "10"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericLessThan": {"s3:max-keys": "101"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"NumericLessThan": {"s3:max-keys": "100"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericLessThanEquals": {"s3:max-keys": "100"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericGreaterThan": {"s3:max-keys": "99.5"}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"NumericGreaterThan": {"s3:max-keys": "100"}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"NumericGreaterThanEquals": {"s3:max-keys": "100"}}),
+            &c
+        ));
         let bad = ctx(&[("s3:max-keys", &["lots"])]);
-        assert!(!holds(json!({"NumericLessThan": {"s3:max-keys": "101"}}), &bad));
+        assert!(!holds(
+            json!({"NumericLessThan": {"s3:max-keys": "101"}}),
+            &bad
+        ));
     }
 
     #[test]
@@ -518,16 +696,43 @@ mod tests {
     #[test]
     fn set_qualifiers() {
         let c = ctx(&[("aws:tagkeys", &["a", "b"])]);
-        assert!(holds(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b", "c"]}}), &c));
-        assert!(!holds(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}), &c));
-        assert!(holds(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}), &c));
-        assert!(!holds(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["z"]}}), &c));
-        assert!(holds(json!({"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["a"]}}), &c));
-        assert!(!holds(json!({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["a"]}}), &c));
+        assert!(holds(
+            json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b", "c"]}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["z"]}}),
+            &c
+        ));
+        assert!(holds(
+            json!({"ForAnyValue:StringNotEquals": {"aws:TagKeys": ["a"]}}),
+            &c
+        ));
+        assert!(!holds(
+            json!({"ForAllValues:StringNotEquals": {"aws:TagKeys": ["a"]}}),
+            &c
+        ));
         let empty = Context::default();
-        assert!(holds(json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}), &empty));
-        assert!(!holds(json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}), &empty));
-        assert!(holds(json!({"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": ["a"]}}), &empty));
+        assert!(holds(
+            json!({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}),
+            &empty
+        ));
+        assert!(!holds(
+            json!({"ForAnyValue:StringEquals": {"aws:TagKeys": ["a"]}}),
+            &empty
+        ));
+        assert!(holds(
+            json!({"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": ["a"]}}),
+            &empty
+        ));
     }
 
     #[test]

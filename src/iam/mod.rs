@@ -43,7 +43,9 @@ impl Context {
     }
 
     pub fn get(&self, key: &str) -> Option<&[String]> {
-        self.values.get(&key.to_ascii_lowercase()).map(Vec::as_slice)
+        self.values
+            .get(&key.to_ascii_lowercase())
+            .map(Vec::as_slice)
     }
 }
 

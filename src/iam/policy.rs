@@ -95,8 +95,8 @@ impl Policy {
         if !document.trim_start().starts_with('{') {
             return Err(err(first_byte));
         }
-        let value: Value = serde_json::from_str(document)
-            .map_err(|_| err("This policy contains invalid Json"))?;
+        let value: Value =
+            serde_json::from_str(document).map_err(|_| err("This policy contains invalid Json"))?;
         if let PolicyKind::Bucket(_) = kind {
             let normalized = serde_json::to_string(&value).map_err(|_| syntax())?;
             if normalized.len() > MAX_BUCKET_POLICY_BYTES {
@@ -542,10 +542,9 @@ fn check_actions_apply(actions: &[String], resources: &[String]) -> Result<(), P
             has_object
         } else if BUCKET_ACTIONS.contains(&name) {
             has_bucket
-        } else if name == "listallmybuckets" {
-            false
         } else {
-            true
+            // ListAllMyBuckets names no bucket at all; other actions are not classified.
+            name != "listallmybuckets"
         };
         if !applies {
             return Err(err("Action does not apply to any resource(s) in statement"));
@@ -636,7 +635,13 @@ mod tests {
         result.expect_err("refused").0
     }
 
-    fn decide(policy: &Policy, caller: Caller<'_>, action: &str, resource: &str, context: &Context) -> Decision {
+    fn decide(
+        policy: &Policy,
+        caller: Caller<'_>,
+        action: &str,
+        resource: &str,
+        context: &Context,
+    ) -> Decision {
         policy.evaluate(&AccessRequest {
             action,
             resource,
@@ -669,10 +674,22 @@ mod tests {
             message(bucket(r#"{"Version":"2020-01-01","Statement":[]}"#)),
             "The policy must contain a valid version string"
         );
-        assert_eq!(message(bucket(r#"{"Statement":"x"}"#)), "Invalid policy syntax.");
-        assert_eq!(message(bucket(r#"{"Statement":[1]}"#)), "Invalid policy syntax.");
-        assert_eq!(message(bucket(r#"{"Foo":1,"Statement":[]}"#)), "Unknown field Foo");
-        assert_eq!(message(bucket(r#"{"Id":5,"Statement":[]}"#)), "Invalid policy syntax.");
+        assert_eq!(
+            message(bucket(r#"{"Statement":"x"}"#)),
+            "Invalid policy syntax."
+        );
+        assert_eq!(
+            message(bucket(r#"{"Statement":[1]}"#)),
+            "Invalid policy syntax."
+        );
+        assert_eq!(
+            message(bucket(r#"{"Foo":1,"Statement":[]}"#)),
+            "Unknown field Foo"
+        );
+        assert_eq!(
+            message(bucket(r#"{"Id":5,"Statement":[]}"#)),
+            "Invalid policy syntax."
+        );
     }
 
     #[test]
@@ -680,26 +697,86 @@ mod tests {
         let ok = r#""Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*""#;
         assert!(bucket(&stmt(&format!("{{{ok}}}"))).is_ok());
         let cases = [
-            (r#"{"Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#, "Missing required field Effect"),
-            (r#"{"Effect":"allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#, "Invalid effect: allow"),
-            (r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#, "Missing required field Principal"),
-            (r#"{"Effect":"Allow","Principal":"*","Resource":"arn:aws:s3:::b1/*"}"#, "Missing required field Action"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}"#, "Missing required field Resource"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"GetObject","Resource":"arn:aws:s3:::b1/*"}"#, "Policy has invalid action"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"iam:PassRole","Resource":"arn:aws:s3:::b1/*"}"#, "Policy has invalid action"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:","Resource":"arn:aws:s3:::b1/*"}"#, "Policy has invalid action"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b2/*"}"#, "Policy has invalid resource"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1x/*"}"#, "Policy has invalid resource"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":["*"]}"#, "Policy has invalid resource"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1"}"#, "Action does not apply to any resource(s) in statement"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b1/*"}"#, "Action does not apply to any resource(s) in statement"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListAllMyBuckets","Resource":"arn:aws:s3:::b1"}"#, "Action does not apply to any resource(s) in statement"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#, "Invalid policy syntax."),
-            (r#"{"Effect":"Allow","Principal":"*","Action":null,"Resource":"arn:aws:s3:::b1/*"}"#, "Invalid policy syntax."),
-            (r#"{"Effect":"Allow","Principal":"*","Action":[],"Resource":"arn:aws:s3:::b1/*"}"#, "Invalid policy syntax."),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Bogus":1}"#, "Unknown field Bogus"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"Foo":{"aws:SourceIp":"1.2.3.4"}}}"#, "Invalid Condition type : Foo"),
-            (r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3"}}}"#, "Invalid IP address in Conditions"),
+            (
+                r#"{"Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Missing required field Effect",
+            ),
+            (
+                r#"{"Effect":"allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Invalid effect: allow",
+            ),
+            (
+                r#"{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Missing required field Principal",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Missing required field Action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject"}"#,
+                "Missing required field Resource",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Policy has invalid action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"iam:PassRole","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Policy has invalid action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Policy has invalid action",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b2/*"}"#,
+                "Policy has invalid resource",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1x/*"}"#,
+                "Policy has invalid resource",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":["*"]}"#,
+                "Policy has invalid resource",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1"}"#,
+                "Action does not apply to any resource(s) in statement",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Action does not apply to any resource(s) in statement",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:ListAllMyBuckets","Resource":"arn:aws:s3:::b1"}"#,
+                "Action does not apply to any resource(s) in statement",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+                "Invalid policy syntax.",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":null,"Resource":"arn:aws:s3:::b1/*"}"#,
+                "Invalid policy syntax.",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":[],"Resource":"arn:aws:s3:::b1/*"}"#,
+                "Invalid policy syntax.",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Bogus":1}"#,
+                "Unknown field Bogus",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"Foo":{"aws:SourceIp":"1.2.3.4"}}}"#,
+                "Invalid Condition type : Foo",
+            ),
+            (
+                r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"1.2.3"}}}"#,
+                "Invalid IP address in Conditions",
+            ),
         ];
         for (statement, expected) in cases {
             assert_eq!(message(bucket(&stmt(statement))), expected, "{statement}");
@@ -720,8 +797,16 @@ mod tests {
         let object = "arn:aws:s3:::b1/k";
         for everyone in [r#""*""#, r#"{"AWS":"*"}"#, r#"{"AWS":["alice","*"]}"#] {
             let p = with(everyone).expect(everyone);
-            assert_eq!(decide(&p, anonymous.clone(), "s3:GetObject", object, &ctx), Decision::Allow, "{everyone}");
-            assert_eq!(decide(&p, bob(), "s3:GetObject", object, &ctx), Decision::Allow, "{everyone}");
+            assert_eq!(
+                decide(&p, anonymous.clone(), "s3:GetObject", object, &ctx),
+                Decision::Allow,
+                "{everyone}"
+            );
+            assert_eq!(
+                decide(&p, bob(), "s3:GetObject", object, &ctx),
+                Decision::Allow,
+                "{everyone}"
+            );
             assert!(p.principals().is_empty());
         }
         for alice_only in [
@@ -732,9 +817,21 @@ mod tests {
             &format!(r#"{{"CanonicalUser":"{ALICE_ID}"}}"#),
         ] {
             let p = with(alice_only).expect(alice_only);
-            assert_eq!(decide(&p, alice(), "s3:GetObject", object, &ctx), Decision::Allow, "{alice_only}");
-            assert_eq!(decide(&p, bob(), "s3:GetObject", object, &ctx), Decision::NotApplicable, "{alice_only}");
-            assert_eq!(decide(&p, anonymous.clone(), "s3:GetObject", object, &ctx), Decision::NotApplicable, "{alice_only}");
+            assert_eq!(
+                decide(&p, alice(), "s3:GetObject", object, &ctx),
+                Decision::Allow,
+                "{alice_only}"
+            );
+            assert_eq!(
+                decide(&p, bob(), "s3:GetObject", object, &ctx),
+                Decision::NotApplicable,
+                "{alice_only}"
+            );
+            assert_eq!(
+                decide(&p, anonymous.clone(), "s3:GetObject", object, &ctx),
+                Decision::NotApplicable,
+                "{alice_only}"
+            );
             assert_eq!(p.principals().len(), 1);
         }
         let both = with(r#"{"AWS":["alice","arn:aws:iam::bob:root","alice"]}"#).expect("two");
@@ -752,7 +849,11 @@ mod tests {
             r#"{"AWS":5}"#,
             r#"["*"]"#,
         ] {
-            assert_eq!(message(with(invalid)), "Invalid principal in policy", "{invalid}");
+            assert_eq!(
+                message(with(invalid)),
+                "Invalid principal in policy",
+                "{invalid}"
+            );
         }
     }
 
@@ -760,9 +861,24 @@ mod tests {
     fn not_principal() {
         let p = bucket(&stmt(r#"{"Effect":"Deny","NotPrincipal":{"AWS":"alice"},"Action":"s3:*","Resource":"arn:aws:s3:::b1/*"}"#)).expect("valid");
         let ctx = Context::default();
-        assert_eq!(decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::b1/k", &ctx), Decision::NotApplicable);
-        assert_eq!(decide(&p, bob(), "s3:GetObject", "arn:aws:s3:::b1/k", &ctx), Decision::Deny);
-        assert_eq!(decide(&p, Caller::Anonymous, "s3:GetObject", "arn:aws:s3:::b1/k", &ctx), Decision::Deny);
+        assert_eq!(
+            decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::b1/k", &ctx),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            decide(&p, bob(), "s3:GetObject", "arn:aws:s3:::b1/k", &ctx),
+            Decision::Deny
+        );
+        assert_eq!(
+            decide(
+                &p,
+                Caller::Anonymous,
+                "s3:GetObject",
+                "arn:aws:s3:::b1/k",
+                &ctx
+            ),
+            Decision::Deny
+        );
         assert_eq!(p.principals(), ["alice"]);
     }
 
@@ -770,66 +886,171 @@ mod tests {
     fn identity_policies_refuse_principal() {
         let body = r#""Effect":"Allow","Action":"s3:*","Resource":"*""#;
         assert!(identity(&stmt(&format!("{{{body}}}"))).is_ok());
-        assert_eq!(message(identity(&stmt(&format!(r#"{{{body},"Principal":"*"}}"#)))), "Has prohibited field Principal");
-        assert_eq!(message(identity(&stmt(&format!(r#"{{{body},"NotPrincipal":"*"}}"#)))), "Has prohibited field NotPrincipal");
+        assert_eq!(
+            message(identity(&stmt(&format!(r#"{{{body},"Principal":"*"}}"#)))),
+            "Has prohibited field Principal"
+        );
+        assert_eq!(
+            message(identity(&stmt(&format!(
+                r#"{{{body},"NotPrincipal":"*"}}"#
+            )))),
+            "Has prohibited field NotPrincipal"
+        );
         // Identity documents may name other services and any S3 ARN.
-        assert!(identity(&stmt(r#"{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:s3:::b2/*"}"#)).is_ok());
-        assert_eq!(message(identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:iam::x:root"}"#))), "Policy has invalid resource");
-        assert_eq!(message(identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::"}"#))), "Policy has invalid resource");
+        assert!(
+            identity(&stmt(
+                r#"{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:s3:::b2/*"}"#
+            ))
+            .is_ok()
+        );
+        assert_eq!(
+            message(identity(&stmt(
+                r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:iam::x:root"}"#
+            ))),
+            "Policy has invalid resource"
+        );
+        assert_eq!(
+            message(identity(&stmt(
+                r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::"}"#
+            ))),
+            "Policy has invalid resource"
+        );
     }
 
     #[test]
     fn statement_may_be_a_single_object() {
         let p = identity(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:GetObject","Resource":"*"}}"#).expect("valid");
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::x/y"), Decision::Allow);
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::x/y"),
+            Decision::Allow
+        );
         // Version defaults to 2008-10-17; Id and Sid are accepted.
         assert!(identity(r#"{"Id":"p1","Statement":[{"Sid":"one two","Effect":"Allow","Action":"*","Resource":"*"}]}"#).is_ok());
     }
 
     #[test]
     fn action_wildcards_case_insensitive() {
-        let p = identity(&stmt(r#"{"Effect":"Allow","Action":["s3:Get*","S3:LISTBUCKET"],"Resource":"*"}"#)).expect("valid");
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
-        assert_eq!(eval(&p, "S3:getobjectacl", "arn:aws:s3:::b/k"), Decision::Allow);
+        let p = identity(&stmt(
+            r#"{"Effect":"Allow","Action":["s3:Get*","S3:LISTBUCKET"],"Resource":"*"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&p, "S3:getobjectacl", "arn:aws:s3:::b/k"),
+            Decision::Allow
+        );
         assert_eq!(eval(&p, "s3:ListBucket", "arn:aws:s3:::b"), Decision::Allow);
-        assert_eq!(eval(&p, "s3:PutObject", "arn:aws:s3:::b/k"), Decision::NotApplicable);
-        let all = identity(&stmt(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#)).expect("valid");
-        assert_eq!(eval(&all, "s3:DeleteBucket", "arn:aws:s3:::b"), Decision::Allow);
-        let s3 = identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"}"#)).expect("valid");
-        assert_eq!(eval(&s3, "s3:DeleteBucket", "arn:aws:s3:::b"), Decision::Allow);
-        let q = identity(&stmt(r#"{"Effect":"Allow","Action":"s3:?etObject","Resource":"*"}"#)).expect("valid");
-        assert_eq!(eval(&q, "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
-        assert_eq!(eval(&q, "s3:PutObject", "arn:aws:s3:::b/k"), Decision::NotApplicable);
+        assert_eq!(
+            eval(&p, "s3:PutObject", "arn:aws:s3:::b/k"),
+            Decision::NotApplicable
+        );
+        let all =
+            identity(&stmt(r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#)).expect("valid");
+        assert_eq!(
+            eval(&all, "s3:DeleteBucket", "arn:aws:s3:::b"),
+            Decision::Allow
+        );
+        let s3 = identity(&stmt(
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(
+            eval(&s3, "s3:DeleteBucket", "arn:aws:s3:::b"),
+            Decision::Allow
+        );
+        let q = identity(&stmt(
+            r#"{"Effect":"Allow","Action":"s3:?etObject","Resource":"*"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(
+            eval(&q, "s3:GetObject", "arn:aws:s3:::b/k"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&q, "s3:PutObject", "arn:aws:s3:::b/k"),
+            Decision::NotApplicable
+        );
     }
 
     #[test]
     fn resource_wildcards() {
         let p = identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":["arn:aws:s3:::b1","arn:aws:s3:::b1/home/*","arn:aws:s3:::b2/file-?.txt"]}"#)).expect("valid");
-        assert_eq!(eval(&p, "s3:ListBucket", "arn:aws:s3:::b1"), Decision::Allow);
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b1/home/a/b"), Decision::Allow);
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b1/other"), Decision::NotApplicable);
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b2/file-1.txt"), Decision::Allow);
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b2/file-10.txt"), Decision::NotApplicable);
-        assert_eq!(eval(&p, "s3:ListBucket", "arn:aws:s3:::b10"), Decision::NotApplicable);
+        assert_eq!(
+            eval(&p, "s3:ListBucket", "arn:aws:s3:::b1"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b1/home/a/b"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b1/other"),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b2/file-1.txt"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b2/file-10.txt"),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            eval(&p, "s3:ListBucket", "arn:aws:s3:::b10"),
+            Decision::NotApplicable
+        );
         // Object keys compare with case.
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b1/HOME/a"), Decision::NotApplicable);
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b1/HOME/a"),
+            Decision::NotApplicable
+        );
         // ListAllMyBuckets (resource `*`) needs a pattern covering all of S3.
-        assert_eq!(eval(&p, "s3:ListAllMyBuckets", "*"), Decision::NotApplicable);
-        let all = identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::*"}"#)).expect("valid");
+        assert_eq!(
+            eval(&p, "s3:ListAllMyBuckets", "*"),
+            Decision::NotApplicable
+        );
+        let all = identity(&stmt(
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::*"}"#,
+        ))
+        .expect("valid");
         assert_eq!(eval(&all, "s3:ListAllMyBuckets", "*"), Decision::Allow);
-        let star = identity(&stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"}"#)).expect("valid");
+        let star = identity(&stmt(
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"}"#,
+        ))
+        .expect("valid");
         assert_eq!(eval(&star, "s3:ListAllMyBuckets", "*"), Decision::Allow);
     }
 
     #[test]
     fn not_action_and_not_resource() {
-        let p = identity(&stmt(r#"{"Effect":"Allow","NotAction":["s3:Delete*","s3:Put*"],"Resource":"*"}"#)).expect("valid");
-        assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
-        assert_eq!(eval(&p, "s3:DeleteObject", "arn:aws:s3:::b/k"), Decision::NotApplicable);
-        assert_eq!(eval(&p, "s3:PutObject", "arn:aws:s3:::b/k"), Decision::NotApplicable);
+        let p = identity(&stmt(
+            r#"{"Effect":"Allow","NotAction":["s3:Delete*","s3:Put*"],"Resource":"*"}"#,
+        ))
+        .expect("valid");
+        assert_eq!(
+            eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"),
+            Decision::Allow
+        );
+        assert_eq!(
+            eval(&p, "s3:DeleteObject", "arn:aws:s3:::b/k"),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            eval(&p, "s3:PutObject", "arn:aws:s3:::b/k"),
+            Decision::NotApplicable
+        );
         let q = identity(&stmt(r#"{"Effect":"Deny","Action":"s3:*","NotResource":["arn:aws:s3:::b1","arn:aws:s3:::b1/*"]}"#)).expect("valid");
-        assert_eq!(eval(&q, "s3:GetObject", "arn:aws:s3:::b1/k"), Decision::NotApplicable);
-        assert_eq!(eval(&q, "s3:GetObject", "arn:aws:s3:::b2/k"), Decision::Deny);
+        assert_eq!(
+            eval(&q, "s3:GetObject", "arn:aws:s3:::b1/k"),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            eval(&q, "s3:GetObject", "arn:aws:s3:::b2/k"),
+            Decision::Deny
+        );
         // NotAction in a bucket policy skips the action/resource pairing check.
         assert!(bucket(&stmt(r#"{"Effect":"Deny","Principal":"*","NotAction":"s3:GetObject","Resource":"arn:aws:s3:::b1"}"#)).is_ok());
     }
@@ -841,8 +1062,14 @@ mod tests {
             r#"{"Effect":"Allow","Action":"s3:*","Resource":"*"},{"Effect":"Deny","Action":"s3:DeleteObject","Resource":"*"}"#,
         ] {
             let p = identity(&stmt(order)).expect("valid");
-            assert_eq!(eval(&p, "s3:DeleteObject", "arn:aws:s3:::b/k"), Decision::Deny);
-            assert_eq!(eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"), Decision::Allow);
+            assert_eq!(
+                eval(&p, "s3:DeleteObject", "arn:aws:s3:::b/k"),
+                Decision::Deny
+            );
+            assert_eq!(
+                eval(&p, "s3:GetObject", "arn:aws:s3:::b/k"),
+                Decision::Allow
+            );
         }
     }
 
@@ -852,41 +1079,120 @@ mod tests {
         let mut ctx = Context::default();
         ctx.set("s3:prefix", "public/x");
         ctx.set("aws:SecureTransport", "true");
-        assert_eq!(decide(&p, Caller::Anonymous, "s3:ListBucket", "arn:aws:s3:::b1", &ctx), Decision::Allow);
+        assert_eq!(
+            decide(
+                &p,
+                Caller::Anonymous,
+                "s3:ListBucket",
+                "arn:aws:s3:::b1",
+                &ctx
+            ),
+            Decision::Allow
+        );
         ctx.set("aws:SecureTransport", "false");
-        assert_eq!(decide(&p, Caller::Anonymous, "s3:ListBucket", "arn:aws:s3:::b1", &ctx), Decision::NotApplicable);
+        assert_eq!(
+            decide(
+                &p,
+                Caller::Anonymous,
+                "s3:ListBucket",
+                "arn:aws:s3:::b1",
+                &ctx
+            ),
+            Decision::NotApplicable
+        );
         let deny_plain = bucket(&stmt(r#"{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b1","arn:aws:s3:::b1/*"],"Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#)).expect("valid");
         let mut inside = Context::default();
         inside.set("aws:SourceIp", "10.1.2.3");
         let mut outside = Context::default();
         outside.set("aws:SourceIp", "192.0.2.1");
-        assert_eq!(decide(&deny_plain, bob(), "s3:GetObject", "arn:aws:s3:::b1/k", &inside), Decision::NotApplicable);
-        assert_eq!(decide(&deny_plain, bob(), "s3:GetObject", "arn:aws:s3:::b1/k", &outside), Decision::Deny);
+        assert_eq!(
+            decide(
+                &deny_plain,
+                bob(),
+                "s3:GetObject",
+                "arn:aws:s3:::b1/k",
+                &inside
+            ),
+            Decision::NotApplicable
+        );
+        assert_eq!(
+            decide(
+                &deny_plain,
+                bob(),
+                "s3:GetObject",
+                "arn:aws:s3:::b1/k",
+                &outside
+            ),
+            Decision::Deny
+        );
     }
 
     #[test]
     fn policy_variables() {
-        let doc = stmt(r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::home/${aws:username}/*","Condition":{"StringLike":{"s3:prefix":"${aws:username}/*"}}}"#);
+        let doc = stmt(
+            r#"{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::home/${aws:username}/*","Condition":{"StringLike":{"s3:prefix":"${aws:username}/*"}}}"#,
+        );
         let p = identity(&doc).expect("valid");
         let mut ctx = Context::default();
         ctx.set("aws:username", "alice");
         ctx.set("s3:prefix", "alice/docs");
-        assert_eq!(decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::home/alice/x", &ctx), Decision::Allow);
-        assert_eq!(decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::home/bob/x", &ctx), Decision::NotApplicable);
+        assert_eq!(
+            decide(
+                &p,
+                alice(),
+                "s3:GetObject",
+                "arn:aws:s3:::home/alice/x",
+                &ctx
+            ),
+            Decision::Allow
+        );
+        assert_eq!(
+            decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::home/bob/x", &ctx),
+            Decision::NotApplicable
+        );
         ctx.set("s3:prefix", "bob/docs");
-        assert_eq!(decide(&p, alice(), "s3:GetObject", "arn:aws:s3:::home/alice/x", &ctx), Decision::NotApplicable);
+        assert_eq!(
+            decide(
+                &p,
+                alice(),
+                "s3:GetObject",
+                "arn:aws:s3:::home/alice/x",
+                &ctx
+            ),
+            Decision::NotApplicable
+        );
         // No value: the resource matches nothing.
         let mut anonymous = Context::default();
         anonymous.set("s3:prefix", "/x");
-        assert_eq!(decide(&p, Caller::Anonymous, "s3:GetObject", "arn:aws:s3:::home//x", &anonymous), Decision::NotApplicable);
+        assert_eq!(
+            decide(
+                &p,
+                Caller::Anonymous,
+                "s3:GetObject",
+                "arn:aws:s3:::home//x",
+                &anonymous
+            ),
+            Decision::NotApplicable
+        );
         // Under 2008-10-17 the variable is literal text.
         let old = identity(&doc.replace("2012-10-17", "2008-10-17")).expect("valid");
-        assert_eq!(decide(&old, alice(), "s3:GetObject", "arn:aws:s3:::home/alice/x", &ctx), Decision::NotApplicable);
+        assert_eq!(
+            decide(
+                &old,
+                alice(),
+                "s3:GetObject",
+                "arn:aws:s3:::home/alice/x",
+                &ctx
+            ),
+            Decision::NotApplicable
+        );
     }
 
     #[test]
     fn size_limit_for_bucket_policies() {
-        let resources: Vec<String> = (0..1200).map(|i| format!("\"arn:aws:s3:::b1/k{i:05}\"")).collect();
+        let resources: Vec<String> = (0..1200)
+            .map(|i| format!("\"arn:aws:s3:::b1/k{i:05}\""))
+            .collect();
         let doc = stmt(&format!(
             r#"{{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":[{}]}}"#,
             resources.join(",")
@@ -898,7 +1204,9 @@ mod tests {
         );
         assert!(identity(&doc.replace(r#""Principal":"*","#, "")).is_ok());
         // Whitespace does not count.
-        let small = stmt(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#);
+        let small = stmt(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#,
+        );
         let padded = small.replace(',', &format!(",{}", " ".repeat(6000)));
         assert!(padded.len() > MAX_BUCKET_POLICY_BYTES);
         assert!(bucket(&padded).is_ok());
@@ -907,18 +1215,42 @@ mod tests {
     #[test]
     fn public_policies() {
         let public = |statement: &str| bucket(&stmt(statement)).expect(statement).is_public();
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#));
-        assert!(public(r#"{"Effect":"Allow","NotPrincipal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#));
-        assert!(!public(r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#));
-        assert!(!public(r#"{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#));
-        assert!(!public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"0.0.0.0/1"}}}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#));
-        assert!(!public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEquals":{"aws:SourceAccount":"alice"}}}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringLike":{"aws:SourceAccount":"a*"}}}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEqualsIfExists":{"aws:SourceAccount":"alice"}}}"#));
-        assert!(public(r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEquals":{"s3:prefix":"x"}}}"#));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","NotPrincipal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#
+        ));
+        assert!(!public(
+            r#"{"Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#
+        ));
+        assert!(!public(
+            r#"{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*"}"#
+        ));
+        assert!(!public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"IpAddress":{"aws:SourceIp":"0.0.0.0/1"}}}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#
+        ));
+        assert!(!public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEquals":{"aws:SourceAccount":"alice"}}}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringLike":{"aws:SourceAccount":"a*"}}}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEqualsIfExists":{"aws:SourceAccount":"alice"}}}"#
+        ));
+        assert!(public(
+            r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b1/*","Condition":{"StringEquals":{"s3:prefix":"x"}}}"#
+        ));
     }
 
     #[test]
@@ -930,22 +1262,85 @@ mod tests {
         let object = "arn:aws:s3:::b/k";
         let bucket_arn = "arn:aws:s3:::b";
         let table = [
-            ("s3:GetObject", object, Decision::Allow, Decision::NotApplicable),
-            ("s3:ListBucket", bucket_arn, Decision::Allow, Decision::NotApplicable),
-            ("s3:GetBucketLocation", bucket_arn, Decision::Allow, Decision::Allow),
-            ("s3:ListAllMyBuckets", "*", Decision::Allow, Decision::NotApplicable),
-            ("s3:PutObject", object, Decision::NotApplicable, Decision::Allow),
-            ("s3:AbortMultipartUpload", object, Decision::NotApplicable, Decision::Allow),
-            ("s3:ListMultipartUploadParts", object, Decision::NotApplicable, Decision::Allow),
-            ("s3:ListBucketMultipartUploads", bucket_arn, Decision::NotApplicable, Decision::Allow),
-            ("s3:DeleteObject", object, Decision::NotApplicable, Decision::NotApplicable),
-            ("s3:DeleteBucket", bucket_arn, Decision::NotApplicable, Decision::NotApplicable),
-            ("s3:PutBucketPolicy", bucket_arn, Decision::NotApplicable, Decision::NotApplicable),
+            (
+                "s3:GetObject",
+                object,
+                Decision::Allow,
+                Decision::NotApplicable,
+            ),
+            (
+                "s3:ListBucket",
+                bucket_arn,
+                Decision::Allow,
+                Decision::NotApplicable,
+            ),
+            (
+                "s3:GetBucketLocation",
+                bucket_arn,
+                Decision::Allow,
+                Decision::Allow,
+            ),
+            (
+                "s3:ListAllMyBuckets",
+                "*",
+                Decision::Allow,
+                Decision::NotApplicable,
+            ),
+            (
+                "s3:PutObject",
+                object,
+                Decision::NotApplicable,
+                Decision::Allow,
+            ),
+            (
+                "s3:AbortMultipartUpload",
+                object,
+                Decision::NotApplicable,
+                Decision::Allow,
+            ),
+            (
+                "s3:ListMultipartUploadParts",
+                object,
+                Decision::NotApplicable,
+                Decision::Allow,
+            ),
+            (
+                "s3:ListBucketMultipartUploads",
+                bucket_arn,
+                Decision::NotApplicable,
+                Decision::Allow,
+            ),
+            (
+                "s3:DeleteObject",
+                object,
+                Decision::NotApplicable,
+                Decision::NotApplicable,
+            ),
+            (
+                "s3:DeleteBucket",
+                bucket_arn,
+                Decision::NotApplicable,
+                Decision::NotApplicable,
+            ),
+            (
+                "s3:PutBucketPolicy",
+                bucket_arn,
+                Decision::NotApplicable,
+                Decision::NotApplicable,
+            ),
         ];
         for (action, resource, read, write) in table {
             assert_eq!(eval(&readonly, action, resource), read, "readonly {action}");
-            assert_eq!(eval(&writeonly, action, resource), write, "writeonly {action}");
-            assert_eq!(eval(&readwrite, action, resource), Decision::Allow, "readwrite {action}");
+            assert_eq!(
+                eval(&writeonly, action, resource),
+                write,
+                "writeonly {action}"
+            );
+            assert_eq!(
+                eval(&readwrite, action, resource),
+                Decision::Allow,
+                "readwrite {action}"
+            );
         }
     }
 }

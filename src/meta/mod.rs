@@ -1,5 +1,5 @@
-//! The metadata store: buckets, objects, multipart uploads, the chunk map and access keys, behind
-//! one trait so that the embedded SQLite store and a cluster's PostgreSQL store are
+//! The metadata store: accounts, access keys and stored policies, buckets, objects, multipart
+//! uploads and the chunk map, behind one trait so that the embedded SQLite store and a cluster's PostgreSQL store are
 //! interchangeable. Every change that makes data visible is one transaction, and chunks that stop
 //! being referenced go to a garbage-collection queue in that same transaction.
 
@@ -38,6 +38,9 @@ pub enum MetaError {
     ChunkCollected(ChunkId),
     #[error("no such key")]
     NoSuchKey,
+    /// A key was created for an account that does not exist (or was deleted meanwhile).
+    #[error("no such account")]
+    NoSuchAccount,
     #[error("metadata database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("metadata migration: {0}")]
@@ -80,18 +83,83 @@ impl MetaError {
 /// has it keeps a replica row for every chunk, which the commit of a write claims.
 pub const REPLICAS_SETTING: &str = "replicas";
 
+/// The name of the account that has every right on everything: the migration to accounts gives
+/// it every key, bucket, object and upload that existed, and the bootstrap key belongs to it.
+pub const ADMIN_ACCOUNT: &str = "admin";
+
+/// An account: what owns buckets, objects and uploads, and what keys act for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The canonical id, 64 lowercase hex digits (S3's canonical user id), random.
+    pub id: String,
+    /// Unique; what `cairn admin` and bucket policies name it by.
+    pub name: String,
+    pub display_name: String,
+    pub created: OffsetDateTime,
+}
+
 #[derive(Clone, Debug)]
 pub struct AccessKey {
     pub id: String,
     pub secret: String,
     pub name: String,
     pub created: OffsetDateTime,
+    /// The canonical id of the account the key acts for.
+    pub account: String,
+    /// The name of a policy limiting the key (canned or stored), resolved when a request is
+    /// authorized, so that editing a stored policy changes the keys using it.
+    pub policy: Option<String>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Bucket {
     pub name: String,
     pub created: OffsetDateTime,
+    /// The canonical id of the owning account.
+    pub owner: String,
+    pub access: BucketAccess,
+}
+
+/// A bucket's access settings, each `None` when not configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BucketAccess {
+    /// JSON of an `iam::acl::Acl`; `None` is private to the owner.
+    pub acl: Option<String>,
+    /// The bucket policy, exactly as the client sent it.
+    pub policy: Option<String>,
+    /// `BucketOwnerEnforced`, `BucketOwnerPreferred` or `ObjectWriter`.
+    pub ownership: Option<String>,
+    /// JSON `{"BlockPublicAcls":bool,...}`.
+    pub public_access_block: Option<String>,
+}
+
+/// One of the fields of [`BucketAccess`], for [`MetaStore::set_bucket_access`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessField {
+    Acl,
+    Policy,
+    Ownership,
+    PublicAccessBlock,
+}
+
+impl AccessField {
+    /// The `buckets` column holding the field.
+    pub fn column(self) -> &'static str {
+        match self {
+            AccessField::Acl => "acl",
+            AccessField::Policy => "policy",
+            AccessField::Ownership => "ownership",
+            AccessField::PublicAccessBlock => "public_access_block",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteAccount {
+    Deleted,
+    NoSuchAccount,
+    /// Refused: the account owns buckets (delete them first, or force).
+    OwnsBuckets,
 }
 
 /// The HTTP headers an object keeps and returns on GET and HEAD.
@@ -186,6 +254,10 @@ pub struct ObjectMeta {
     /// The bytes of a small object, kept in its row instead of in chunks (it then has none).
     /// Loaded by the object lookups, not by listings, where it is always `None`.
     pub inline: Option<Bytes>,
+    /// The canonical id of the account that wrote the object.
+    pub owner: String,
+    /// JSON of an `iam::acl::Acl`; `None` is private to the owner.
+    pub acl: Option<String>,
 }
 
 /// Where a part of a completed multipart object lies within it.
@@ -205,6 +277,10 @@ pub struct Upload {
     pub headers: StoredHeaders,
     pub checksum_algorithm: Option<crate::checksum::ChecksumAlgorithm>,
     pub checksum_type: ChecksumType,
+    /// The canonical id of the account that initiated the upload.
+    pub owner: String,
+    /// The ACL the completed object gets (JSON of an `iam::acl::Acl`); `None` is private.
+    pub acl: Option<String>,
 }
 
 /// A stored part of a multipart upload.
@@ -247,6 +323,33 @@ pub trait MetaStore: Send + Sync + 'static {
     async fn setting(&self, name: &str) -> MetaResult<Option<String>>;
     async fn set_setting(&self, name: &str, value: &str) -> MetaResult<()>;
 
+    /// Returns false when the name or the id is taken.
+    async fn create_account(&self, account: &Account) -> MetaResult<bool>;
+    async fn account(&self, id: &str) -> MetaResult<Option<Account>>;
+    async fn account_by_name(&self, name: &str) -> MetaResult<Option<Account>>;
+    /// Every account, by name.
+    async fn list_accounts(&self) -> MetaResult<Vec<Account>>;
+    /// Deletes the account, its keys and its policy attachments; refused while it owns buckets
+    /// unless `force`, which gives its buckets to the admin account. Objects and uploads keep
+    /// the id of the account that wrote them. Callers keep the admin account itself.
+    async fn delete_account(&self, id: &str, force: bool) -> MetaResult<DeleteAccount>;
+
+    /// Stores a named identity policy, replacing one of the same name.
+    async fn put_policy(&self, name: &str, document: &str) -> MetaResult<()>;
+    async fn policy(&self, name: &str) -> MetaResult<Option<String>>;
+    /// Every stored policy as (name, document), by name.
+    async fn list_policies(&self) -> MetaResult<Vec<(String, String)>>;
+    /// Returns whether the policy existed; it is detached from every account.
+    async fn delete_policy(&self, name: &str) -> MetaResult<bool>;
+    /// Returns false when there is no such policy (or no such account). Attaching twice is one
+    /// attachment.
+    async fn attach_policy(&self, account: &str, policy: &str) -> MetaResult<bool>;
+    /// Returns whether the policy was attached.
+    async fn detach_policy(&self, account: &str, policy: &str) -> MetaResult<bool>;
+    /// The policies attached to an account as (name, document), by name.
+    async fn account_policies(&self, account: &str) -> MetaResult<Vec<(String, String)>>;
+
+    /// Fails with `NoSuchAccount` when `key.account` names no account.
     async fn create_key(&self, key: &AccessKey) -> MetaResult<()>;
     async fn key(&self, id: &str) -> MetaResult<Option<AccessKey>>;
     async fn list_keys(&self) -> MetaResult<Vec<AccessKey>>;
@@ -256,12 +359,23 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Returns false when the bucket already existed.
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<bool>;
     async fn bucket(&self, name: &str) -> MetaResult<Option<Bucket>>;
-    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>>;
+    /// The buckets `owner` owns, or every bucket for `None`, by name.
+    async fn list_buckets(&self, owner: Option<&str>) -> MetaResult<Vec<Bucket>>;
+    /// Sets (or with `None` clears) one access field of a bucket; false when there is no such
+    /// bucket.
+    async fn set_bucket_access(
+        &self,
+        bucket: &str,
+        field: AccessField,
+        value: Option<&str>,
+    ) -> MetaResult<bool>;
     /// Deletes an empty bucket. Multipart uploads still in progress do not keep it: they are
     /// aborted with it, their parts' chunks queued for GC due at `gc_due` (as S3 does).
     async fn delete_bucket(&self, name: &str, gc_due: OffsetDateTime) -> MetaResult<DeleteBucket>;
 
     async fn object(&self, bucket: &str, key: &str) -> MetaResult<Option<ObjectMeta>>;
+    /// Replaces the ACL of a key's current object; false when the key has none.
+    async fn set_object_acl(&self, bucket: &str, key: &str, acl: &str) -> MetaResult<bool>;
     /// Makes `object` the visible version of its key, with `chunks` (offsets within the object);
     /// the replaced version's chunks go to the GC queue, due at `gc_due`.
     async fn put_object(
@@ -364,6 +478,11 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Which of `chunks` the store knows (referenced, or queued for GC); the others are orphans
     /// left by writes that never committed.
     async fn known_chunks(&self, chunks: &[ChunkId]) -> MetaResult<Vec<ChunkId>>;
+
+    /// A counter that every change to accounts, keys, policies, attachments, bucket creation
+    /// and deletion and bucket access fields increases in the same transaction: gateways poll
+    /// it to know when their cached authorization decisions are stale.
+    async fn access_generation(&self) -> MetaResult<u64>;
 }
 
 /// What a cluster adds to the metadata: data nodes, which nodes hold each chunk, and the

@@ -461,6 +461,9 @@ impl Dialect for Postgres {
         gc_due: OffsetDateTime,
     ) -> MetaResult<DeleteBucket> {
         let mut tx = Self::begin_write(&store.pool).await?;
+        // The access generation's lock before the bucket's, in the order every change of
+        // buckets takes them (a creation of the same name waits on the bucket's key).
+        PostgresMeta::bump_generation(&mut tx).await?;
         // FOR UPDATE waits for writers holding the bucket (FOR KEY SHARE) to commit, so the
         // emptiness check that follows sees their objects and uploads.
         let found = sqlx::query("SELECT 1 FROM buckets WHERE name = $1 FOR UPDATE")
@@ -471,7 +474,9 @@ impl Dialect for Postgres {
             return Ok(DeleteBucket::NoSuchBucket);
         }
         let deleted = PostgresMeta::drop_bucket(&mut tx, name, gc_due).await?;
-        tx.commit().await?;
+        if deleted == DeleteBucket::Deleted {
+            tx.commit().await?;
+        }
         Ok(deleted)
     }
 

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::{
-    AccessKey, Bucket, ListStart, MetaError, MetaResult, NodeInfo, NodeState, ObjectMeta, Part,
-    PartRange, StoredHeaders, Upload, WriteCondition,
+    AccessKey, Account, Bucket, BucketAccess, ListStart, MetaError, MetaResult, NodeInfo,
+    NodeState, ObjectMeta, Part, PartRange, StoredHeaders, Upload, WriteCondition,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm, ChecksumType};
 use crate::chunk::{ChunkDigest, ChunkId, ChunkRef};
@@ -78,11 +78,13 @@ pub(super) struct ObjectJson {
     checksum_value: Option<String>,
     checksum_type: Option<String>,
     parts_count: Option<i64>,
+    owner: String,
+    acl: Option<String>,
 }
 
 /// The columns of [`ObjectJson`], in its order.
 pub(super) const OBJECT_COLUMNS: &str = "bucket, key, id, size, etag, last_modified_ms, headers, \
-     checksum_algorithm, checksum_value, checksum_type, parts_count";
+     checksum_algorithm, checksum_value, checksum_type, parts_count, owner, acl";
 
 impl ObjectJson {
     pub(super) fn key(&self) -> &str {
@@ -98,6 +100,7 @@ impl Columns for ObjectJson {
             "id" => Ok(self.id.clone()),
             "etag" => Ok(self.etag.clone()),
             "headers" => Ok(self.headers.clone()),
+            "owner" => Ok(self.owner.clone()),
             _ => Err(no_column(col)),
         }
     }
@@ -107,6 +110,7 @@ impl Columns for ObjectJson {
             "checksum_algorithm" => Ok(self.checksum_algorithm.clone()),
             "checksum_value" => Ok(self.checksum_value.clone()),
             "checksum_type" => Ok(self.checksum_type.clone()),
+            "acl" => Ok(self.acl.clone()),
             _ => self.text(col).map(Some),
         }
     }
@@ -238,6 +242,8 @@ pub(super) fn object_row(row: &impl Columns) -> MetaResult<ObjectMeta> {
             .map(|p| to_u32("parts_count", p))
             .transpose()?,
         inline: row.opt_blob("inline_data")?.map(Bytes::from),
+        owner: row.text("owner")?,
+        acl: row.opt_text("acl")?,
     })
 }
 
@@ -250,6 +256,8 @@ pub(super) fn upload_row(row: &impl Columns) -> MetaResult<Upload> {
         headers: headers_col(row)?,
         checksum_algorithm: algorithm_col(row)?,
         checksum_type: checksum_type_col(row)?,
+        owner: row.text("owner")?,
+        acl: row.opt_text("acl")?,
     })
 }
 
@@ -270,6 +278,8 @@ pub(super) fn key_row(row: &impl Columns) -> MetaResult<AccessKey> {
         secret: row.text("secret")?,
         name: row.text("name")?,
         created: from_ms(row.int("created_ms")?)?,
+        account: row.text("account")?,
+        policy: row.opt_text("policy")?,
     })
 }
 
@@ -277,7 +287,28 @@ pub(super) fn bucket_row(row: &impl Columns) -> MetaResult<Bucket> {
     Ok(Bucket {
         name: row.text("name")?,
         created: from_ms(row.int("created_ms")?)?,
+        owner: row.text("owner")?,
+        access: BucketAccess {
+            acl: row.opt_text("acl")?,
+            policy: row.opt_text("policy")?,
+            ownership: row.opt_text("ownership")?,
+            public_access_block: row.opt_text("public_access_block")?,
+        },
     })
+}
+
+pub(super) fn account_row(row: &impl Columns) -> MetaResult<Account> {
+    Ok(Account {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        display_name: row.text("display_name")?,
+        created: from_ms(row.int("created_ms")?)?,
+    })
+}
+
+/// A stored policy's `name` and `document`.
+pub(super) fn policy_row(row: &impl Columns) -> MetaResult<(String, String)> {
+    Ok((row.text("name")?, row.text("document")?))
 }
 
 pub(super) fn node_row(row: &impl Columns) -> MetaResult<NodeInfo> {
@@ -411,7 +442,7 @@ mod tests {
         format!(
             "'{OBJECT_ID}' AS id, 'b' AS bucket, 'k' AS key, 12 AS size, 'e' AS etag, \
              1700000000123 AS last_modified_ms, '{{\"content_type\":\"text/plain\"}}' AS headers, \
-             {checksum}, {parts_count} AS parts_count"
+             {checksum}, {parts_count} AS parts_count, 'o1' AS owner, NULL AS acl"
         )
     }
 
@@ -547,7 +578,7 @@ mod tests {
     async fn small_rows() {
         let r = row(
             "'k1' AS id, 's' AS secret, 'admin' AS name, 9 AS created_ms, 'b' AS bucket, \
-             'a/b' AS key, 4 AS byte_offset, 6 AS size, '00112233445566778899aabbccddeeff' AS chunk_id",
+             'acc' AS account, 'readonly' AS policy, 'a/b' AS key, 4 AS byte_offset, 6 AS size, '00112233445566778899aabbccddeeff' AS chunk_id",
         )
         .await;
         let k = key_row(&r).unwrap();
@@ -556,6 +587,10 @@ mod tests {
             ("k1", "s", "admin")
         );
         assert_eq!(ms(k.created), 9);
+        assert_eq!(
+            (k.account.as_str(), k.policy.as_deref()),
+            ("acc", Some("readonly"))
+        );
         assert_eq!(object_path_row(&r).unwrap(), "b/a/b");
         let c = chunk_ref_row(&r).unwrap();
         assert_eq!((c.offset, c.size, c.end()), (4, 6, 10));
@@ -567,8 +602,22 @@ mod tests {
                 size: 6
             }
         );
-        let b = bucket_row(&row("'photos' AS name, 9 AS created_ms").await).unwrap();
+        let b = bucket_row(
+            &row(
+                "'photos' AS name, 9 AS created_ms, 'acc' AS owner, NULL AS acl, '{}' AS policy, \
+                 'ObjectWriter' AS ownership, NULL AS public_access_block",
+            )
+            .await,
+        )
+        .unwrap();
         assert_eq!((b.name.as_str(), ms(b.created)), ("photos", 9));
+        assert_eq!(b.owner, "acc");
+        let access = BucketAccess {
+            policy: Some("{}".to_owned()),
+            ownership: Some("ObjectWriter".to_owned()),
+            ..BucketAccess::default()
+        };
+        assert_eq!(b.access, access);
     }
 
     #[test]

@@ -14,13 +14,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{
-    Columns, OBJECT_COLUMNS, bucket_row, check_etag, chunk_col, chunk_ref_row, headers_json,
-    key_row, list_seek, ms, object_row, part_range_row, part_row, row_limit, take_prefixed,
-    upload_row,
+    Columns, OBJECT_COLUMNS, account_row, bucket_row, check_etag, chunk_col, chunk_ref_row,
+    headers_json, key_row, list_seek, ms, object_row, part_range_row, part_row, policy_row,
+    row_limit, take_prefixed, upload_row,
 };
 use super::{
-    AccessKey, Bucket, ChunkReplicas, DeleteBucket, ListStart, MetaError, MetaResult, MetaStore,
-    ObjectMeta, Part, PartRange, REPLICAS_SETTING, Upload, WriteCondition, prefix_successor,
+    ADMIN_ACCOUNT, AccessField, AccessKey, Account, Bucket, ChunkReplicas, DeleteAccount,
+    DeleteBucket, ListStart, MetaError, MetaResult, MetaStore, ObjectMeta, Part, PartRange,
+    REPLICAS_SETTING, Upload, WriteCondition, prefix_successor,
 };
 use crate::checksum::{Checksum, ChecksumAlgorithm};
 use crate::chunk::{ChunkId, ChunkRef};
@@ -258,6 +259,50 @@ where
         rows.iter().map(chunk_ref_row).collect()
     }
 
+    /// Every row `sql` finds for `value`, decoded.
+    async fn all_for<T>(
+        &self,
+        sql: &'static str,
+        value: &str,
+        decode: fn(&D::Row) -> MetaResult<T>,
+    ) -> MetaResult<Vec<T>> {
+        let rows = sqlx::query(sql).bind(value).fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Runs `sql` bound to `values` and returns how many rows it changed.
+    async fn change(
+        conn: &mut D::Connection,
+        sql: &'static str,
+        values: &[&str],
+    ) -> MetaResult<u64> {
+        let mut query = sqlx::query(sql);
+        for value in values {
+            query = query.bind(*value);
+        }
+        Ok(D::rows_affected(&query.execute(conn).await?))
+    }
+
+    /// Starts a transaction that changes what authorization reads, counting it in the access
+    /// generation first. The counter's one row is also a lock: every such transaction of a
+    /// PostgreSQL store waits there for the previous one to commit, so the checks that follow
+    /// (does the account still exist?) see its changes. A transaction that turns out to change
+    /// nothing is dropped, which rolls the count back.
+    async fn begin_access_change(&self) -> MetaResult<Transaction<'static, D>> {
+        let mut tx = D::begin_write(&self.pool).await?;
+        Self::bump_generation(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Counts a change in the access generation; first in its transaction (see
+    /// [`SqlMeta::begin_access_change`]).
+    pub(super) async fn bump_generation(conn: &mut D::Connection) -> MetaResult<()> {
+        sqlx::query("UPDATE access_generation SET value = value + 1 WHERE id = 1")
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Whether `sql` (`SELECT 1 ... $1`) finds a row for `value`.
     async fn exists(conn: &mut D::Connection, sql: &'static str, value: &str) -> MetaResult<bool> {
         let row = sqlx::query(sql).bind(value).fetch_optional(conn).await?;
@@ -316,8 +361,8 @@ where
         let checksum = o.checksum.as_ref().map(Checksum::to_base64);
         sqlx::query(
             "INSERT INTO objects (bucket, key, id, size, etag, last_modified_ms, headers, \
-             checksum_algorithm, checksum_value, checksum_type, parts_count, inline_data) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             checksum_algorithm, checksum_value, checksum_type, parts_count, inline_data, owner, \
+             acl) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(o.bucket.as_str())
         .bind(o.key.as_str())
@@ -331,6 +376,8 @@ where
         .bind(o.checksum_type.as_str())
         .bind(o.parts_count.map(i64::from))
         .bind(o.inline.as_deref())
+        .bind(o.owner.as_str())
+        .bind(o.acl.as_deref())
         .execute(conn)
         .await?;
         Ok(())
@@ -388,7 +435,8 @@ where
         Ok(D::rows_affected(&done) > 0)
     }
 
-    /// Deletes a bucket unless it holds objects, aborting its uploads.
+    /// Deletes a bucket unless it holds objects, aborting its uploads. The caller has counted
+    /// the change in the access generation, and commits only when the bucket was deleted.
     pub(super) async fn drop_bucket(
         conn: &mut D::Connection,
         name: &str,
@@ -445,16 +493,148 @@ where
         Ok(())
     }
 
+    async fn create_account(&self, a: &Account) -> MetaResult<bool> {
+        let mut tx = self.begin_access_change().await?;
+        let done = sqlx::query(
+            "INSERT INTO accounts (id, name, display_name, created_ms) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(a.id.as_str())
+        .bind(a.name.as_str())
+        .bind(a.display_name.as_str())
+        .bind(ms(a.created))
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn account(&self, id: &str) -> MetaResult<Option<Account>> {
+        let sql = "SELECT * FROM accounts WHERE id = $1";
+        self.find(sql, id, account_row).await
+    }
+
+    async fn account_by_name(&self, name: &str) -> MetaResult<Option<Account>> {
+        let sql = "SELECT * FROM accounts WHERE name = $1";
+        self.find(sql, name, account_row).await
+    }
+
+    async fn list_accounts(&self) -> MetaResult<Vec<Account>> {
+        self.all("SELECT * FROM accounts ORDER BY name", account_row)
+            .await
+    }
+
+    async fn delete_account(&self, id: &str, force: bool) -> MetaResult<DeleteAccount> {
+        let mut tx = self.begin_access_change().await?;
+        if !Self::exists(&mut tx, "SELECT 1 FROM accounts WHERE id = $1", id).await? {
+            return Ok(DeleteAccount::NoSuchAccount);
+        }
+        let owns = "SELECT 1 FROM buckets WHERE owner = $1 LIMIT 1";
+        if Self::exists(&mut tx, owns, id).await? {
+            if !force {
+                return Ok(DeleteAccount::OwnsBuckets);
+            }
+            let give = "UPDATE buckets SET owner = (SELECT id FROM accounts WHERE name = $2) \
+                        WHERE owner = $1";
+            Self::change(&mut tx, give, &[id, ADMIN_ACCOUNT]).await?;
+        }
+        for sql in [
+            "DELETE FROM access_keys WHERE account = $1",
+            "DELETE FROM account_policies WHERE account = $1",
+            "DELETE FROM accounts WHERE id = $1",
+        ] {
+            Self::change(&mut tx, sql, &[id]).await?;
+        }
+        tx.commit().await?;
+        Ok(DeleteAccount::Deleted)
+    }
+
+    async fn put_policy(&self, name: &str, document: &str) -> MetaResult<()> {
+        let mut tx = self.begin_access_change().await?;
+        let sql = "INSERT INTO policies (name, document) VALUES ($1, $2) \
+                   ON CONFLICT (name) DO UPDATE SET document = EXCLUDED.document";
+        Self::change(&mut tx, sql, &[name, document]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn policy(&self, name: &str) -> MetaResult<Option<String>> {
+        let sql = "SELECT document FROM policies WHERE name = $1";
+        self.find(sql, name, |r| r.text("document")).await
+    }
+
+    async fn list_policies(&self) -> MetaResult<Vec<(String, String)>> {
+        let sql = "SELECT name, document FROM policies ORDER BY name";
+        self.all(sql, policy_row).await
+    }
+
+    async fn delete_policy(&self, name: &str) -> MetaResult<bool> {
+        let mut tx = self.begin_access_change().await?;
+        let detach = "DELETE FROM account_policies WHERE policy = $1";
+        Self::change(&mut tx, detach, &[name]).await?;
+        let delete = "DELETE FROM policies WHERE name = $1";
+        if Self::change(&mut tx, delete, &[name]).await? == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn attach_policy(&self, account: &str, policy: &str) -> MetaResult<bool> {
+        let mut tx = self.begin_access_change().await?;
+        let policy_exists = "SELECT 1 FROM policies WHERE name = $1";
+        let account_exists = "SELECT 1 FROM accounts WHERE id = $1";
+        if !Self::exists(&mut tx, policy_exists, policy).await?
+            || !Self::exists(&mut tx, account_exists, account).await?
+        {
+            return Ok(false);
+        }
+        let sql = "INSERT INTO account_policies (account, policy) VALUES ($1, $2) \
+                   ON CONFLICT DO NOTHING";
+        Self::change(&mut tx, sql, &[account, policy]).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn detach_policy(&self, account: &str, policy: &str) -> MetaResult<bool> {
+        let mut tx = self.begin_access_change().await?;
+        let sql = "DELETE FROM account_policies WHERE account = $1 AND policy = $2";
+        if Self::change(&mut tx, sql, &[account, policy]).await? == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn account_policies(&self, account: &str) -> MetaResult<Vec<(String, String)>> {
+        let sql = "SELECT p.name, p.document FROM account_policies a \
+                   JOIN policies p ON p.name = a.policy WHERE a.account = $1 ORDER BY p.name";
+        self.all_for(sql, account, policy_row).await
+    }
+
     async fn create_key(&self, key: &AccessKey) -> MetaResult<()> {
-        sqlx::query(
-            "INSERT INTO access_keys (id, secret, name, created_ms) VALUES ($1, $2, $3, $4)",
+        let mut tx = self.begin_access_change().await?;
+        // The generation's lock taken, a concurrent deletion of the account has committed or
+        // waits: the key never outlives its account.
+        let done = sqlx::query(
+            "INSERT INTO access_keys (id, secret, name, created_ms, account, policy) \
+             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $5)",
         )
         .bind(key.id.as_str())
         .bind(key.secret.as_str())
         .bind(key.name.as_str())
         .bind(ms(key.created))
-        .execute(&self.pool)
+        .bind(key.account.as_str())
+        .bind(key.policy.as_deref())
+        .execute(&mut *tx)
         .await?;
+        if D::rows_affected(&done) == 0 {
+            return Err(MetaError::NoSuchAccount);
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -469,32 +649,82 @@ where
     }
 
     async fn delete_key(&self, id: &str) -> MetaResult<bool> {
-        let done = sqlx::query("DELETE FROM access_keys WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(D::rows_affected(&done) > 0)
+        let mut tx = self.begin_access_change().await?;
+        let sql = "DELETE FROM access_keys WHERE id = $1";
+        if Self::change(&mut tx, sql, &[id]).await? == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn create_bucket(&self, bucket: &Bucket) -> MetaResult<bool> {
+        let mut tx = self.begin_access_change().await?;
+        let access = &bucket.access;
         let done = sqlx::query(
-            "INSERT INTO buckets (name, created_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO buckets (name, created_ms, owner, acl, policy, ownership, \
+             public_access_block) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (name) DO NOTHING",
         )
         .bind(bucket.name.as_str())
         .bind(ms(bucket.created))
-        .execute(&self.pool)
+        .bind(bucket.owner.as_str())
+        .bind(access.acl.as_deref())
+        .bind(access.policy.as_deref())
+        .bind(access.ownership.as_deref())
+        .bind(access.public_access_block.as_deref())
+        .execute(&mut *tx)
         .await?;
-        Ok(D::rows_affected(&done) > 0)
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn bucket(&self, name: &str) -> MetaResult<Option<Bucket>> {
-        let sql = "SELECT name, created_ms FROM buckets WHERE name = $1";
+        let sql = "SELECT * FROM buckets WHERE name = $1";
         self.find(sql, name, bucket_row).await
     }
 
-    async fn list_buckets(&self) -> MetaResult<Vec<Bucket>> {
-        let sql = "SELECT name, created_ms FROM buckets ORDER BY name";
-        self.all(sql, bucket_row).await
+    async fn list_buckets(&self, owner: Option<&str>) -> MetaResult<Vec<Bucket>> {
+        match owner {
+            Some(owner) => {
+                let sql = "SELECT * FROM buckets WHERE owner = $1 ORDER BY name";
+                self.all_for(sql, owner, bucket_row).await
+            }
+            None => {
+                self.all("SELECT * FROM buckets ORDER BY name", bucket_row)
+                    .await
+            }
+        }
+    }
+
+    async fn set_bucket_access(
+        &self,
+        bucket: &str,
+        field: AccessField,
+        value: Option<&str>,
+    ) -> MetaResult<bool> {
+        let sql = match field {
+            AccessField::Acl => "UPDATE buckets SET acl = $2 WHERE name = $1",
+            AccessField::Policy => "UPDATE buckets SET policy = $2 WHERE name = $1",
+            AccessField::Ownership => "UPDATE buckets SET ownership = $2 WHERE name = $1",
+            AccessField::PublicAccessBlock => {
+                "UPDATE buckets SET public_access_block = $2 WHERE name = $1"
+            }
+        };
+        let mut tx = self.begin_access_change().await?;
+        let done = sqlx::query(sql)
+            .bind(bucket)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        if D::rows_affected(&done) == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn delete_bucket(&self, name: &str, gc_due: OffsetDateTime) -> MetaResult<DeleteBucket> {
@@ -508,6 +738,18 @@ where
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| object_row(&r)).transpose()
+    }
+
+    async fn set_object_acl(&self, bucket: &str, key: &str, acl: &str) -> MetaResult<bool> {
+        let mut tx = D::begin_write(&self.pool).await?;
+        // After the key's writers, so the ACL lands on the object the key holds when it commits.
+        D::lock_key(&mut tx, bucket, key).await?;
+        let sql = "UPDATE objects SET acl = $3 WHERE bucket = $1 AND key = $2";
+        if Self::change(&mut tx, sql, &[bucket, key, acl]).await? == 0 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn put_object(
@@ -586,7 +828,7 @@ where
         }
         sqlx::query(
             "INSERT INTO uploads (id, bucket, key, initiated_ms, headers, checksum_algorithm, \
-             checksum_type) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             checksum_type, owner, acl) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(upload.id.as_str())
         .bind(upload.bucket.as_str())
@@ -595,6 +837,8 @@ where
         .bind(headers_json(&upload.headers).as_str())
         .bind(upload.checksum_algorithm.map(ChecksumAlgorithm::as_str))
         .bind(upload.checksum_type.as_str())
+        .bind(upload.owner.as_str())
+        .bind(upload.acl.as_deref())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -772,5 +1016,12 @@ where
 
     async fn known_chunks(&self, chunks: &[ChunkId]) -> MetaResult<Vec<ChunkId>> {
         D::known_chunks(&self.pool, chunks).await
+    }
+
+    async fn access_generation(&self) -> MetaResult<u64> {
+        let row = sqlx::query("SELECT value FROM access_generation WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
+        super::rows::u64_col(&row, "value")
     }
 }

@@ -495,8 +495,11 @@ impl Dialect for Sqlite {
         gc_due: OffsetDateTime,
     ) -> MetaResult<DeleteBucket> {
         let mut tx = Self::begin_write(&store.pool).await?;
+        SqliteMeta::bump_generation(&mut tx).await?;
         let deleted = SqliteMeta::drop_bucket(&mut tx, name, gc_due).await?;
-        tx.commit().await?;
+        if deleted == DeleteBucket::Deleted {
+            tx.commit().await?;
+        }
         Ok(deleted)
     }
 

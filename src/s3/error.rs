@@ -68,6 +68,14 @@ pub enum ErrorCode {
     /// SDKs retry (500, 502, 503, 504 and the throttling codes), so a client stops at once
     /// instead of resending a body that cannot fit; reads and deletes keep working to free space.
     XMinioStorageFull,
+    AccessControlListNotSupported,
+    InvalidBucketAclWithObjectOwnership,
+    MalformedACLError,
+    MalformedPolicy,
+    NoSuchBucketPolicy,
+    NoSuchPublicAccessBlockConfiguration,
+    OwnershipControlsNotFoundError,
+    UnresolvableGrantByEmailAddress,
 }
 
 impl ErrorCode {
@@ -98,13 +106,23 @@ impl ErrorCode {
             | MissingRequestBodyError
             | MissingSecurityHeader
             | RequestTimeout
-            | XAmzContentSHA256Mismatch => StatusCode::BAD_REQUEST,
+            | XAmzContentSHA256Mismatch
+            | AccessControlListNotSupported
+            | InvalidBucketAclWithObjectOwnership
+            | MalformedACLError
+            | MalformedPolicy
+            | UnresolvableGrantByEmailAddress => StatusCode::BAD_REQUEST,
             AccessDenied
             | InvalidAccessKeyId
             | InvalidObjectState
             | RequestTimeTooSkewed
             | SignatureDoesNotMatch => StatusCode::FORBIDDEN,
-            NoSuchBucket | NoSuchKey | NoSuchUpload => StatusCode::NOT_FOUND,
+            NoSuchBucket
+            | NoSuchKey
+            | NoSuchUpload
+            | NoSuchBucketPolicy
+            | NoSuchPublicAccessBlockConfiguration
+            | OwnershipControlsNotFoundError => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             BucketAlreadyExists
             | BucketAlreadyOwnedByYou
@@ -172,6 +190,14 @@ impl ErrorCode {
             SlowDown => "SlowDown",
             XAmzContentSHA256Mismatch => "XAmzContentSHA256Mismatch",
             XMinioStorageFull => "XMinioStorageFull",
+            AccessControlListNotSupported => "AccessControlListNotSupported",
+            InvalidBucketAclWithObjectOwnership => "InvalidBucketAclWithObjectOwnership",
+            MalformedACLError => "MalformedACLError",
+            MalformedPolicy => "MalformedPolicy",
+            NoSuchBucketPolicy => "NoSuchBucketPolicy",
+            NoSuchPublicAccessBlockConfiguration => "NoSuchPublicAccessBlockConfiguration",
+            OwnershipControlsNotFoundError => "OwnershipControlsNotFoundError",
+            UnresolvableGrantByEmailAddress => "UnresolvableGrantByEmailAddress",
         }
     }
 
@@ -271,6 +297,14 @@ impl ErrorCode {
             XAmzContentSHA256Mismatch => {
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             }
+            AccessControlListNotSupported => "The bucket does not allow ACLs",
+            InvalidBucketAclWithObjectOwnership => "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+            MalformedACLError => "The XML you provided was not well-formed or did not validate against our published schema",
+            MalformedPolicy => "Policies must be valid JSON and the first byte must be '{'",
+            NoSuchBucketPolicy => "The bucket policy does not exist",
+            NoSuchPublicAccessBlockConfiguration => "The public access block configuration was not found",
+            OwnershipControlsNotFoundError => "The bucket ownership controls were not found",
+            UnresolvableGrantByEmailAddress => "The email address you provided does not match any account on record.",
             XMinioStorageFull => {
                 "The store has no room left for this write. Delete objects to free space, \
                  then retry."
@@ -447,6 +481,14 @@ mod tests {
             (SlowDown, 503),
             (XAmzContentSHA256Mismatch, 400),
             (XMinioStorageFull, 507),
+            (AccessControlListNotSupported, 400),
+            (InvalidBucketAclWithObjectOwnership, 400),
+            (MalformedACLError, 400),
+            (MalformedPolicy, 400),
+            (NoSuchBucketPolicy, 404),
+            (NoSuchPublicAccessBlockConfiguration, 404),
+            (OwnershipControlsNotFoundError, 404),
+            (UnresolvableGrantByEmailAddress, 400),
         ];
         for (code, status) in table {
             assert_eq!(code.status().as_u16(), status, "{code}");

@@ -33,6 +33,20 @@ pub enum Operation {
     CompleteMultipartUpload,
     AbortMultipartUpload,
     ListParts,
+    GetBucketPolicy,
+    PutBucketPolicy,
+    DeleteBucketPolicy,
+    GetBucketPolicyStatus,
+    GetBucketAcl,
+    PutBucketAcl,
+    GetObjectAcl,
+    PutObjectAcl,
+    GetBucketOwnershipControls,
+    PutBucketOwnershipControls,
+    DeleteBucketOwnershipControls,
+    GetPublicAccessBlock,
+    PutPublicAccessBlock,
+    DeletePublicAccessBlock,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +62,6 @@ pub struct Route {
 const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "abac",
     "accelerate",
-    "acl",
     "analytics",
     "attributes",
     "cors",
@@ -65,10 +78,6 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "metrics",
     "notification",
     "object-lock",
-    "ownershipControls",
-    "policy",
-    "policyStatus",
-    "publicAccessBlock",
     "renameObject",
     "replication",
     "requestPayment",
@@ -220,10 +229,33 @@ pub fn route(
     Ok(Route { op, bucket, key })
 }
 
+/// Bucket sub-resources of access control, which object requests do not have.
+const BUCKET_ACCESS_SUBRESOURCES: &[&str] = &[
+    "ownershipControls",
+    "policy",
+    "policyStatus",
+    "publicAccessBlock",
+];
+
 /// `None` means a request S3 would read as something Cairn does not implement (the only such
 /// bucket-level POST without `?delete` is the browser form upload).
 fn bucket_operation(method: &Method, query: &[(String, String)]) -> Option<Operation> {
+    use Operation::*;
+    let sub = |name| has(query, name);
     Some(match *method {
+        Method::PUT if sub("policy") => PutBucketPolicy,
+        Method::PUT if sub("acl") => PutBucketAcl,
+        Method::PUT if sub("ownershipControls") => PutBucketOwnershipControls,
+        Method::PUT if sub("publicAccessBlock") => PutPublicAccessBlock,
+        Method::DELETE if sub("policy") => DeleteBucketPolicy,
+        Method::DELETE if sub("ownershipControls") => DeleteBucketOwnershipControls,
+        Method::DELETE if sub("publicAccessBlock") => DeletePublicAccessBlock,
+        Method::DELETE if sub("acl") || sub("policyStatus") => return None,
+        Method::GET if sub("policyStatus") => GetBucketPolicyStatus,
+        Method::GET if sub("policy") => GetBucketPolicy,
+        Method::GET if sub("acl") => GetBucketAcl,
+        Method::GET if sub("ownershipControls") => GetBucketOwnershipControls,
+        Method::GET if sub("publicAccessBlock") => GetPublicAccessBlock,
         Method::PUT => Operation::CreateBucket,
         Method::HEAD => Operation::HeadBucket,
         Method::DELETE => Operation::DeleteBucket,
@@ -244,6 +276,19 @@ fn object_operation(
 ) -> Result<Operation, S3Error> {
     let upload_id = has(query, "uploadId");
     let copy = headers.contains_key("x-amz-copy-source");
+    if query
+        .iter()
+        .any(|(name, _)| BUCKET_ACCESS_SUBRESOURCES.contains(&name.as_str()))
+    {
+        return Err(not_implemented(raw_path));
+    }
+    if has(query, "acl") {
+        return match *method {
+            Method::GET | Method::HEAD => Ok(Operation::GetObjectAcl),
+            Method::PUT => Ok(Operation::PutObjectAcl),
+            _ => Err(method_not_allowed(method, "OBJECT", raw_path)),
+        };
+    }
     Ok(match *method {
         Method::PUT => match (upload_id, has(query, "partNumber")) {
             (true, true) if copy => Operation::UploadPartCopy,
@@ -453,6 +498,40 @@ mod tests {
                 ok(AbortMultipartUpload, b, k),
             ),
             ("GET", "/b/k?uploadId=u", &[], ok(ListParts, b, k)),
+            ("GET", "/b?policy", &[], ok(GetBucketPolicy, b, None)),
+            ("PUT", "/b?policy", &[], ok(PutBucketPolicy, b, None)),
+            ("DELETE", "/b?policy", &[], ok(DeleteBucketPolicy, b, None)),
+            ("GET", "/b?policyStatus", &[], ok(GetBucketPolicyStatus, b, None)),
+            ("GET", "/b?acl", &[], ok(GetBucketAcl, b, None)),
+            ("PUT", "/b?acl", &[], ok(PutBucketAcl, b, None)),
+            ("GET", "/b/k?acl", &[], ok(GetObjectAcl, b, k)),
+            ("PUT", "/b/k?acl", &[], ok(PutObjectAcl, b, k)),
+            (
+                "GET",
+                "/b?ownershipControls",
+                &[],
+                ok(GetBucketOwnershipControls, b, None),
+            ),
+            (
+                "PUT",
+                "/b?ownershipControls",
+                &[],
+                ok(PutBucketOwnershipControls, b, None),
+            ),
+            (
+                "DELETE",
+                "/b?ownershipControls",
+                &[],
+                ok(DeleteBucketOwnershipControls, b, None),
+            ),
+            ("GET", "/b?publicAccessBlock", &[], ok(GetPublicAccessBlock, b, None)),
+            ("PUT", "/b?publicAccessBlock", &[], ok(PutPublicAccessBlock, b, None)),
+            (
+                "DELETE",
+                "/b?publicAccessBlock",
+                &[],
+                ok(DeletePublicAccessBlock, b, None),
+            ),
         ];
         for (m, target, hdrs, want) in table {
             assert_eq!(&rh(m, target, hdrs), want, "{m} {target}");
@@ -708,8 +787,6 @@ mod tests {
     #[test]
     fn unsupported_subresources_are_not_implemented() {
         let bucket_level = [
-            "acl",
-            "policy",
             "versioning",
             "tagging",
             "cors",
@@ -723,13 +800,10 @@ mod tests {
             "versions",
             "accelerate",
             "requestPayment",
-            "publicAccessBlock",
-            "ownershipControls",
             "analytics",
             "metrics",
             "inventory",
             "intelligent-tiering",
-            "policyStatus",
             "session",
         ];
         for sub in bucket_level {
@@ -743,7 +817,8 @@ mod tests {
             }
         }
         let object_level = [
-            "acl",
+            "policy",
+            "publicAccessBlock",
             "tagging",
             "retention",
             "legal-hold",

@@ -30,9 +30,9 @@ use super::router::{Route, parse_query, path_below_bucket, query_get, route};
 use super::sigv2;
 use super::sigv4::{Credentials, PayloadHash, RequestParts, Verified, parse_credentials};
 use crate::audit::RateLimitedLog;
-use crate::gateway::{Gateway, GatewayError, now};
+use crate::gateway::{Gateway, now};
 use crate::limits::{Admission, ConnectionLimit, HeaderTimeouts, OVERFLOW_CONNECTIONS, Slot};
-use crate::meta::AccessKey;
+use crate::gateway::access::{Identity, Requester};
 
 /// An unauthenticated readiness probe; `_` cannot start a bucket name, so it shadows none.
 pub const HEALTH_PATH: &str = "/_cairn/health";
@@ -90,6 +90,8 @@ struct Server {
     body_bytes: Arc<Semaphore>,
     audit: RateLimitedLog,
     refusals: RateLimitedLog,
+    /// Whether clients reach this server over TLS (`aws:SecureTransport`).
+    secure: bool,
 }
 
 /// One accepted connection as its requests see it.
@@ -138,6 +140,7 @@ pub async fn serve(
         )),
         audit: RateLimitedLog::new("failed authentication", AUDIT_BURST, AUDIT_PER_SECOND),
         refusals: RateLimitedLog::new("refused connection", AUDIT_BURST, AUDIT_PER_SECOND),
+        secure: tls.is_some(),
     });
     let timeouts = HeaderTimeouts {
         served: limits.header_timeout,
@@ -284,7 +287,7 @@ async fn respond(server: &Server, peer: Peer, req: http::Request<Incoming>) -> S
         &parts.headers,
         service.domain.as_deref(),
     )?;
-    let (payload, verified, key_id) = match authenticate(service, &parts, &route).await {
+    let (payload, verified, requester) = match authenticate(service, &parts, &route).await {
         Ok(authenticated) => authenticated,
         Err(e) => {
             let key_id = claimed_key_id(&parts.headers, &query);
@@ -304,6 +307,10 @@ async fn respond(server: &Server, peer: Peer, req: http::Request<Incoming>) -> S
         ),
     };
     let method = parts.method.clone();
+    let key_id = match &requester {
+        Requester::Key(identity) => identity.key.id.clone(),
+        Requester::Anonymous => "-".to_owned(),
+    };
     let request = Request {
         method: parts.method,
         headers: parts.headers,
@@ -314,6 +321,13 @@ async fn respond(server: &Server, peer: Peer, req: http::Request<Incoming>) -> S
         body: Some(body),
         body_polled: Arc::default(),
         body_timeout: server.limits.body_timeout,
+        requester,
+        source_ip: peer.addr.ip(),
+        secure: server.secure,
+        context: Default::default(),
+        bucket_access: None,
+        object_check: None,
+        source_check: None,
     };
     let result = dispatch(&service.gateway, request).await;
     // A signed aws-chunked body is authenticated chunk by chunk as the handler reads it.
@@ -353,12 +367,13 @@ impl Server {
 }
 
 /// Checks a request's signature (SigV4 header or presigned URL, or a SigV2 presigned URL)
-/// against the secret of the key it names; returns what the signature covers and the key id.
+/// against the secret of the key it names; returns what the signature covers and who signed it.
+/// A request with no signature at all is anonymous: authorization decides what it may do.
 async fn authenticate(
     service: &S3Service,
     parts: &http::request::Parts,
     route: &Route,
-) -> Result<(PayloadHash, Option<Verified>, String), S3Error> {
+) -> Result<(PayloadHash, Option<Verified>, Requester), S3Error> {
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or_default();
     if let Some(presigned) = sigv2::parse(raw_query) {
@@ -378,10 +393,10 @@ async fn authenticate(
             &parts.headers,
             &resource,
             raw_query,
-            &key.secret,
+            &key.key.secret,
             now().unix_timestamp(),
         )?;
-        return Ok((PayloadHash::Unsigned, None, key.id));
+        return Ok((PayloadHash::Unsigned, None, Requester::Key(key)));
     }
     let request_parts = RequestParts {
         method: &parts.method,
@@ -391,14 +406,13 @@ async fn authenticate(
     };
     let pending = match parse_credentials(&request_parts)? {
         Credentials::Anonymous => {
-            return Err(S3Error::new(ErrorCode::AccessDenied)
-                .with_message("Anonymous access is not allowed"));
+            return Ok((PayloadHash::Unsigned, None, Requester::Anonymous));
         }
         Credentials::Header(p) | Credentials::Presigned(p) => p,
     };
     let key = access_key(service, pending.access_key_id()).await?;
-    let verified = pending.verify(&request_parts, &key.secret, now())?;
-    Ok((verified.payload.clone(), Some(verified), key.id))
+    let verified = pending.verify(&request_parts, &key.key.secret, now())?;
+    Ok((verified.payload.clone(), Some(verified), Requester::Key(key)))
 }
 
 /// The bytes a request counts against `--max-inflight-bytes`: its declared body length, at
@@ -439,12 +453,11 @@ fn claimed_key_id(headers: &HeaderMap, query: &[(String, String)]) -> Option<Str
     Some(id.trim().chars().take(MAX_LOGGED_KEY_ID).collect())
 }
 
-async fn access_key(service: &S3Service, id: &str) -> Result<AccessKey, S3Error> {
+async fn access_key(service: &S3Service, id: &str) -> Result<Arc<Identity>, S3Error> {
     service
         .gateway
-        .meta()
-        .key(id)
-        .await
-        .map_err(GatewayError::from)?
+        .access()
+        .identity(id)
+        .await?
         .ok_or_else(|| S3Error::new(ErrorCode::InvalidAccessKeyId).with_extra("AWSAccessKeyId", id))
 }

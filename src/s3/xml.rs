@@ -271,6 +271,48 @@ pub fn parse_create_bucket_configuration(body: &[u8]) -> Result<Option<String>, 
         .map(str::to_owned))
 }
 
+/// Parses `<OwnershipControls><Rule><ObjectOwnership>X</ObjectOwnership></Rule>…`: the one
+/// rule's ownership setting, as written (the caller checks it is one S3 knows).
+pub fn parse_ownership_controls(body: &[u8]) -> Result<String, XmlError> {
+    let root = parse_document(body, "OwnershipControls")?;
+    let mut rules = root.children_named("Rule");
+    let rule = rules
+        .next()
+        .ok_or_else(|| malformed("OwnershipControls lacks Rule"))?;
+    if rules.next().is_some() {
+        return Err(malformed("OwnershipControls holds one Rule"));
+    }
+    Ok(rule
+        .required_text("ObjectOwnership")?
+        .trim_matches(is_xml_whitespace)
+        .to_owned())
+}
+
+/// The four settings of a `<PublicAccessBlockConfiguration>`, in document order of S3's schema:
+/// BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets; an absent one is
+/// false, as S3 reads it.
+pub fn parse_public_access_block(body: &[u8]) -> Result<[bool; 4], XmlError> {
+    let root = parse_document(body, "PublicAccessBlockConfiguration")?;
+    let mut flags = [false; 4];
+    for (flag, name) in flags.iter_mut().zip([
+        "BlockPublicAcls",
+        "IgnorePublicAcls",
+        "BlockPublicPolicy",
+        "RestrictPublicBuckets",
+    ]) {
+        *flag = match root
+            .optional_text(name)?
+            .map(|t| t.trim_matches(is_xml_whitespace))
+        {
+            None => false,
+            Some(t) if t.eq_ignore_ascii_case("true") => true,
+            Some(t) if t.eq_ignore_ascii_case("false") => false,
+            Some(t) => return Err(malformed(format!("{name} must be true or false, not {t:?}"))),
+        };
+    }
+    Ok(flags)
+}
+
 fn is_xml_whitespace(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::StatusCode;
 
-use super::bucket::OWNER_ID;
+use super::bucket::write_owner;
 use super::request::{Request, query_number};
 use super::response::{S3Result, xml_response};
 use crate::gateway::{Gateway, ListQuery};
@@ -104,6 +104,7 @@ pub async fn list_objects(gw: &Gateway, req: Request, v2: bool) -> S3Result {
         }
     }
     let fetch_owner = !v2 || req.query("fetch-owner") == Some("true");
+    let accounts = gw.access().accounts().await?;
     for o in &page.objects {
         x.open("Contents");
         x.element("Key", &enc(&o.key));
@@ -112,10 +113,7 @@ pub async fn list_objects(gw: &Gateway, req: Request, v2: bool) -> S3Result {
         x.element("Size", &o.size.to_string());
         x.element("StorageClass", o.headers.storage_class());
         if fetch_owner {
-            x.open("Owner");
-            x.element("ID", OWNER_ID);
-            x.element("DisplayName", OWNER_ID);
-            x.close("Owner");
+            write_owner(&mut x, "Owner", &o.owner, &accounts);
         }
         x.close("Contents");
     }

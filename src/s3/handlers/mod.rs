@@ -4,6 +4,8 @@
 //! from the router's operation to its handler; what handlers share sits beside it (the request,
 //! bodies, headers, responses, and the one mapping from service errors to S3 errors).
 
+mod access;
+mod authorize;
 pub mod body;
 mod bucket;
 mod error;
@@ -24,7 +26,7 @@ use crate::gateway::Gateway;
 use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::router::{MAX_KEY_BYTES, Operation};
 
-pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
+pub async fn dispatch(gw: &Gateway, mut req: Request) -> S3Result {
     if req
         .route
         .key
@@ -50,8 +52,11 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
             .with_resource(req.resource()));
     }
     let resource = req.resource();
+    if let Err(e) = authorize::authorize(gw, &mut req).await {
+        return Err(e.with_resource(resource));
+    }
     let result = match req.route.op {
-        Operation::ListBuckets => bucket::list_buckets(gw).await,
+        Operation::ListBuckets => bucket::list_buckets(gw, req).await,
         Operation::CreateBucket => bucket::create_bucket(gw, req).await,
         Operation::HeadBucket => bucket::head_bucket(gw, req).await,
         Operation::DeleteBucket => bucket::delete_bucket(gw, req).await,
@@ -70,6 +75,22 @@ pub async fn dispatch(gw: &Gateway, req: Request) -> S3Result {
         Operation::ListParts => multipart::list_parts(gw, req).await,
         Operation::ListMultipartUploads => multipart::list_multipart_uploads(gw, req).await,
         Operation::UploadPartCopy => multipart::upload_part_copy(gw, req).await,
+        Operation::GetBucketPolicy => access::get_bucket_policy(req).await,
+        Operation::PutBucketPolicy => access::put_bucket_policy(gw, req).await,
+        Operation::DeleteBucketPolicy => access::delete_bucket_policy(gw, req).await,
+        Operation::GetBucketPolicyStatus => access::get_bucket_policy_status(req).await,
+        Operation::GetBucketAcl => access::get_bucket_acl(gw, req).await,
+        Operation::PutBucketAcl => access::put_bucket_acl(gw, req).await,
+        Operation::GetObjectAcl => access::get_object_acl(gw, req).await,
+        Operation::PutObjectAcl => access::put_object_acl(gw, req).await,
+        Operation::GetBucketOwnershipControls => access::get_ownership_controls(req).await,
+        Operation::PutBucketOwnershipControls => access::put_ownership_controls(gw, req).await,
+        Operation::DeleteBucketOwnershipControls => {
+            access::delete_ownership_controls(gw, req).await
+        }
+        Operation::GetPublicAccessBlock => access::get_public_access_block(req).await,
+        Operation::PutPublicAccessBlock => access::put_public_access_block(gw, req).await,
+        Operation::DeletePublicAccessBlock => access::delete_public_access_block(gw, req).await,
     };
     result.map_err(|e| {
         if e.resource.is_none() {

@@ -4,7 +4,8 @@
 use http::{HeaderMap, StatusCode, header};
 
 use super::body::{drain, object_body, read_xml_body};
-use super::bucket::OWNER_ID;
+use super::authorize::new_object_access;
+use super::bucket::write_owner;
 use super::headers::{
     checksum_header_value, header_value, invalid_checksum_value, stored_headers, write_condition,
 };
@@ -31,14 +32,9 @@ async fn find_upload(gw: &Gateway, req: &Request) -> Result<Upload, S3Error> {
     Ok(gw.upload(req.bucket(), req.key(), &id).await?)
 }
 
-fn owner(x: &mut XmlWriter, element: &str) {
-    x.open(element);
-    x.element("ID", OWNER_ID);
-    x.element("DisplayName", OWNER_ID);
-    x.close(element);
-}
 
 pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
+    let (owner, acl) = new_object_access(gw, &req).await?;
     let algorithm = match req.header("x-amz-checksum-algorithm") {
         None => None,
         Some(a) => Some(ChecksumAlgorithm::parse(a).ok_or_else(|| {
@@ -83,6 +79,8 @@ pub async fn create_multipart_upload(gw: &Gateway, req: Request) -> S3Result {
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: WriteCondition::Always,
+        owner,
+        acl,
     };
     let upload = gw.create_upload(new, algorithm, checksum_type).await?;
     let mut x = XmlWriter::new("InitiateMultipartUploadResult");
@@ -314,8 +312,9 @@ pub async fn list_parts(gw: &Gateway, req: Request) -> S3Result {
     x.element("Bucket", &upload.bucket);
     x.element("Key", &upload.key);
     x.element("UploadId", &upload.id);
-    owner(&mut x, "Initiator");
-    owner(&mut x, "Owner");
+    let accounts = gw.access().accounts().await?;
+    write_owner(&mut x, "Initiator", &upload.owner, &accounts);
+    write_owner(&mut x, "Owner", &upload.owner, &accounts);
     x.element("StorageClass", upload.headers.storage_class());
     x.element("PartNumberMarker", &marker.to_string());
     if let Some(last) = parts.last() {
@@ -366,6 +365,7 @@ pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
         )
         .await?;
 
+    let accounts = gw.access().accounts().await?;
     let mut x = XmlWriter::new("ListMultipartUploadsResult");
     x.element("Bucket", req.bucket());
     x.element("KeyMarker", key_marker);
@@ -384,8 +384,8 @@ pub async fn list_multipart_uploads(gw: &Gateway, req: Request) -> S3Result {
         x.open("Upload");
         x.element("Key", &u.key);
         x.element("UploadId", &u.id);
-        owner(&mut x, "Initiator");
-        owner(&mut x, "Owner");
+        write_owner(&mut x, "Initiator", &u.owner, &accounts);
+        write_owner(&mut x, "Owner", &u.owner, &accounts);
         x.element("StorageClass", u.headers.storage_class());
         x.element("Initiated", &iso8601(u.initiated));
         if let Some(a) = u.checksum_algorithm {

@@ -4,6 +4,7 @@
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use percent_encoding::percent_decode_str;
 
+use super::authorize::{key_allowed, new_object_access};
 use super::body::{drain, object_body, read_xml_body};
 use super::error::internal;
 use super::headers::{
@@ -20,12 +21,15 @@ use crate::s3::range::{content_range, parse_range};
 use crate::s3::xml::{XmlWriter, parse_delete};
 
 pub async fn put_object(gw: &Gateway, mut req: Request) -> S3Result {
+    let (owner, acl) = new_object_access(gw, &req).await?;
     let (mut body, checks) = object_body(&mut req, MAX_PUT_SIZE)?;
     let new = NewObject {
         bucket: req.bucket().to_owned(),
         key: req.key().to_owned(),
         headers: stored_headers(&req.headers)?,
         condition: write_condition(&req.headers)?,
+        owner,
+        acl,
     };
     let object = match gw.put_object(new, &checks, &mut body).await {
         Ok(o) => o,
@@ -49,7 +53,15 @@ fn quoted(etag: &str) -> String {
 
 /// GetObject and HeadObject.
 pub async fn get_object(gw: &Gateway, req: Request) -> S3Result {
-    let object = gw.object(req.bucket(), req.key()).await?;
+    let object = match gw.object(req.bucket(), req.key()).await {
+        Ok(object) => object,
+        // A caller that only an object's ACL could let in does not learn which keys exist.
+        Err(GatewayError::NoSuchKey) if req.object_check.is_some() => {
+            return Err(S3Error::new(ErrorCode::AccessDenied));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    req.check_object_acl(&object.owner, object.acl.as_deref())?;
     let etag = quoted(&object.etag);
     let head = req.method == Method::HEAD;
 
@@ -246,6 +258,14 @@ pub async fn delete_objects(gw: &Gateway, mut req: Request) -> S3Result {
             x.close("Error");
             continue;
         }
+        if !key_allowed(&req, "s3:DeleteObject", key) {
+            x.open("Error");
+            x.element("Key", key);
+            x.element("Code", ErrorCode::AccessDenied.as_str());
+            x.element("Message", ErrorCode::AccessDenied.default_message());
+            x.close("Error");
+            continue;
+        }
         match gw.delete_object(req.bucket(), key).await {
             Ok(_) => {
                 if !delete.quiet {
@@ -293,10 +313,14 @@ pub fn parse_copy_source(value: &str) -> Result<(String, String), S3Error> {
 pub async fn copy_source(gw: &Gateway, req: &Request) -> Result<ObjectMeta, S3Error> {
     let source = req.header("x-amz-copy-source").unwrap_or_default();
     let (src_bucket, src_key) = parse_copy_source(source)?;
-    let src = gw
-        .object(&src_bucket, &src_key)
-        .await
-        .map_err(|e| S3Error::from(e).with_resource(format!("/{src_bucket}/{src_key}")))?;
+    let src = match gw.object(&src_bucket, &src_key).await {
+        Ok(src) => src,
+        Err(GatewayError::NoSuchKey) if req.source_check.is_some() => {
+            return Err(S3Error::new(ErrorCode::AccessDenied));
+        }
+        Err(e) => return Err(S3Error::from(e).with_resource(format!("/{src_bucket}/{src_key}"))),
+    };
+    req.check_source_acl(&src.owner, src.acl.as_deref())?;
     Preconditions::from_copy_source_headers(&req.headers)
         .evaluate_copy_source(&quoted(&src.etag), src.last_modified)
         .map_err(S3Error::new)?;
@@ -305,6 +329,7 @@ pub async fn copy_source(gw: &Gateway, req: &Request) -> Result<ObjectMeta, S3Er
 
 pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
     let src = copy_source(gw, &req).await?;
+    let (owner, acl) = new_object_access(gw, &req).await?;
     let (src_bucket, src_key) = (src.bucket.clone(), src.key.clone());
     let replace = match req.header("x-amz-metadata-directive") {
         None => false,
@@ -346,6 +371,8 @@ pub async fn copy_object(gw: &Gateway, req: Request) -> S3Result {
         key: req.key().to_owned(),
         headers,
         condition: WriteCondition::Always,
+        owner,
+        acl,
     };
     let object = gw.copy_object(&src, new).await.map_err(|e| match e {
         GatewayError::NoSuchKey => S3Error::new(ErrorCode::NoSuchKey),

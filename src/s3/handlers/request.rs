@@ -2,6 +2,7 @@
 //! body not yet read. Handlers read its headers and query through the accessors here and take
 //! its body through `body.rs`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -9,6 +10,9 @@ use std::time::Duration;
 use http::{HeaderMap, Method};
 use hyper::body::Incoming;
 
+use crate::gateway::access::{BucketAuth, Requester, object_acl_allows};
+use crate::iam::Context;
+use crate::iam::acl::Permission;
 use crate::s3::error::{ErrorCode, S3Error};
 use crate::s3::router::{Route, query_get};
 use crate::s3::sigv4::{PayloadHash, Verified};
@@ -30,6 +34,21 @@ pub struct Request {
     pub body_polled: Arc<AtomicBool>,
     /// How long an XML body may send nothing (`--body-timeout`).
     pub body_timeout: Duration,
+    /// Who signed the request, if anyone.
+    pub requester: Requester,
+    /// The client's address, as `aws:SourceIp` sees it.
+    pub source_ip: IpAddr,
+    /// Whether the request came over TLS (`aws:SecureTransport`).
+    pub secure: bool,
+    /// The request's condition values (set by `authorize`).
+    pub context: Context,
+    /// The bucket the request names, with its access settings, when it exists.
+    pub bucket_access: Option<Arc<BucketAuth>>,
+    /// The permission the object's ACL must grant for the request to go on (no policy or
+    /// ownership allowed it; see `authorize.rs`).
+    pub object_check: Option<Permission>,
+    /// Likewise for a copy's source object, with the source's bucket.
+    pub source_check: Option<(Arc<BucketAuth>, Permission)>,
 }
 
 impl Request {
@@ -47,6 +66,33 @@ impl Request {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Settles the object ACL check `authorize` left for once the object is loaded: AccessDenied
+    /// unless the object's ACL grants what the request needs.
+    pub fn check_object_acl(&self, owner: &str, acl: Option<&str>) -> Result<(), S3Error> {
+        match (self.object_check, &self.bucket_access) {
+            (None, _) => Ok(()),
+            (Some(permission), Some(bucket))
+                if object_acl_allows(&self.requester, bucket, owner, acl, permission) =>
+            {
+                Ok(())
+            }
+            _ => Err(S3Error::new(ErrorCode::AccessDenied)),
+        }
+    }
+
+    /// The same for a copy's source object.
+    pub fn check_source_acl(&self, owner: &str, acl: Option<&str>) -> Result<(), S3Error> {
+        match &self.source_check {
+            None => Ok(()),
+            Some((bucket, permission))
+                if object_acl_allows(&self.requester, bucket, owner, acl, *permission) =>
+            {
+                Ok(())
+            }
+            _ => Err(S3Error::new(ErrorCode::AccessDenied)),
+        }
     }
 
     /// The resource named in error bodies: "/bucket" or "/bucket/key".
