@@ -380,6 +380,10 @@ struct World {
     alice_id: String,
     bob_id: String,
     label: &'static str,
+    /// Buckets whose owner was refused right after creating them, with how long that lasted:
+    /// the setup waits them out (so that the matrix judges policies, not freshness) and the
+    /// test reports them as failures.
+    late_buckets: std::sync::Mutex<Vec<(String, Option<Duration>)>>,
 }
 
 /// What a request got.
@@ -473,6 +477,28 @@ impl World {
         S3Client::new(&self.addr, id, secret, REQUEST_TIMEOUT)
     }
 
+    /// CreateBucket as `owner`, then HeadBucket as `owner` until it answers 200: AWS serves
+    /// a bucket to its creator at once, so a refusal is noted in `late_buckets`.
+    async fn create_bucket(&self, owner: Who, name: &str) {
+        let s3 = self.s3(owner);
+        s3.create_bucket(name).await;
+        let head = || async {
+            s3.request(Method::HEAD, &format!("/{name}"))
+                .send()
+                .await
+                .status
+                == StatusCode::OK
+        };
+        if head().await {
+            return;
+        }
+        let took = time_until(PROPAGATION, head).await;
+        self.late_buckets
+            .lock()
+            .expect("late buckets")
+            .push((format!("{owner} {name}"), took));
+    }
+
     /// Sends `request` as `who`; never panics, so that a whole table can be collected.
     async fn send(&self, who: Who, mut request: Request) -> (Observed, Vec<u8>) {
         if who == Who::Anon {
@@ -541,7 +567,7 @@ impl World {
                 } else {
                     Who::Bob
                 };
-                self.s3(owner).create_bucket(&name).await;
+                self.create_bucket(owner, &name).await;
                 Request::new(Method::DELETE, &format!("/{name}"))
             }
             Op::HeadBucket => Request::new(Method::HEAD, &format!("/{bucket}")),
@@ -869,15 +895,16 @@ async fn build_world(store: &Store) -> World {
         alice_id: alice.id,
         bob_id: bob.id,
         label: store.label,
+        late_buckets: Default::default(),
     };
 
     // A new key is usable at once on a gateway that never saw it: its lookup misses the cache.
     let (alice_s3, bob_s3) = (world.s3(Who::Alice), world.s3(Who::Bob));
     for bucket in ALICE_BUCKETS {
-        alice_s3.create_bucket(bucket).await;
+        world.create_bucket(Who::Alice, bucket).await;
     }
     for bucket in BOB_BUCKETS {
-        bob_s3.create_bucket(bucket).await;
+        world.create_bucket(Who::Bob, bucket).await;
     }
     for (bucket, key) in [
         ("alice-b1", "obj"),
@@ -1201,7 +1228,7 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "alice-boe",
         "alice-rpb",
     ] {
-        alice.create_bucket(bucket).await;
+        world.create_bucket(Who::Alice, bucket).await;
     }
 
     // BlockPublicPolicy refuses a public policy, not a policy naming an account.
@@ -1425,18 +1452,23 @@ async fn check_public_access(world: &World, findings: &mut Findings) {
         "200",
         format!("{got:?}"),
     );
-    let resp = alice
-        .request(Method::GET, "/alice-boe")
-        .query("ownershipControls")
-        .send()
-        .await;
+    let (ok, got) = settle(|| async {
+        let resp = alice
+            .request(Method::GET, "/alice-boe")
+            .query("ownershipControls")
+            .send()
+            .await;
+        let owner = resp.xml_value("ObjectOwnership");
+        let ok = resp.status == StatusCode::OK && owner.as_deref() == Some("BucketOwnerEnforced");
+        (ok, format!("{} {:?} {:?}", resp.status, resp.code(), owner))
+    })
+    .await;
     findings.check(
-        resp.status == StatusCode::OK
-            && resp.xml_value("ObjectOwnership").as_deref() == Some("BucketOwnerEnforced"),
+        ok,
         "alice",
         "GetBucketOwnershipControls",
         "200 BucketOwnerEnforced",
-        format!("{} {}", resp.status, resp.text()),
+        got,
     );
     let (ok, got) = settle(|| async {
         is_error(
@@ -1696,6 +1728,22 @@ async fn run_all(store: Store) {
     check_create_conflicts(&world, &mut findings).await;
     check_public_access(&world, &mut findings).await;
     check_revocation(&store, &world, &mut findings).await;
+    let late = world.late_buckets.lock().expect("late buckets").clone();
+    if let Some((bucket, took)) = late
+        .iter()
+        .max_by_key(|(_, took)| took.unwrap_or(Duration::MAX))
+    {
+        findings.check(
+            false,
+            "alice, bob",
+            &format!(
+                "HeadBucket by its creator right after CreateBucket ({} buckets)",
+                late.len()
+            ),
+            "200 at once",
+            format!("403 at first; slowest {bucket}: 200 after {took:?}"),
+        );
+    }
     if !mismatches.is_empty() {
         print_table(world.label, "permission matrix mismatches", &mismatches);
     }
