@@ -932,4 +932,166 @@ t_rb_force() {
 }
 check "s3 rb --force empties and removes the bucket" t_rb_force
 
+
+# ============================================================ access control (issue 18) — begin
+# Users and keys made with `cairn admin --json` on the server's metadata file; cli-alice owns both
+# buckets. Covers s3api put/get-bucket-policy, get-bucket-policy-status, get-bucket-acl,
+# put/get-object-acl, put/get-public-access-block, put/get-bucket-ownership-controls, an upload
+# with --acl public-read served to anonymous curl (GET, HEAD, Range), a readonly key refused on
+# PUT and DELETE, and a key limited to arn:aws:s3:::acl-b1/* refused on acl-b2.
+
+readonly acl_b1=cli-acl-b1 acl_b2=cli-acl-b2
+jadmin() { admin "$@" --json; }
+# as_key NAME COMMAND...: runs the command with the key saved under $state/key-NAME.
+as_key() {
+    local name=$1
+    shift
+    AWS_ACCESS_KEY_ID="$(sed -n 1p "$state/key-$name")" \
+        AWS_SECRET_ACCESS_KEY="$(sed -n 2p "$state/key-$name")" "$@"
+}
+save_key() { # NAME JSON
+    jget 'd["access_key_id"]' <<<"$2" >"$state/key-$1"
+    jget 'd["secret_access_key"]' <<<"$2" >>"$state/key-$1"
+}
+# anon_curl ARGS...: curl without credentials; prints the status line's code, then the body to
+# $work/out/anon.
+anon_curl() { curl -sS --max-time 30 -o "$work/out/anon" -w '%{http_code}' "$@"; }
+anon_is() { [ "$(anon_curl "$2")" == "$1" ] || fail_with "anonymous GET $2: not $1"; } # CODE URL
+# eventually COMMAND...: retries for up to 5 s, the time a change of access may take to apply.
+eventually() {
+    local deadline=$((SECONDS + 5)) out
+    until out=$("$@" 2>&1); do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            printf '%s\n' "$out"
+            return 1
+        fi
+        sleep 0.1
+    done
+    printf '%s\n' "$out"
+}
+# public_put_refused CODE: cli-alice's upload with --acl public-read to acl-b2 fails with CODE.
+public_put_refused() {
+    local out
+    out=$(as_key alice expect_exit nonzero s3api put-object --bucket "$acl_b2" --key p \
+        --body "$files/f2k" --acl public-read)
+    expect_contains "$out" "$1"
+}
+
+t_acl_setup() {
+    user=$(jadmin user create cli-alice)
+    jget 'd["id"]' <<<"$user" >"$state/alice-id"
+    [ "$(wc -c <"$state/alice-id")" -eq 65 ] || fail_with "canonical id: $user"
+    printf '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"arn:aws:s3:::%s/*"}]}' \
+        "$acl_b1" >"$work/b1-objects.json"
+    jadmin policy create cli-b1-objects "$work/b1-objects.json" >/dev/null
+    save_key alice "$(jadmin key create cli-alice-full --user cli-alice)"
+    save_key ro "$(jadmin key create cli-alice-ro --user cli-alice --policy readonly)"
+    save_key b1 "$(jadmin key create cli-alice-b1 --user cli-alice --policy cli-b1-objects)"
+    as_key alice s3api create-bucket --bucket "$acl_b1" >/dev/null
+    as_key alice s3api create-bucket --bucket "$acl_b2" >/dev/null
+    as_key alice s3api put-object --bucket "$acl_b1" --key obj --body "$files/f2k" >/dev/null
+    as_key alice s3api put-object --bucket "$acl_b2" --key obj --body "$files/f2k" >/dev/null
+    listing=$(as_key alice s3api list-buckets | jget '[b["Name"] for b in d["Buckets"]]')
+    expect_eq "$listing" "[\"$acl_b1\", \"$acl_b2\"]" "cli-alice's ListBuckets"
+}
+t_acl_private() {
+    expect_eq "$(anon_curl "$ep/$acl_b1/obj")" 403 "anonymous GET of a private object"
+}
+t_acl_bucket_policy() {
+    out=$(as_key alice expect_exit nonzero s3api get-bucket-policy --bucket "$acl_b1")
+    expect_contains "$out" NoSuchBucketPolicy
+    policy=$(printf '{"Version":"2012-10-17","Statement":[{"Sid":"PublicRead","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::%s/*"}]}' "$acl_b1")
+    as_key alice s3api put-bucket-policy --bucket "$acl_b1" --policy "$policy"
+    got=$(as_key alice s3api get-bucket-policy --bucket "$acl_b1" | jget 'd["Policy"]')
+    same=$(python3 -c 'import json, sys; print(json.loads(sys.argv[1]) == json.loads(sys.argv[2]))' "$got" "$policy")
+    expect_eq "$same" True "policy read back: $got"
+    public=$(as_key alice s3api get-bucket-policy-status --bucket "$acl_b1" | jget 'd["PolicyStatus"]["IsPublic"]')
+    expect_eq "$public" true "IsPublic"
+    eventually anon_is 200 "$ep/$acl_b1/obj"
+    cmp "$work/out/anon" "$files/f2k"
+    expect_eq "$(anon_curl "$ep/$acl_b1")" 403 "anonymous listing (GetObject only)"
+}
+t_acl_bucket_acl() {
+    acl=$(as_key alice s3api get-bucket-acl --bucket "$acl_b2")
+    expect_eq "$(jget 'd["Owner"]["ID"]' <<<"$acl")" "$(cat "$state/alice-id")" "Owner ID"
+    expect_eq "$(jget '[g["Permission"] for g in d["Grants"]]' <<<"$acl")" '["FULL_CONTROL"]' "grants"
+}
+t_acl_object_acl() {
+    expect_eq "$(anon_curl "$ep/$acl_b2/obj")" 403 "anonymous GET before put-object-acl"
+    as_key alice s3api put-object-acl --bucket "$acl_b2" --key obj --acl public-read
+    grants=$(as_key alice s3api get-object-acl --bucket "$acl_b2" --key obj |
+        jget '[(g["Grantee"].get("URI", ""), g["Permission"]) for g in d["Grants"]]')
+    expect_contains "$grants" '["http://acs.amazonaws.com/groups/global/AllUsers", "READ"]'
+    expect_eq "$(anon_curl "$ep/$acl_b2/obj")" 200 "anonymous GET after put-object-acl public-read"
+    cmp "$work/out/anon" "$files/f2k"
+    as_key alice s3api put-object-acl --bucket "$acl_b2" --key obj --acl private
+    expect_eq "$(anon_curl "$ep/$acl_b2/obj")" 403 "anonymous GET once private again"
+}
+t_acl_public_upload() {
+    as_key alice s3 cp "$files/f5m" "s3://$acl_b2/public.bin" --acl public-read >/dev/null
+    expect_eq "$(anon_curl "$ep/$acl_b2/public.bin")" 200 "anonymous GET"
+    cmp "$work/out/anon" "$files/f5m"
+    expect_eq "$(anon_curl -I "$ep/$acl_b2/public.bin")" 200 "anonymous HEAD"
+    expect_eq "$(anon_curl -r 1000-1999 "$ep/$acl_b2/public.bin")" 206 "anonymous Range"
+    slice "$files/f5m" 1000 1000 "$work/out/want"
+    cmp "$work/out/anon" "$work/out/want"
+}
+t_acl_public_access_block() {
+    out=$(as_key alice expect_exit nonzero s3api get-public-access-block --bucket "$acl_b2")
+    expect_contains "$out" NoSuchPublicAccessBlockConfiguration
+    as_key alice s3api put-public-access-block --bucket "$acl_b2" --public-access-block-configuration \
+        BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=false,RestrictPublicBuckets=false
+    got=$(as_key alice s3api get-public-access-block --bucket "$acl_b2" |
+        jget '[d["PublicAccessBlockConfiguration"][k] for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")]')
+    expect_eq "$got" '[true, true, false, false]' "configuration read back"
+    # IgnorePublicAcls: the public-read upload is no longer served; BlockPublicAcls: no new one.
+    eventually anon_is 403 "$ep/$acl_b2/public.bin"
+    public_put_refused AccessDenied
+    as_key alice s3api delete-public-access-block --bucket "$acl_b2"
+    eventually anon_is 200 "$ep/$acl_b2/public.bin"
+}
+t_acl_ownership_controls() {
+    out=$(as_key alice expect_exit nonzero s3api get-bucket-ownership-controls --bucket "$acl_b2")
+    expect_contains "$out" OwnershipControlsNotFoundError
+    as_key alice s3api put-bucket-ownership-controls --bucket "$acl_b2" \
+        --ownership-controls 'Rules=[{ObjectOwnership=BucketOwnerEnforced}]'
+    got=$(as_key alice s3api get-bucket-ownership-controls --bucket "$acl_b2" |
+        jget 'd["OwnershipControls"]["Rules"][0]["ObjectOwnership"]')
+    expect_eq "$got" BucketOwnerEnforced "ObjectOwnership"
+    eventually public_put_refused AccessControlListNotSupported
+    as_key alice s3api delete-bucket-ownership-controls --bucket "$acl_b2"
+}
+t_acl_readonly_key() {
+    as_key ro s3api get-object --bucket "$acl_b2" --key obj "$work/out/ro" >/dev/null
+    cmp "$work/out/ro" "$files/f2k"
+    out=$(as_key ro expect_exit nonzero s3api put-object --bucket "$acl_b2" --key ro --body "$files/f2k")
+    expect_contains "$out" AccessDenied
+    out=$(as_key ro expect_exit nonzero s3api delete-object --bucket "$acl_b2" --key obj)
+    expect_contains "$out" AccessDenied
+    as_key alice s3api head-object --bucket "$acl_b2" --key obj >/dev/null
+}
+t_acl_limited_key() {
+    as_key b1 s3api put-object --bucket "$acl_b1" --key lim --body "$files/f2k" >/dev/null
+    out=$(as_key b1 expect_exit nonzero s3api put-object --bucket "$acl_b2" --key lim --body "$files/f2k")
+    expect_contains "$out" AccessDenied
+    out=$(as_key b1 expect_exit nonzero s3api get-object --bucket "$acl_b2" --key obj "$work/out/lim")
+    expect_contains "$out" AccessDenied
+}
+t_acl_cleanup() {
+    as_key alice s3 rb --force "s3://$acl_b1" >/dev/null
+    as_key alice s3 rb --force "s3://$acl_b2" >/dev/null
+}
+check "access: cairn admin --json makes cli-alice, her keys and two buckets" t_acl_setup
+check "access: anonymous curl of a private object is 403" t_acl_private
+check "access: s3api put-bucket-policy / get-bucket-policy / get-bucket-policy-status, then anonymous curl" t_acl_bucket_policy
+check "access: s3api get-bucket-acl shows the owner with FULL_CONTROL" t_acl_bucket_acl
+check "access: s3api put-object-acl / get-object-acl, anonymous curl follows" t_acl_object_acl
+check "access: s3 cp --acl public-read served to anonymous curl (GET, HEAD, Range)" t_acl_public_upload
+check "access: s3api put/get/delete-public-access-block (IgnorePublicAcls, BlockPublicAcls)" t_acl_public_access_block
+check "access: s3api put/get/delete-bucket-ownership-controls (BucketOwnerEnforced)" t_acl_ownership_controls
+check "access: a readonly key is refused on PUT and DELETE" t_acl_readonly_key
+check "access: a key limited to arn:aws:s3:::$acl_b1/* is refused on $acl_b2" t_acl_limited_key
+check "access: the access-control buckets are removed" t_acl_cleanup
+# ============================================================ access control (issue 18) — end
+
 report awscli

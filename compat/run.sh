@@ -8,7 +8,8 @@
 # and credentials made up per run; waits on GET /_cairn/health; runs the suites; reads the
 # aws-chunked counters of GET /_cairn/stats around them; stops the server with SIGTERM and checks
 # that it exits 0.
-#   http:  awscli.sh, boto3_test.py, resume_test.py, conditional_test.py, rclone.sh. Clients send
+#   http:  awscli.sh, boto3_test.py, resume_test.py, conditional_test.py, rclone.sh, acl_test.py
+#          (boto3) and s3cmd.sh (access control, issue 18). Clients send
 #          plain bodies over HTTP, so the STREAMING-UNSIGNED-PAYLOAD-TRAILER count must stay 0.
 #          Then a restart on the same data directory with --upload-expiry 30s: an incomplete upload
 #          left before the suites is aborted, one started after them resumes and completes.
@@ -19,7 +20,7 @@
 # Every check of every suite is counted; the last line is `N passed, M failed` and the exit status is
 # non-zero when M > 0. If $CAIRN_COMPAT_SUMMARY names a file, the two numbers are also written there
 # ("N M"). While working on one suite, CAIRN_COMPAT_PASSES (default "http https") and
-# CAIRN_COMPAT_SUITES (default "awscli boto3 resume conditional rclone") narrow the run.
+# CAIRN_COMPAT_SUITES (default "awscli boto3 resume conditional rclone acl s3cmd") narrow the run.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -27,7 +28,7 @@ repo="$(cd "$here/.." && pwd)"
 cairn="${1:-${CAIRN_BIN:-$repo/target/release/cairn}}"
 case "$cairn" in /*) ;; *) cairn="$PWD/$cairn" ;; esac
 passes="${CAIRN_COMPAT_PASSES:-http https}"
-suites="${CAIRN_COMPAT_SUITES:-awscli boto3 resume conditional rclone}"
+suites="${CAIRN_COMPAT_SUITES:-awscli boto3 resume conditional rclone acl s3cmd}"
 
 passed=0
 failed=0
@@ -368,6 +369,8 @@ run_pass() { # PASS (http or https)
     run_suite "$pass" resume python3 "$here/resume_test.py"
     run_suite "$pass" conditional python3 "$here/conditional_test.py"
     run_suite "$pass" rclone bash "$here/rclone.sh"
+    run_suite "$pass" acl python3 "$here/acl_test.py"
+    run_suite "$pass" s3cmd bash "$here/s3cmd.sh"
 
     echo
     echo "== server ($pass)"

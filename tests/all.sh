@@ -3,7 +3,7 @@
 #
 #   tests/all.sh
 #
-# Installs what is missing (a C compiler, curl, python3, openssl, rclone and iproute2 with
+# Installs what is missing (a C compiler, curl, python3, openssl, rclone, s3cmd and iproute2 with
 # apt-get; aws-cli and boto3 with pip into a virtual environment under target/ when they are not
 # already importable),
 # then runs, in order:
@@ -63,6 +63,8 @@ command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v cmp >/dev/null 2>&1 || missing+=(diffutils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+# compat/s3cmd.sh: s3cmd setacl --acl-public followed by an anonymous curl.
+command -v s3cmd >/dev/null 2>&1 || missing+=(s3cmd)
 # tests/crash_consistency.rs: a disk that drops unsynced writes (loop devices, ext4, fsfreeze).
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 command -v losetup >/dev/null 2>&1 || missing+=(mount)

@@ -1,7 +1,8 @@
 //! The harness of Cairn's integration tests, one crate that every `tests/*.rs` file uses as a
 //! dev-dependency: `server` runs `cairn server` for a test, `cluster` runs data nodes and
 //! gateways around a metadata store from `postgres` (or servers of the test's own from
-//! `pg_cluster`), `process` owns the child processes, `s3`
+//! `pg_cluster`), `accounts` makes users, keys and policies in either through
+//! `cairn admin --json`, `process` owns the child processes, `s3`
 //! drives them through the library's own client (`cairn::client`), well-formed requests and
 //! deliberately broken ones alike, `data` makes and checks test bytes, `mount` gives a
 //! test a small filesystem, `disk` one that loses what was not synced when it is cut,
@@ -9,6 +10,7 @@
 //! `chaos` runs client workers, a model of what they were acknowledged and a chaos loop of
 //! kills and bit flips against a cluster.
 
+pub mod accounts;
 pub mod chaos;
 pub mod cluster;
 pub mod data;
@@ -21,6 +23,7 @@ pub mod process;
 pub mod s3;
 pub mod server;
 
+pub use accounts::*;
 pub use cairn::client::{Auth, PayloadHash};
 pub use cluster::*;
 pub use data::*;
