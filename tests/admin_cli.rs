@@ -332,7 +332,7 @@ async fn keys_and_users_take_effect_on_a_running_server() {
     robot.create_bucket("robots").await;
 
     json(&url, &["key", "delete", &id]);
-    refused_within(&robot, REVOCATION).await;
+    robot.wait_key_refused("/robots", REVOCATION).await;
 
     let key = json(&url, &["key", "create", "--user", "robot"]);
     let again = server.client_with(
@@ -348,24 +348,9 @@ async fn keys_and_users_take_effect_on_a_running_server() {
         json(&url, &["user", "delete", "robot", "--force"])["ok"],
         true
     );
-    refused_within(&again, REVOCATION).await;
+    again.wait_key_refused("/robots", REVOCATION).await;
 }
 
 /// How soon a deleted key or user is refused: gateways cache keys and re-read them when the
 /// store's access generation moves, which they poll every second.
 const REVOCATION: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Waits until `client`'s key is refused (403 InvalidAccessKeyId), failing past `limit`.
-async fn refused_within(client: &cairn_test_support::s3::S3Client, limit: std::time::Duration) {
-    let start = std::time::Instant::now();
-    loop {
-        let resp = client.request(Method::GET, "/robots").send().await;
-        if resp.status == StatusCode::FORBIDDEN {
-            resp.assert_error(StatusCode::FORBIDDEN, "InvalidAccessKeyId");
-            return;
-        }
-        resp.assert_status(StatusCode::OK);
-        assert!(start.elapsed() < limit, "still served after {limit:?}");
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}

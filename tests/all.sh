@@ -145,7 +145,7 @@ skip() {
 compat_summary="$(mktemp "${TMPDIR:-/tmp}/cairn-compat-summary.XXXXXX")"
 trap 'rm -f "$compat_summary"; stop_throwaway_postgres' EXIT
 
-compat_step="compat/run.sh (aws-cli, boto3, resume, conditional, rclone; HTTP and HTTPS)"
+compat_step="compat/run.sh (aws-cli, boto3, resume, conditional, rclone, boto3 access control, s3cmd; HTTP and HTTPS)"
 step "cargo fmt --check" cargo fmt --check
 step "cargo build --release" cargo build --release
 build_ok="${results[-1]}"

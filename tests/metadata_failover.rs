@@ -243,7 +243,7 @@ async fn failover_under_load(url: String, manager: &str, fail_over: impl Future<
     for gateway in &cluster.gateways {
         let client = gateway.client();
         for (key, o) in &puts {
-            let resp = client.get(BUCKET, key).await;
+            let resp = settled_get(&client, key).await;
             let whole = resp.status == StatusCode::OK && resp.body == random_bytes(o.seed, o.size);
             if ok(o) {
                 if !whole {
@@ -394,4 +394,21 @@ async fn the_pool_survives_broken_connections_and_a_read_only_server() {
         refused.len(),
         log.len()
     );
+}
+
+/// How long after a failover a gateway may still answer 503 while its connections move to the
+/// new primary (the watcher's second, then stale pooled connections failing one by one).
+const SETTLE: Duration = Duration::from_secs(30);
+
+/// A GET of `key` once the gateway answers it: 503 means the metadata store is not reachable
+/// yet, which says nothing about the object, so it is asked again, up to [`SETTLE`].
+async fn settled_get(client: &S3Client, key: &str) -> Resp {
+    let start = Instant::now();
+    loop {
+        let resp = client.get(BUCKET, key).await;
+        if resp.status != StatusCode::SERVICE_UNAVAILABLE || start.elapsed() > SETTLE {
+            return resp;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -49,6 +49,8 @@ pub fn run(data: &[u8]) {
             | Operation::CompleteMultipartUpload
             | Operation::AbortMultipartUpload
             | Operation::ListParts
+            | Operation::GetObjectAcl
+            | Operation::PutObjectAcl
     );
     assert_eq!(routed.key.is_some(), on_object, "{routed:?}");
     assert_eq!(routed.bucket.is_none(), routed.op == Operation::ListBuckets);

@@ -19,7 +19,7 @@ use crate::process::Proc;
 /// The standby's name, which the primary's `synchronous_standby_names` waits for.
 const STANDBY_NAME: &str = "standby";
 /// How long a server may take to accept connections, and the standby to become synchronous.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(50);
 
 /// The newest `/usr/lib/postgresql/VERSION/bin`.

@@ -87,6 +87,26 @@ impl S3Client {
         }
     }
 
+    /// Waits until a GET of `path` is refused with 403 InvalidAccessKeyId (the client's key was
+    /// deleted: gateways notice within about a second, as they cache keys), answering 200 until
+    /// then; fails past `limit`. Returns how long it took.
+    pub async fn wait_key_refused(&self, path: &str, limit: Duration) -> Duration {
+        let start = std::time::Instant::now();
+        loop {
+            let resp = self.request(Method::GET, path).send().await;
+            if resp.status == StatusCode::FORBIDDEN {
+                resp.assert_error(StatusCode::FORBIDDEN, "InvalidAccessKeyId");
+                return start.elapsed();
+            }
+            resp.assert_status(StatusCode::OK);
+            assert!(
+                start.elapsed() < limit,
+                "{path} still served after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn addr(&self) -> String {
         self.client.endpoint().addr.to_string()
