@@ -171,12 +171,16 @@ async fn failover_under_load(url: String, manager: &str, fail_over: impl Future<
     let killed = Instant::now();
     fail_over.await;
     let failed_over = killed.elapsed();
+    // Writable again means a write begun once the kill is done succeeded: one begun while the
+    // old primary was still going down may have committed there (and reached the synchronous
+    // standby) without saying anything about the new primary.
+    let down = Instant::now();
     let writable = loop {
         let first = log
             .lock()
             .expect("outcome log")
             .iter()
-            .filter(|o| o.put && ok(o) && o.started > killed)
+            .filter(|o| o.put && ok(o) && o.started > down)
             .map(|o| o.ended)
             .min();
         if let Some(at) = first {
