@@ -29,7 +29,15 @@ fn bucket(req: &Request) -> Result<Arc<BucketAuth>, S3Error> {
         .ok_or_else(|| S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket()))
 }
 
-async fn set(gw: &Gateway, req: &Request, field: AccessField, value: Option<&str>) -> S3Result {
+/// Stores one access setting of the request's bucket and answers `status` (S3 answers 204 to
+/// PutBucketPolicy and the deletes, 200 to the other puts).
+async fn set(
+    gw: &Gateway,
+    req: &Request,
+    field: AccessField,
+    value: Option<&str>,
+    status: StatusCode,
+) -> S3Result {
     let found = gw
         .meta()
         .set_bucket_access(req.bucket(), field, value)
@@ -39,11 +47,6 @@ async fn set(gw: &Gateway, req: &Request, field: AccessField, value: Option<&str
         return Err(S3Error::new(ErrorCode::NoSuchBucket).with_extra("BucketName", req.bucket()));
     }
     gw.access().refresh().await?;
-    let status = if req.method == http::Method::DELETE {
-        StatusCode::NO_CONTENT
-    } else {
-        StatusCode::OK
-    };
     empty_response(status)
 }
 
@@ -86,15 +89,19 @@ pub async fn put_bucket_policy(gw: &Gateway, mut req: Request) -> S3Result {
             "Access Denied: the bucket's public access block forbids public policies",
         ));
     }
-    let response = set(gw, &req, AccessField::Policy, Some(document)).await?;
-    let mut response = response;
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    Ok(response)
+    set(
+        gw,
+        &req,
+        AccessField::Policy,
+        Some(document),
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 pub async fn delete_bucket_policy(gw: &Gateway, req: Request) -> S3Result {
     bucket(&req)?;
-    set(gw, &req, AccessField::Policy, None).await
+    set(gw, &req, AccessField::Policy, None, StatusCode::NO_CONTENT).await
 }
 
 pub async fn get_bucket_policy_status(req: Request) -> S3Result {
@@ -170,7 +177,14 @@ fn to_json(acl: &Acl) -> Result<String, S3Error> {
 pub async fn put_bucket_acl(gw: &Gateway, mut req: Request) -> S3Result {
     let bucket = bucket(&req)?;
     let acl = requested_acl(gw, &mut req, &bucket, &bucket.bucket.owner).await?;
-    set(gw, &req, AccessField::Acl, Some(&to_json(&acl)?)).await
+    set(
+        gw,
+        &req,
+        AccessField::Acl,
+        Some(&to_json(&acl)?),
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn get_object_acl(gw: &Gateway, req: Request) -> S3Result {
@@ -237,12 +251,26 @@ pub async fn put_ownership_controls(gw: &Gateway, mut req: Request) -> S3Result 
     {
         return Err(S3Error::new(ErrorCode::InvalidBucketAclWithObjectOwnership));
     }
-    set(gw, &req, AccessField::Ownership, Some(ownership.as_str())).await
+    set(
+        gw,
+        &req,
+        AccessField::Ownership,
+        Some(ownership.as_str()),
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn delete_ownership_controls(gw: &Gateway, req: Request) -> S3Result {
     bucket(&req)?;
-    set(gw, &req, AccessField::Ownership, None).await
+    set(
+        gw,
+        &req,
+        AccessField::Ownership,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }
 
 pub async fn get_public_access_block(req: Request) -> S3Result {
@@ -283,10 +311,24 @@ pub async fn put_public_access_block(gw: &Gateway, mut req: Request) -> S3Result
         restrict_public_buckets,
     };
     let json = serde_json::to_string(&block).map_err(internal)?;
-    set(gw, &req, AccessField::PublicAccessBlock, Some(&json)).await
+    set(
+        gw,
+        &req,
+        AccessField::PublicAccessBlock,
+        Some(&json),
+        StatusCode::OK,
+    )
+    .await
 }
 
 pub async fn delete_public_access_block(gw: &Gateway, req: Request) -> S3Result {
     bucket(&req)?;
-    set(gw, &req, AccessField::PublicAccessBlock, None).await
+    set(
+        gw,
+        &req,
+        AccessField::PublicAccessBlock,
+        None,
+        StatusCode::NO_CONTENT,
+    )
+    .await
 }

@@ -91,11 +91,13 @@ fn context(req: &Request) -> Context {
     if let Requester::Key(identity) = &req.requester {
         context.set("aws:username", identity.account.name.clone());
         context.set("aws:userid", identity.key.id.clone());
-        let presigned = req.query("X-Amz-Signature").is_some() || req.verified.is_none();
-        let (version, auth_type) = match (&req.verified, presigned) {
-            (None, _) => ("AWS", "REST-QUERY-STRING"),
-            (Some(_), true) => ("AWS4-HMAC-SHA256", "REST-QUERY-STRING"),
-            (Some(_), false) => ("AWS4-HMAC-SHA256", "REST-HEADER"),
+        // SigV2 reaches Cairn only as presigned URLs; SigV4 as headers or presigned URLs.
+        let (version, auth_type) = match &req.verified {
+            None => ("AWS", "REST-QUERY-STRING"),
+            Some(_) if req.query("X-Amz-Signature").is_some() => {
+                ("AWS4-HMAC-SHA256", "REST-QUERY-STRING")
+            }
+            Some(_) => ("AWS4-HMAC-SHA256", "REST-HEADER"),
         };
         context.set("s3:signatureversion", version);
         context.set("s3:authType", auth_type);
@@ -193,9 +195,9 @@ pub async fn authorize(gw: &Gateway, req: &mut Request) -> Result<(), S3Error> {
     Ok(())
 }
 
-/// Setting an ACL while writing also needs `s3:PutObjectAcl`, is refused on a bucket whose ACLs
-/// are disabled (except the owner-full-control ACL AWS lets through) and, for a public ACL, on a
-/// bucket that blocks them.
+/// Setting an ACL while writing also needs `s3:PutObjectAcl` and is refused on a bucket whose ACLs
+/// are disabled (except the owner-full-control ACL AWS lets through); a public ACL on a bucket
+/// that blocks them is refused once it is parsed (`new_object_access`).
 fn check_acl_headers(req: &Request) -> Result<(), S3Error> {
     let Some(bucket) = req.bucket_access.as_deref() else {
         return Ok(());
@@ -224,27 +226,7 @@ fn check_acl_headers(req: &Request) -> Result<(), S3Error> {
     if decide(&req.requester, &question) == Verdict::Deny {
         return Err(access_denied());
     }
-    if bucket.block.block_public_acls && public_acl_headers(req) {
-        return Err(access_denied().with_message("Access Denied: public ACLs are blocked"));
-    }
     Ok(())
-}
-
-/// Whether the ACL headers grant anything to AllUsers or AuthenticatedUsers.
-pub fn public_acl_headers(req: &Request) -> bool {
-    let canned = req.header("x-amz-acl").is_some_and(|c| {
-        matches!(
-            c,
-            "public-read" | "public-read-write" | "authenticated-read"
-        )
-    });
-    canned
-        || GRANT_HEADERS.iter().any(|(name, _)| {
-            req.header(name).is_some_and(|v| {
-                v.contains("/groups/global/AllUsers")
-                    || v.contains("/groups/global/AuthenticatedUsers")
-            })
-        })
 }
 
 /// A copy reads its source: `s3:GetObject` on it, judged like a GetObject of that object.
@@ -301,6 +283,9 @@ pub async fn new_object_access(
     }
     let accounts = gw.access().accounts().await?;
     let acl = acl_from_headers(req, &owner, &bucket.bucket.owner, &accounts)?;
+    if bucket.block.block_public_acls && acl.is_public() {
+        return Err(access_denied().with_message("Access Denied: public ACLs are blocked"));
+    }
     let json = serde_json::to_string(&acl)
         .map_err(|e| S3Error::new(ErrorCode::InternalError).with_message(e.to_string()))?;
     Ok((owner, Some(json)))

@@ -71,28 +71,14 @@ impl Request {
     /// Settles the object ACL check `authorize` left for once the object is loaded: AccessDenied
     /// unless the object's ACL grants what the request needs.
     pub fn check_object_acl(&self, owner: &str, acl: Option<&str>) -> Result<(), S3Error> {
-        match (self.object_check, &self.bucket_access) {
-            (None, _) => Ok(()),
-            (Some(permission), Some(bucket))
-                if object_acl_allows(&self.requester, bucket, owner, acl, permission) =>
-            {
-                Ok(())
-            }
-            _ => Err(S3Error::new(ErrorCode::AccessDenied)),
-        }
+        let check = self.object_check.zip(self.bucket_access.as_deref());
+        acl_check(&self.requester, check, owner, acl)
     }
 
     /// The same for a copy's source object.
     pub fn check_source_acl(&self, owner: &str, acl: Option<&str>) -> Result<(), S3Error> {
-        match &self.source_check {
-            None => Ok(()),
-            Some((bucket, permission))
-                if object_acl_allows(&self.requester, bucket, owner, acl, *permission) =>
-            {
-                Ok(())
-            }
-            _ => Err(S3Error::new(ErrorCode::AccessDenied)),
-        }
+        let check = self.source_check.as_ref().map(|(b, p)| (*p, b.as_ref()));
+        acl_check(&self.requester, check, owner, acl)
     }
 
     /// The resource named in error bodies: "/bucket" or "/bucket/key".
@@ -102,6 +88,24 @@ impl Request {
             (Some(b), None) => format!("/{b}"),
             _ => "/".to_owned(),
         }
+    }
+}
+
+/// No check left (`None`) passes; else the object's ACL must grant the permission.
+fn acl_check(
+    requester: &Requester,
+    check: Option<(Permission, &BucketAuth)>,
+    owner: &str,
+    acl: Option<&str>,
+) -> Result<(), S3Error> {
+    match check {
+        None => Ok(()),
+        Some((permission, bucket))
+            if object_acl_allows(requester, bucket, owner, acl, permission) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(S3Error::new(ErrorCode::AccessDenied)),
     }
 }
 
